@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Every problem a user can cause (a bad file, an out-of-range setting, an untrusted
+checkpoint) raises a subclass of :class:`HDMError` whose message is one line that names
+the file or option and says what to do. The CLI prints ``error: <message>`` and exits
+non-zero; the studio shows the message in a dialog. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class HDMError(Exception):
+    """Base class: a problem with the user's input, explained in one line."""
+
+
+class ConfigError(HDMError, ValueError):
+    """An option or setting is out of range or inconsistent."""
+
+
+class DataError(HDMError, ValueError):
+    """A dataset or data file is missing, unreadable or malformed."""
+
+
+class CheckpointError(HDMError):
+    """A checkpoint is missing, truncated, of another model, or untrusted."""
+
+
+class Cancelled(Exception):  # noqa: N818 - reads naturally at the raise site
+    """A long job stopped because its cancel token was set (not an error)."""

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import ConfigError
+from engine.operators import KERNELS, KernelCovariance, WhiteCovariance, kernel_matrix
+from engine.rng import SampleRNG
+
+
+@pytest.mark.parametrize("name", [k for k in KERNELS if k != "periodic"])
+def test_kernels_are_unit_on_diagonal_and_psd(name):
+    x = np.sort(np.random.default_rng(0).uniform(-5, 5, 40))
+    K = kernel_matrix(name, x, length_scale=1.3, gain=2.0)
+    np.testing.assert_allclose(np.diag(K), 2.0)
+    np.testing.assert_allclose(K, K.T)
+    assert np.linalg.eigvalsh(K).min() > -1e-9
+
+
+def test_known_kernel_values():
+    x = np.array([0.0, 1.0])
+    assert kernel_matrix("squared_exponential", x, length_scale=2.0)[0, 1] == pytest.approx(np.exp(-0.25))
+    assert kernel_matrix("matern12", x, length_scale=2.0)[0, 1] == pytest.approx(np.exp(-0.5))
+    a = np.sqrt(3) / 2
+    assert kernel_matrix("matern32", x, length_scale=2.0)[0, 1] == pytest.approx((1 + a) * np.exp(-a))
+    a = np.sqrt(5) / 2
+    assert kernel_matrix("matern52", x, length_scale=2.0)[0, 1] == pytest.approx((1 + a + a * a / 3) * np.exp(-a))
+    k = kernel_matrix("periodic", np.array([0.0, 3.0]), length_scale=1.0, period=3.0)
+    assert k[0, 1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_bad_length_scale_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="length scale"):
+        KernelCovariance("matern32", bad)
+
+
+def test_unknown_kernel_and_missing_period():
+    with pytest.raises(ConfigError, match="unknown kernel"):
+        KernelCovariance("cubic", 1.0)
+    with pytest.raises(ConfigError, match="period"):
+        KernelCovariance("periodic", 1.0).on_grid(np.linspace(0, 1, 5))
+
+
+@pytest.mark.parametrize("grid", [np.linspace(-10, 10, 37),
+                                  np.sort(np.random.default_rng(1).uniform(-10, 10, 53))],
+                         ids=["uniform", "non-uniform"])
+def test_noise_has_exactly_the_kernel_covariance_on_any_grid(grid):
+    cov = KernelCovariance("squared_exponential", 1.5)
+    Q = cov.on_grid(grid)
+    K = kernel_matrix("squared_exponential", grid, length_scale=1.5) + 1e-6 * np.eye(grid.size)
+    # The sampling map Q^{1/2} reproduces K exactly (not just in distribution).
+    root = Q.sqrt_apply(torch.eye(grid.size, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(root @ root.T, K, atol=1e-9)
+    np.testing.assert_allclose(Q.matrix(), K, atol=1e-9)
+    # And empirically.
+    e = Q.sqrt_apply(SampleRNG(range(4000)).randn(grid.size, dtype=torch.float64)).numpy()
+    assert np.abs(np.cov(e.T) - K).max() < 0.12
+    lam = Q.eigenvalues()
+    assert np.all(np.diff(lam) <= 1e-12) and lam.min() >= 0
+
+
+def test_eigendecomposition_is_cached():
+    cov = KernelCovariance("matern52", 2.0)
+    g = np.linspace(0, 1, 64)
+    a, b = cov.on_grid(g), cov.on_grid(g.copy())
+    assert a._vecs_np is b._vecs_np
+
+
+def test_white_covariance_is_identity():
+    Q = WhiteCovariance(2.0).on_grid(np.linspace(0, 1, 5))
+    z = torch.randn(3, 5)
+    torch.testing.assert_close(Q.sqrt_apply(z), z * 2**0.5)
+
+
+def test_grid_must_increase():
+    with pytest.raises(ConfigError, match="increasing"):
+        KernelCovariance().on_grid(np.array([0.0, 2.0, 1.0]))
+
+
+def test_per_sample_streams_do_not_depend_on_batch():
+    a = SampleRNG([5, 6, 7]).randn(4)
+    b = SampleRNG([7]).randn(4)
+    torch.testing.assert_close(a[2], b[0])
