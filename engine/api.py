@@ -1,0 +1,142 @@
+"""The Python API: what the CLI and the studio both call.
+
+>>> from engine import api
+>>> model = api.load_model("quadratic")
+>>> result = model.sample(100, steps=50, sampler="ddim", seed=0)
+>>> api.write_sample_file("samples.h5", result, model)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import RunConfig
+from engine.errors import CheckpointError, DataError
+from engine.paths import CHECKPOINTS_DIR
+from engine.pipeline import HDMModel, SampleResult
+from engine.training import MODEL_FILE, Trainer, TrainProgress
+
+
+def list_checkpoints() -> dict[str, Path]:
+    """Bundled checkpoints by name (``assets/checkpoints/NAME.safetensors``)."""
+    if not CHECKPOINTS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(CHECKPOINTS_DIR.glob("*.safetensors"))}
+
+
+def resolve_checkpoint(spec: str | Path) -> Path:
+    """A bundled checkpoint's name, a ``.safetensors`` file, or a run directory holding one."""
+    bundled = list_checkpoints()
+    if isinstance(spec, str) and spec in bundled:
+        return bundled[spec]
+    path = Path(spec)
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return path / MODEL_FILE
+        raise CheckpointError(f"{path}: directory holds no {MODEL_FILE}; train into it first")
+    if not path.exists():
+        names = ", ".join(bundled) or "none"
+        raise CheckpointError(f"{spec}: no such checkpoint file or bundled name (bundled: {names})")
+    return path
+
+
+def load_model(spec: str | Path, device: str = "cpu") -> HDMModel:
+    """Load a checkpoint (bundled name or path) for sampling."""
+    from engine.device import resolve_device
+    from engine.io import load_model as load_weights
+
+    path = resolve_checkpoint(spec)
+    loaded = load_weights(path)
+    if loaded.meta.get("modality", "functions") != "functions":
+        raise CheckpointError(f"{path}: is a {loaded.meta.get('modality')} checkpoint, not a functions one")
+    model = HDMModel.from_parts(loaded.state_dict, loaded.config, loaded.meta, sha256=loaded.sha256,
+                                source=str(path))
+    return model.to(resolve_device(device))
+
+
+def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
+          callback: Callable[[TrainProgress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Trainer:
+    """Train (or resume) a model into ``out_dir``; returns the trainer (its ``model()`` samples)."""
+    out = Path(out_dir)
+    if resume:
+        trainer = Trainer.resume(out, steps=config.train.steps, device=device)
+    else:
+        trainer = Trainer(config, device=device)
+    trainer.run(callback=callback, should_stop=should_stop, out_dir=out)
+    return trainer
+
+
+def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Write samples to the HDF5 schema with full provenance (see :mod:`engine.io.samples`)."""
+    from engine.io import write_samples
+
+    config = {"run": model.config.to_dict(), "sampling": result.settings, "checkpoint": model.source,
+              **(extra or {})}
+    return write_samples(path, result.samples, seeds=result.seeds, config=config, modality="functions",
+                         grid=result.grid, trajectory=result.trajectory,
+                         trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)
+
+
+def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0):
+    """The held-out curves of a dataset on the samples' grid (for evaluation)."""
+    from engine.data import load_function_dataset
+
+    n = int(np.asarray(grid).size)
+    data = load_function_dataset(spec, split, seed=seed)
+    if data.values.shape[-1] != n or not np.allclose(data.grid, grid):
+        data = load_function_dataset(spec, split, n_points=n, seed=seed)
+    if not np.allclose(data.grid, grid, rtol=1e-6, atol=1e-9):
+        raise DataError(f"{spec}: the samples' grid ({n} points over [{grid[0]:g}, {grid[-1]:g}]) does not match "
+                        f"the data's grid over [{data.grid[0]:g}, {data.grid[-1]:g}]")
+    return data
+
+
+def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, repeats: int = 30,
+             permutations: int = 1000, balanced_sizes: tuple[int, ...] = (100, 500), seed: int = 0,
+             split: str = "test") -> dict[str, Any]:
+    """Compare a sample file with held-out data: two-sample power and functional errors."""
+    from engine.io import read_samples
+    from engine.metrics import evaluate_function_samples
+
+    sf = read_samples(samples_path)
+    if sf.samples.ndim != 3 or sf.grid is None:
+        raise DataError(f"{samples_path}: holds {sf.modality} samples, not curves on a grid")
+    data = reference_data(data_spec, sf.grid, split=split)
+    report = evaluate_function_samples(sf.samples, data.values, block_size=block_size, repeats=repeats,
+                                       permutations=permutations, seed=seed, balanced_sizes=balanced_sizes)
+    report["samples"] = str(samples_path)
+    report["data"] = {"spec": data_spec, "split": split, "source": data.source, "num": len(data)}
+    report["checkpoint_sha256"] = sf.checkpoint_sha256
+    return report
+
+
+def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:
+    """Export a sample file to another format (``csv``)."""
+    from engine.io import export_csv, read_samples
+
+    sf = read_samples(samples_path)
+    if fmt == "csv":
+        export_csv(sf, out)
+        return Path(out)
+    raise DataError(f"unknown export format {fmt!r}; supported: csv")
+
+
+def dumps(obj: Any) -> str:
+    """JSON for reports (numpy scalars and arrays allowed)."""
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    return json.dumps(obj, indent=2, default=default)

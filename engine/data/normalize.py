@@ -1,0 +1,109 @@
+"""Per-channel standardisation of curves, independent of the grid resolution.
+
+``Normalizer`` keeps ONE mean and ONE standard deviation per channel, pooled over all curves and all grid
+points of the training set (not per grid point, and never from a handful of curves as the reference does
+for Melbourne), so the same transform applies to curves sampled at any resolution. A channel whose std is 0
+(or not finite) uses std = 1.0, so constant data only gets centred. ``kind="none"`` is the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.errors import DataError
+
+KINDS = ("standard", "none")
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """``x -> (x - mean[c]) / std[c]`` per channel c; arrays are shaped [..., C, n].
+
+    Attributes:
+        kind: ``"standard"`` or ``"none"`` (identity).
+        mean: float64 [C] (empty for ``none``).
+        std: float64 [C], all > 0 (empty for ``none``).
+    """
+
+    kind: str = "standard"
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DataError(f"normalizer: unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        mean = tuple(float(v) for v in self.mean)
+        std = tuple(float(v) for v in self.std)
+        if self.kind == "standard":
+            if not mean or len(mean) != len(std):
+                raise DataError(f"normalizer: need one mean and one std per channel, "
+                                f"got {len(mean)} and {len(std)}")
+            if not (np.isfinite(mean).all() and np.isfinite(std).all() and (np.asarray(std) > 0).all()):
+                raise DataError("normalizer: means must be finite and stds finite and > 0")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @classmethod
+    def fit(cls, values: Any, kind: str = "standard") -> Normalizer:
+        """Fit to curves [N, C, n] (numpy or torch): per-channel mean/std over all curves and points."""
+        if kind == "none":
+            return cls("none")
+        v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+        if v.ndim != 3 or v.shape[0] == 0:
+            raise DataError(f"normalizer: fit needs curves shaped [N, C, n], got shape {v.shape}")
+        mean = v.mean(axis=(0, 2))
+        std = v.std(axis=(0, 2))
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        return cls(kind, tuple(mean), tuple(std))
+
+    @property
+    def channels(self) -> int | None:
+        """C, or None for the identity."""
+        return len(self.mean) if self.kind == "standard" else None
+
+    def _params(self, x: Any) -> tuple[Any, Any]:
+        shape = tuple(x.shape)
+        if len(shape) < 2 or shape[-2] != len(self.mean):
+            raise DataError(f"normalizer: fitted on {len(self.mean)} channel(s); expected an array shaped "
+                            f"[..., {len(self.mean)}, n], got {shape}")
+        mean = np.asarray(self.mean)[:, None]
+        std = np.asarray(self.std)[:, None]
+        if hasattr(x, "new_tensor"):  # torch tensor: same device and dtype
+            return x.new_tensor(mean), x.new_tensor(std)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        return mean.astype(dtype), std.astype(dtype)
+
+    def normalize(self, x: Any) -> Any:
+        """``(x - mean) / std`` for an array or tensor [..., C, n] (same type back)."""
+        if self.kind == "none":
+            return x
+        x = x if hasattr(x, "new_tensor") else np.asarray(x)
+        mean, std = self._params(x)
+        return (x - mean) / std
+
+    def denormalize(self, x: Any) -> Any:
+        """``x * std + mean``, the inverse of :meth:`normalize`."""
+        if self.kind == "none":
+            return x
+        x = x if hasattr(x, "new_tensor") else np.asarray(x)
+        mean, std = self._params(x)
+        return x * std + mean
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{"kind", "mean", "std"}``."""
+        return {"kind": self.kind, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Normalizer:
+        """The inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or "kind" not in d:
+            raise DataError(f"normalizer: expected a dict with 'kind', 'mean', 'std', got {d!r:.80}")
+        try:
+            return cls(str(d["kind"]), tuple(d.get("mean", ())), tuple(d.get("std", ())))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"normalizer: malformed mean/std ({exc})") from None

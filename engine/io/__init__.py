@@ -1,0 +1,38 @@
+"""File formats and safe writes: HDF5 sample files, checkpoint files, atomic writes.
+
+- :mod:`engine.io.atomic`       write-to-temp-then-rename helpers
+- :mod:`engine.io.samples`      the ``hdm-samples/1`` HDF5 schema, CSV export
+- :mod:`engine.io.checkpoints`  safetensors model files, weights-only training state
+"""
+
+from __future__ import annotations
+
+from engine.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from engine.io.checkpoints import (
+    MODEL_FORMAT,
+    LoadedModel,
+    file_sha256,
+    load_model,
+    load_train_state,
+    save_model,
+    save_train_state,
+)
+from engine.io.samples import SCHEMA, SampleFile, export_csv, read_samples, write_samples
+
+__all__ = [
+    "MODEL_FORMAT",
+    "SCHEMA",
+    "LoadedModel",
+    "SampleFile",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "export_csv",
+    "file_sha256",
+    "load_model",
+    "load_train_state",
+    "read_samples",
+    "save_model",
+    "save_train_state",
+    "write_samples",
+]

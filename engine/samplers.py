@@ -1,0 +1,220 @@
+"""Reverse-time samplers, one signature for all.
+
+``sampler(predict_noise, equation, x_T, ts, *, rng, callback=None, should_stop=None) -> x_0``
+
+- ``predict_noise(x, t)`` returns the network's prediction of the coloured noise ``e``
+  (so ``Q grad log p_t = -e_hat / s(t)``; see :mod:`engine.objectives`);
+- ``ts`` runs from ``T`` down to ``eps`` (``len(ts) = steps + 1``, see :func:`time_grid`);
+- ``rng`` is a :class:`~engine.rng.SampleRNG` (one stream per sample: sample k is the same
+  whatever the batch);
+- ``callback(StepInfo)`` is called after every step with the current state and the
+  denoised estimate (the studio draws the live trajectory from it; the CLI a progress bar);
+- ``should_stop()`` is checked before every step; when it returns True, :class:`Cancelled`.
+
+After the last step the sample is denoised once more (Tweedie, ``x_0 = (x - s e_hat)/m``), as
+is standard; pass ``denoise_final=False`` to keep the raw state at ``eps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from engine.equations.base import Equation
+from engine.errors import Cancelled, ConfigError
+from engine.rng import SampleRNG
+
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a sampler reports after each step."""
+
+    step: int  # 1-based
+    total: int
+    t: float  # the time reached
+    x: torch.Tensor  # state at t, [B, C, n]
+    x0: torch.Tensor  # denoised estimate at the step's start, [B, C, n]
+
+
+Callback = Callable[[StepInfo], None] | None
+ShouldStop = Callable[[], bool] | None
+
+
+def time_grid(equation: Equation, steps: int, spacing: str = "uniform", device="cpu") -> torch.Tensor:
+    """Times from ``T`` to ``eps`` (``steps + 1`` points, float64).
+
+    ``uniform`` in t, or ``logsnr``: uniform in the log signal-to-noise ratio, which puts
+    steps where the sample changes most (better for few-step samplers).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"the number of steps must be a positive integer, got {steps}")
+    if spacing == "uniform":
+        return torch.linspace(equation.T, equation.eps, steps + 1, dtype=torch.float64, device=device)
+    if spacing == "logsnr":
+        fine = torch.linspace(equation.T, equation.eps, 4001, dtype=torch.float64)
+        lam = equation.log_snr(fine)
+        targets = torch.linspace(float(lam[0]), float(lam[-1]), steps + 1, dtype=torch.float64)
+        idx = torch.searchsorted(lam.contiguous(), targets.contiguous()).clamp(1, fine.numel() - 1)
+        lo, hi = lam[idx - 1], lam[idx]
+        w = ((targets - lo) / (hi - lo)).clamp(0, 1)
+        ts = fine[idx - 1] + w * (fine[idx] - fine[idx - 1])
+        ts[0], ts[-1] = equation.T, equation.eps
+        return ts.to(device)
+    raise ConfigError(f"unknown time spacing {spacing!r}; choose uniform or logsnr")
+
+
+def _batch_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(t), dtype=torch.float64, device=x.device)
+
+
+def _check(should_stop: ShouldStop) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled("sampling cancelled")
+
+
+def _finish(predict_noise, equation, x, t_last, denoise_final):
+    if not denoise_final:
+        return x
+    tb = _batch_t(t_last, x)
+    return equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+
+
+def euler_maruyama(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor, *,
+                   rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
+                   denoise_final: bool = True) -> torch.Tensor:
+    """Euler–Maruyama on the reverse SDE: ``x <- x - h (B_t x - S(t, x)) + g(t) sqrt(h) Q^{1/2} z``."""
+    total = len(ts) - 1
+    for i in range(total):
+        _check(should_stop)
+        t, t_next = ts[i], ts[i + 1]
+        h = float(t - t_next)
+        tb = _batch_t(t, x)
+        e_hat = predict_noise(x, tb.to(x.dtype))
+        q = equation.q_score_from_noise(e_hat, tb)
+        x0 = equation.denoise(x, e_hat, tb)
+        g = float(equation.diffusion_sq(t)) ** 0.5
+        x = x - h * equation.reverse_drift(x, q, tb) + g * h**0.5 * equation.sample_noise(rng, x.shape[1:])
+        if callback is not None:
+            callback(StepInfo(i + 1, total, float(t_next), x, x0))
+    return _finish(predict_noise, equation, x, ts[-1], denoise_final)
+
+
+def exponential(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor, *,
+                rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
+                denoise_final: bool = True) -> torch.Tensor:
+    """Exponential integrator of the reverse SDE (the linear part exact per mode).
+
+    Holding the denoised estimate ``x_0`` fixed over a step, the reverse SDE's solution is the
+    Gaussian bridge ``p(x_s | x_t, x_0)`` of the forward equation, drawn exactly
+    (:meth:`Equation.posterior_step`); for VP this is DDPM's ancestral step.
+    """
+    total = len(ts) - 1
+    for i in range(total):
+        _check(should_stop)
+        t, s = ts[i], ts[i + 1]
+        tb, sb = _batch_t(t, x), _batch_t(s, x)
+        x0 = equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+        x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
+        if callback is not None:
+            callback(StepInfo(i + 1, total, float(s), x, x0))
+    return _finish(predict_noise, equation, x, ts[-1], denoise_final)
+
+
+def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor,
+                        *, rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
+                        denoise_final: bool = True, snr: float = 0.16, corrector_steps: int = 1
+                        ) -> torch.Tensor:
+    """Exponential-integrator predictor + Q-preconditioned Langevin corrector.
+
+    The corrector runs ``x <- x + delta Q grad log p_t(x) + sqrt(2 delta) Q^{1/2} z``, Langevin
+    dynamics preconditioned by Q, whose invariant law is p_t. Its step follows score_sde's
+    signal-to-noise rule in the Q^{-1/2}-whitened metric, where ``|Q grad log p| ~ sqrt(n)/s``
+    and ``|z| ~ sqrt(n)``: ``delta = 2 (snr s(t))^2``.
+    """
+    total = len(ts) - 1
+    for i in range(total):
+        _check(should_stop)
+        t, s = ts[i], ts[i + 1]
+        tb, sb = _batch_t(t, x), _batch_t(s, x)
+        x0 = equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+        x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
+        if i < total - 1:  # no corrector at eps, where s(t) ~ 0
+            for _ in range(corrector_steps):
+                e_hat = predict_noise(x, sb.to(x.dtype))
+                q = equation.q_score_from_noise(e_hat, sb)
+                delta = 2.0 * (snr * float(equation.std(s))) ** 2
+                x = x + delta * q + (2 * delta) ** 0.5 * equation.sample_noise(rng, x.shape[1:])
+        if callback is not None:
+            callback(StepInfo(i + 1, total, float(s), x, x0))
+    return _finish(predict_noise, equation, x, ts[-1], denoise_final)
+
+
+def ode_heun(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor, *,
+             rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
+             denoise_final: bool = True) -> torch.Tensor:
+    """Probability-flow ODE ``dx/dt = B_t x - 1/2 S(t, x)`` by Heun's method (2 evaluations a step)."""
+    total = len(ts) - 1
+
+    def velocity(x_, t_):
+        tb = _batch_t(t_, x_)
+        e_hat = predict_noise(x_, tb.to(x_.dtype))
+        return equation.ode_drift(x_, equation.q_score_from_noise(e_hat, tb), tb), equation.denoise(x_, e_hat, tb)
+
+    for i in range(total):
+        _check(should_stop)
+        t, t_next = ts[i], ts[i + 1]
+        h = float(t_next - t)  # negative
+        v, x0 = velocity(x, t)
+        x_pred = x + h * v
+        v2, _ = velocity(x_pred, t_next)
+        x = x + 0.5 * h * (v + v2)
+        if callback is not None:
+            callback(StepInfo(i + 1, total, float(t_next), x, x0))
+    return _finish(predict_noise, equation, x, ts[-1], denoise_final)
+
+
+def ddim(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor, *,
+         rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
+         denoise_final: bool = True) -> torch.Tensor:
+    """Exponential integrator of the probability-flow ODE (DDIM / DPM-Solver-1): deterministic."""
+    total = len(ts) - 1
+    for i in range(total):
+        _check(should_stop)
+        t, s = ts[i], ts[i + 1]
+        tb, sb = _batch_t(t, x), _batch_t(s, x)
+        e_hat = predict_noise(x, tb.to(x.dtype))
+        x0 = equation.denoise(x, e_hat, tb)
+        x = equation.flow_step(x, e_hat, tb, sb)
+        if callback is not None:
+            callback(StepInfo(i + 1, total, float(s), x, x0))
+    return _finish(predict_noise, equation, x, ts[-1], denoise_final)
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "euler_maruyama": euler_maruyama,
+    "exponential": exponential,
+    "pc": predictor_corrector,
+    "ode_heun": ode_heun,
+    "ddim": ddim,
+}
+"""Samplers by name (the CLI's ``--sampler`` and the studio's list)."""
+
+SAMPLER_DESCRIPTIONS = {
+    "euler_maruyama": "Euler–Maruyama on the reverse SDE (the reference's sampler)",
+    "exponential": "exponential integrator of the reverse SDE (exact linear part; DDPM ancestral)",
+    "pc": "predictor–corrector: exponential predictor + Q-preconditioned Langevin corrector",
+    "ode_heun": "probability-flow ODE, Heun's 2nd-order method (deterministic)",
+    "ddim": "probability-flow ODE, exponential integrator (DDIM; deterministic)",
+}
+
+EVALS_PER_STEP = {"euler_maruyama": 1, "exponential": 1, "pc": 2, "ode_heun": 2, "ddim": 1}
+
+
+def get_sampler(name: str) -> Callable[..., torch.Tensor]:
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]

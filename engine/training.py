@@ -1,0 +1,230 @@
+"""Step-wise training: the GUI can drive it one step at a time, the CLI in a loop.
+
+AdamW with linear warm-up then cosine decay, gradient clipping, an exponential moving
+average of the weights (used for sampling), explicit generators (deterministic given the
+seed on one device), and atomic checkpoints: ``model.safetensors`` (EMA weights + config +
+metadata; what sampling loads) and ``train_state.pt`` (raw weights, optimiser, EMA, RNG
+state and the loss curve, loaded with ``weights_only=True``), so a resumed run continues
+the same loss curve.
+
+Resolution augmentation: on a share ``subgrid_prob`` of the steps the batch is restricted to
+a random subset of the grid points (at least ``subgrid_min_fraction`` of them, so uniform
+coarser grids and non-uniform grids are both seen). The restriction of a draw from N(0, Q)
+to a subset of points is exactly a draw from N(0, Q) on that subset (Gaussian
+marginalisation), so no new eigendecomposition is needed and the target stays exact. Without
+it a network trained on n = 100 points transfers well to n = 200 but measurably worse to
+n = 50 (see the functions benchmark).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.config import RunConfig
+from engine.device import resolve_device
+from engine.errors import Cancelled, CheckpointError, DataError
+from engine.objectives import dsm_loss, sample_times
+from engine.pipeline import HDMModel, ModelGeometry, build_equation, build_network
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class TrainProgress:
+    """What the trainer reports after each step."""
+
+    step: int
+    total: int
+    loss: float
+    lr: float
+    elapsed: float
+    losses: list[float] = field(repr=False, default_factory=list)
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
+    if cfg.warmup and step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    progress = min(1.0, (step - cfg.warmup) / span)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    """Denoising score matching on a function dataset.
+
+    Args:
+        config: the run configuration (validated here).
+        dataset: an ``engine.data.FunctionDataset``; loaded from ``config.data`` when omitted.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    """
+
+    def __init__(self, config: RunConfig, dataset=None, device: str = "cpu") -> None:
+        from engine.data import Normalizer, load_function_dataset
+
+        config.validate()
+        self.device = resolve_device(device)
+        if dataset is None:
+            d = config.data
+            dataset = load_function_dataset(d.spec, "train", n_points=d.n_points, num=d.num, seed=d.seed)
+        if len(dataset) < 2:
+            raise DataError(f"{dataset.name}: training needs at least 2 curves, got {len(dataset)}")
+        length_scale = config.noise.length_scale or float(dataset.default_length_scale)
+        self.config = config.replace(noise={"length_scale": length_scale})
+        self.dataset = dataset
+        self.geometry = ModelGeometry(tuple(float(v) for v in dataset.grid), int(dataset.values.shape[1]),
+                                      length_scale)
+        self.normalizer = Normalizer.fit(dataset.values)
+        self.data = torch.as_tensor(self.normalizer.normalize(dataset.values), dtype=torch.float32,
+                                    device=self.device)
+        self.grid = torch.as_tensor(dataset.grid, dtype=torch.float32, device=self.device)
+        self.equation = build_equation(self.config, self.geometry, dataset.grid)
+
+        tc = self.config.train
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(tc.seed)
+            self.network = build_network(self.config, self.geometry).to(self.device)
+        self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.generator = torch.Generator().manual_seed(tc.seed + 1)
+        self.step_count = 0
+        self.losses: list[float] = []
+        self.elapsed = 0.0
+
+    # -- one step --------------------------------------------------------------------------
+    def _subgrid(self) -> torch.Tensor | None:
+        """Sorted indices of a random sub-grid for this step, or None for the full grid."""
+        tc = self.config.train
+        n = self.grid.numel()
+        if tc.subgrid_prob <= 0 or torch.rand((), generator=self.generator) >= tc.subgrid_prob:
+            return None
+        low = max(2, int(np.ceil(tc.subgrid_min_fraction * n)))
+        k = int(torch.randint(low, n + 1, (), generator=self.generator))
+        return torch.sort(torch.randperm(n, generator=self.generator)[:k]).values
+
+    def step(self) -> float:
+        """One optimisation step; returns the batch loss."""
+        tc = self.config.train
+        started = time.perf_counter()
+        self.network.train()
+        idx = torch.randint(len(self.data), (tc.batch_size,), generator=self.generator)
+        x0 = self.data[idx.to(self.device)]
+        t = sample_times(tc.batch_size, self.equation, self.generator, self.device)
+        z = torch.randn(x0.shape, generator=self.generator).to(self.device)
+        e = self.equation.Q.sqrt_apply(z)
+        grid = self.grid
+        sub = self._subgrid()
+        if sub is not None:  # N(0, Q) restricted to a subset of points is N(0, Q) there
+            sub = sub.to(self.device)
+            x0, e, grid = x0[..., sub], e[..., sub], grid[sub]
+        lr = lr_at(self.step_count, tc)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = dsm_loss(lambda x, tt: self.network(x, tt, grid), self.equation, x0, t, e)
+        if not torch.isfinite(loss):
+            raise DataError(f"training diverged at step {self.step_count + 1} (loss {loss.item()}); "
+                            "lower --lr or check the data for extreme values")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step_count += 1
+        value = float(loss.detach())
+        self.losses.append(value)
+        self.elapsed += time.perf_counter() - started
+        return value
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.train.ema_decay, (1 + self.step_count) / (10 + self.step_count))
+        for p_ema, p in zip(self.ema.parameters(), self.network.parameters(), strict=True):
+            p_ema.lerp_(p, 1 - decay)
+
+    def run(self, *, callback: Callable[[TrainProgress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, out_dir: str | Path | None = None) -> None:
+        """Train until ``config.train.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+        tc = self.config.train
+        while self.step_count < tc.steps:
+            if should_stop is not None and should_stop():
+                if out_dir is not None:
+                    self.save(out_dir)
+                raise Cancelled(f"training cancelled at step {self.step_count}")
+            loss = self.step()
+            if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
+                self.save(out_dir)
+            if callback is not None:
+                callback(TrainProgress(self.step_count, tc.steps, loss, lr_at(self.step_count - 1, tc),
+                                       self.elapsed, self.losses))
+        if out_dir is not None:
+            self.save(out_dir)
+
+    # -- results and persistence -----------------------------------------------------------
+    def model(self) -> HDMModel:
+        """The EMA model, ready to sample (shares no parameters with the trainer)."""
+        net = copy.deepcopy(self.ema).eval()
+        return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), net, source=self.dataset.name)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path."""
+        from engine.io import save_model, save_train_state
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = self.model_metadata()
+        path = save_model(out / MODEL_FILE, {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
+                          config=self.config.to_dict(), meta=meta)
+        save_train_state(out / STATE_FILE, {
+            "step": self.step_count,
+            "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "elapsed": self.elapsed,
+            "config": self.config.to_json(),
+        })
+        return Path(path) if path is not None else out / MODEL_FILE
+
+    def model_metadata(self) -> dict[str, Any]:
+        meta = HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema).metadata()
+        meta["training"] = {"step": self.step_count, "dataset": self.dataset.name,
+                            "dataset_source": self.dataset.source, "num_curves": len(self.dataset),
+                            "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,
+                            "elapsed_s": round(self.elapsed, 3)}
+        return meta
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, *, steps: int | None = None, device: str = "cpu",
+               dataset=None) -> Trainer:
+        """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps)."""
+        import json
+
+        from engine.io import load_train_state
+
+        state = load_train_state(Path(out_dir) / STATE_FILE)
+        try:
+            config = RunConfig.from_dict(json.loads(state["config"]))
+            if steps is not None:
+                config = config.replace(train={"steps": steps})
+            trainer = cls(config, dataset=dataset, device=device)
+            trainer.network.load_state_dict(state["network"])
+            trainer.ema.load_state_dict(state["ema"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            trainer.generator.set_state(state["generator"])
+            trainer.step_count = int(state["step"])
+            trainer.losses = [float(v) for v in state["losses"]]
+            trainer.elapsed = float(state["elapsed"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{Path(out_dir) / STATE_FILE}: cannot resume from it ({exc})") from None
+        return trainer

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.config import RunConfig
+from engine.errors import ConfigError
+
+
+def test_json_round_trip():
+    cfg = RunConfig().replace(noise={"length_scale": 1.5}, train={"steps": 10})
+    again = RunConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("train", "steps", 0), ("train", "steps", -3), ("train", "batch_size", 0), ("train", "lr", float("nan")),
+    ("noise", "length_scale", 0.0), ("noise", "length_scale", -1.0), ("noise", "kernel", "cubic"),
+    ("equation", "name", "heat"), ("equation", "schedule", "sigmoid"), ("model", "width", 0),
+    ("train", "ema_decay", 1.0),
+])
+def test_out_of_range_settings_are_config_errors(section, key, value):
+    with pytest.raises(ConfigError):
+        RunConfig().replace(**{section: {key: value}})
+
+
+def test_unknown_keys_are_rejected():
+    d = RunConfig().to_dict()
+    d["train"]["stpes"] = 3
+    with pytest.raises(ConfigError, match="stpes"):
+        RunConfig.from_dict(d)
