@@ -85,10 +85,12 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
 
 
 def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0):
-    """The held-out curves of a dataset on the samples' grid (for evaluation)."""
+    """The held-out curves of a dataset (or all curves of a file) on the samples' grid (for evaluation)."""
     from engine.data import load_function_dataset
 
     n = int(np.asarray(grid).size)
+    if Path(spec).is_file():  # a file is a held-out set in itself: all its rows
+        split = "train"
     data = load_function_dataset(spec, split, seed=seed)
     if data.values.shape[-1] != n or not np.allclose(data.grid, grid):
         data = load_function_dataset(spec, split, n_points=n, seed=seed)

@@ -67,6 +67,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from engine import api
     from engine.pipeline import uniform_grid
 
+    from engine.errors import ConfigError
+
+    for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps),
+                        ("--batch-size", args.batch_size or 1)):
+        if value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
     model = api.load_model(args.checkpoint, device=args.device)
     grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size else None
     batch = args.batch_size or args.num_samples

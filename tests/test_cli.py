@@ -1,0 +1,154 @@
+"""The CLI end to end, and every bad input ends in one line, a non-zero exit, nothing written."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from engine.cli import main
+from engine.io import save_model
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_TRAIN = ["--n-points", "32", "--num-curves", "100", "--width", "8", "--modes", "4", "--layers", "1",
+              "--batch-size", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", "quadratic", "--steps", "6", "--out", str(out), *TINY_TRAIN,
+                 "--json", str(out / "train.json")]) == 0
+    return out
+
+
+def test_train_sample_evaluate_export(run_dir, tmp_path, capsys):
+    summary = json.loads((run_dir / "train.json").read_text())
+    assert summary["steps"] == 6 and (run_dir / "model.safetensors").is_file()
+    samples = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", str(run_dir), "--num-samples", "40", "--steps", "4",
+                 "--grid-size", "50", "--out", str(samples), "--quiet", "--trajectory-every", "2",
+                 "--json", str(tmp_path / "s.json")]) == 0
+    with h5py.File(samples, "r") as f:  # plain h5py reads it
+        assert f["samples"].shape == (40, 1, 50)
+        assert f["grid"].shape == (50,)
+        assert list(f["seeds"][:3]) == [0, 1, 2]
+        assert f["trajectory"].shape[1:] == (40, 1, 50)
+        assert json.loads(f.attrs["config"])["sampling"]["sampler"] == "ddim"
+        assert len(f.attrs["checkpoint_sha256"]) == 64
+        assert "torch" in json.loads(f.attrs["versions"])
+    report = tmp_path / "r.json"
+    assert main(["evaluate", "--samples", str(samples), "--data", "quadratic", "--block-size", "10",
+                 "--repeats", "2", "--permutations", "100", "--balanced", "--json", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert 0 <= rep["power"]["10"]["power"] <= 100
+    csv = tmp_path / "s.csv"
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(csv)]) == 0
+    assert len(csv.read_text().splitlines()) == 41
+    assert main(["list"]) == 0
+    assert "quadratic" in capsys.readouterr().out
+
+
+def _fails(args, capsys, *must_mention):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("error: ") and "\n" not in err, err
+    for word in must_mention:
+        assert word in err, err
+    return err
+
+
+def test_bad_data_files(tmp_path, capsys):
+    out = tmp_path / "out"
+    nan = tmp_path / "nan.csv"
+    nan.write_text("1,2,3\n4,nan,6\n")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("1,2,3\n4,5\n")
+    text = tmp_path / "text.csv"
+    text.write_text("1,2,3\n4,abc,6\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    for bad in (tmp_path / "missing.csv", nan, ragged, text, empty):
+        _fails(["train", "--data", str(bad), "--steps", "2", "--out", str(out), "--quiet"], capsys, bad.name)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option,value", [("--steps", "0"), ("--length-scale", "-1"), ("--length-scale", "0"),
+                                          ("--batch-size", "0"), ("--kernel", "cubic"), ("--equation", "heat"),
+                                          ("--device", "tpu")])
+def test_bad_training_options(option, value, tmp_path, capsys):
+    out = tmp_path / "out"
+    _fails(["train", "--data", "quadratic", "--out", str(out), "--quiet", "--steps", "2", option, value], capsys)
+    assert not (out / "model.safetensors").exists()
+
+
+def test_bad_checkpoints(run_dir, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    truncated = tmp_path / "trunc.safetensors"
+    truncated.write_bytes((run_dir / "model.safetensors").read_bytes()[:500])
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(Evil()))
+    evil_pt = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, evil_pt)
+    other = tmp_path / "other.safetensors"
+    save_model(other, {"w": torch.zeros(3)}, config=json.loads(json.dumps({})), meta={})
+    for bad in (tmp_path / "nope.safetensors", truncated, evil, evil_pt, other):
+        _fails(["sample", "--checkpoint", str(bad), "--num-samples", "2", "--steps", "2", "--out", str(out),
+                "--quiet"], capsys, bad.name)
+    assert not marker.exists() and not out.exists()
+
+
+def test_checkpoint_of_another_model(run_dir, tmp_path, capsys):
+    from engine.io import load_model
+
+    loaded = load_model(run_dir / "model.safetensors")
+    cfg = dict(loaded.config)
+    cfg["model"] = {**cfg["model"], "width": 16}
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(wrong, loaded.state_dict, config=cfg, meta=loaded.meta)
+    _fails(["sample", "--checkpoint", str(wrong), "--num-samples", "2", "--steps", "2", "--out",
+            str(tmp_path / "s.h5"), "--quiet"], capsys, "wrong.safetensors", "another model")
+
+
+@pytest.mark.parametrize("option,value", [("--steps", "0"), ("--num-samples", "0"), ("--grid-size", "1"),
+                                          ("--sampler", "rk4")])
+def test_bad_sampling_options(run_dir, option, value, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    args = ["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(out),
+            "--quiet", option, value]
+    _fails(args, capsys)
+    assert not out.exists()
+
+
+def test_bad_sample_files(tmp_path, capsys):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    _fails(["evaluate", "--samples", str(junk), "--data", "quadratic"], capsys, "junk.h5")
+    _fails(["export", "--samples", str(tmp_path / "none.h5"), "--format", "csv", "--out", str(tmp_path / "x.csv")],
+           capsys, "none.h5")
+    assert not (tmp_path / "x.csv").exists()
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((3, 8), np.nan))
+    _fails(["train", "--data", str(nan), "--out", str(tmp_path / "o"), "--quiet"], capsys, "nan.npy")
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "sample", "--checkpoint", str(tmp_path / "x"),
+                           "--out", str(tmp_path / "s.h5"), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ")
