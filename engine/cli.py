@@ -65,9 +65,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
     from engine import api
-    from engine.pipeline import uniform_grid
-
     from engine.errors import ConfigError
+    from engine.pipeline import uniform_grid
 
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps),
                         ("--batch-size", args.batch_size or 1)):

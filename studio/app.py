@@ -1,0 +1,182 @@
+"""``hdm-studio``: launch the studio (or, with ``--demo``, sample once and take a screenshot).
+
+The asyncio loop runs through qasync (thin glue only: every computation runs on the job
+runner's worker thread). On Python 3.11 ``asyncio.run`` has no ``loop_factory``, hence
+``asyncio.Runner(loop_factory=qasync.QEventLoop)``.
+
+    hdm-studio
+    hdm-studio --offscreen --demo --screenshot out.png
+    hdm-studio --checkpoint runs/x/model.safetensors --steps 200 --num-samples 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from studio import APPLICATION, ORGANIZATION
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hdm-studio",
+                                description="HDM Studio: Hilbert diffusion models, visible.")
+    p.add_argument("--offscreen", action="store_true",
+                   help="render without a screen (QT_QPA_PLATFORM=offscreen)")
+    p.add_argument("--demo", action="store_true",
+                   help="on start, sample from the bundled checkpoint with the live view")
+    p.add_argument("--screenshot", metavar="PATH",
+                   help="save a screenshot of the window to PATH (with --demo: after sampling) and exit")
+    p.add_argument("--checkpoint", metavar="NAME|PATH",
+                   help="a bundled checkpoint's name or a .safetensors file")
+    p.add_argument("--steps", type=int, help="sampling steps")
+    p.add_argument("--num-samples", type=int, help="number of samples")
+    return p
+
+
+def configure_compute() -> int:
+    """Leave one core to the GUI thread: torch's intra-op threads = cores - 1 (at least 1).
+
+    On a 2-core machine two torch threads and the GUI thread contend for the cores and a tiny
+    training step slows from ~4 ms to ~100 ms; one thread keeps both fast.
+    """
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def demo_checkpoint(spec: str | None) -> str:
+    """The checkpoint ``--demo`` samples from: ``spec`` or the first bundled one (ValueError if none)."""
+    from engine import api
+
+    bundled = api.list_checkpoints()
+    if spec is None:
+        if not bundled:
+            raise ValueError("--demo needs a checkpoint: none is bundled in assets/checkpoints; "
+                             "pass --checkpoint PATH")
+        return next(iter(bundled))
+    if spec not in bundled and not Path(spec).is_file():
+        raise ValueError(f"--checkpoint {spec}: no such file or bundled name (bundled: "
+                         f"{', '.join(bundled) or 'none'})")
+    return spec
+
+
+class Demo:
+    """Drives the window: sample once, then (optionally) save a screenshot, then close."""
+
+    def __init__(self, window, args: argparse.Namespace) -> None:
+        self.window = window
+        self.args = args
+        self.exit_code = 0
+
+    def start(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        w, panel = self.window, self.window.sampling_panel
+        spec = demo_checkpoint(self.args.checkpoint)
+        if panel.checkpoint.findData(spec) < 0:
+            panel.add_checkpoint(spec, Path(spec).name)
+        panel.select_checkpoint(spec)
+        w.jobs.finished.connect(self._on_finished)
+        w.jobs.failed.connect(lambda name, msg, _details: self.fail(f"{name} failed: {msg}"))
+        w.jobs.cancelled.connect(lambda name, msg: self.fail(msg))
+        QTimer.singleShot(0, w.controller.start_sampling)
+
+    def _on_finished(self, name: str, _result: object) -> None:
+        from PySide6.QtCore import QTimer
+
+        if name == "sample":
+            QTimer.singleShot(150, self.finish)
+
+    def finish(self) -> None:
+        if self.args.screenshot:
+            path = Path(self.args.screenshot)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.window.grab().save(str(path)):
+                self.fail(f"could not write the screenshot {path}")
+                return
+            print(f"screenshot: {path}")
+        self.window.close()
+
+    def fail(self, message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        self.exit_code = 2
+        self.window.close()
+
+
+async def _run_until_closed(app, window, demo: Demo | None, screenshot: str | None) -> int:
+    from PySide6.QtCore import QTimer
+
+    closed = asyncio.get_running_loop().create_future()
+
+    def on_closed() -> None:
+        if not closed.done():
+            closed.set_result(None)
+
+    app.lastWindowClosed.connect(on_closed)
+    if demo is not None:
+        demo.start()
+    elif screenshot:
+        def shoot() -> None:
+            window.grab().save(screenshot)
+            window.close()
+
+        QTimer.singleShot(1500, shoot)
+    await closed
+    return demo.exit_code if demo is not None else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.demo:
+        try:
+            demo_checkpoint(args.checkpoint)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from studio.log import install_excepthook
+    from studio.main_window import MainWindow
+    from studio.theme import configure_pyqtgraph, follow_system_theme
+
+    configure_compute()
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "hdm-studio"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setQuitOnLastWindowClosed(False)  # the coroutine below ends the loop, not Qt
+    configure_pyqtgraph()
+    follow_system_theme(app)
+
+    window = MainWindow()
+    install_excepthook(lambda line: window.show_error("Unexpected error", line))
+    if args.demo or args.screenshot:
+        window.reset_layout()
+        window.resize(1560, 980)
+    panel = window.sampling_panel
+    if args.steps is not None:
+        panel.steps.setValue(args.steps)
+    if args.num_samples is not None:
+        panel.num.setValue(args.num_samples)
+    if args.checkpoint and not args.demo:
+        if Path(args.checkpoint).is_file():
+            window.files.load_checkpoint(args.checkpoint)
+        elif not panel.select_checkpoint(args.checkpoint):
+            print(f"warning: --checkpoint {args.checkpoint}: no such file or bundled name", file=sys.stderr)
+    window.show()
+    demo = Demo(window, args) if args.demo else None
+    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+        code = runner.run(_run_until_closed(app, window, demo, args.screenshot))
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The functions journey's compute: train, sample, export, evaluate; results land in the views.
+
+The controller owns no widgets; it connects the main window's panels to the ``jobs`` runner
+and keeps the :class:`~studio.workspace.Workspace` up to date (on the GUI thread only).
+Loading files is :mod:`studio.files`' concern.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QFileDialog
+
+from engine.errors import ConfigError, HDMError
+from studio import APPLICATION
+from studio import engine_jobs as ej
+from studio.jobs import PAUSED
+from studio.workspace import TRAINED
+
+if TYPE_CHECKING:
+    from studio.main_window import MainWindow
+
+logger = logging.getLogger("studio")
+TITLES = {"train": "Training", "sample": "Sampling", "export": "Export", "evaluate": "Evaluation",
+          "save_checkpoint": "Saving checkpoint"}
+
+
+class Controller(QObject):
+    """Connects the panels of ``window`` to its job runners."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.ws = window.workspace
+        self._sample_key: str | None = None
+        self._sample_settings: dict[str, Any] = {}
+        self._last_loss: float | None = None
+        self._trained_source = TRAINED
+        self._dialog: QFileDialog | None = None
+        w = window
+        w.training_panel.start_requested.connect(self.start_training)
+        w.training_panel.pause_toggled.connect(w.jobs.toggle_pause)
+        w.training_panel.cancel_requested.connect(self.cancel_current)
+        w.training_panel.save_requested.connect(self.save_checkpoint)
+        w.sampling_panel.sample_requested.connect(self.start_sampling)
+        w.sampling_panel.cancel_requested.connect(self.cancel_current)
+        w.sampling_panel.export_requested.connect(self.choose_export_path)
+        w.sampling_panel.evaluate_requested.connect(self.evaluate)
+        w.sampling_panel.highlight_requested.connect(w.view.highlight_seed)
+        jobs = w.jobs
+        jobs.started.connect(self._on_started)
+        jobs.progress.connect(self._on_progress)
+        jobs.preview.connect(self._on_preview)
+        jobs.message.connect(self._on_message)
+        jobs.finished.connect(self._on_finished)
+        jobs.failed.connect(self._on_failed)
+        jobs.cancelled.connect(self._on_cancelled)
+        jobs.state_changed.connect(self._on_state)
+
+    def start(self) -> None:
+        from engine import api
+
+        bundled = list(api.list_checkpoints())
+        self.w.sampling_panel.set_bundled(bundled)
+        if bundled:
+            self.w.view.show_message(f"Press Sample (Ctrl+R) to draw from the bundled '{bundled[0]}' model")
+        else:
+            self.w.view.show_message("No bundled checkpoint found in assets/checkpoints.\n"
+                                     "Train a model in the Training panel (Ctrl+T)\n"
+                                     "or open a .safetensors file (Ctrl+O).")
+            logger.info("No bundled checkpoint found in assets/checkpoints: train a model in the Training "
+                        "panel (Ctrl+T) or open a .safetensors file (Ctrl+O)")
+        self.w.sync_controls()
+
+    # -- training ----------------------------------------------------------------------------
+    @Slot()
+    def start_training(self) -> None:
+        from engine.config import RunConfig
+
+        if self.w.jobs.busy:
+            return
+        if self.ws.dataset is None:
+            self.w.show_error("Training", "choose a dataset first (Data panel)")
+            return
+        prior, panel = self.w.prior_panel, self.w.training_panel
+        try:
+            config = RunConfig().replace(
+                data={"spec": str(self.ws.dataset_spec), "n_points": self.w.data_panel.n_points()},
+                noise=prior.noise_config(), equation=prior.equation_config(),
+                model=panel.model_config(), train=panel.train_config())
+        except ConfigError as exc:
+            self.w.show_error("Training", str(exc))
+            return
+        self.ws.training = ej.TrainHandle()
+        self.ws.models.pop(TRAINED, None)
+        self._trained_source = TRAINED
+        self._last_loss = None
+        panel.begin()
+        if not self.ws.has_samples:
+            self.w.view.show_message("Training… sample from the model (Ctrl+R) when it is done or cancelled")
+        self.w.jobs.submit(ej.train_job(config, self.ws.dataset, self.ws.training,
+                                        device=self.w.device_status.device(),
+                                        preview_every=panel.preview_every()))
+
+    @Slot(str)
+    def save_checkpoint(self, directory: str) -> None:
+        trainer = self.ws.training.trainer
+        if not directory:
+            return
+        if trainer is None or trainer.step_count == 0:
+            self.w.show_error("Saving checkpoint", "nothing to save: train a model first")
+            return
+        self.w.jobs.submit(ej.save_checkpoint_job(trainer, directory))
+
+    def _offer_trained(self, trainer: Any, note: str) -> None:
+        if trainer is None or trainer.step_count == 0:
+            return
+        self.ws.models.pop(TRAINED, None)
+        label = f"trained here: {trainer.dataset.name}, {trainer.step_count} steps{note}"
+        self.w.sampling_panel.add_checkpoint(TRAINED, label)
+        if not self.ws.has_samples:
+            self.w.view.show_message("Press Sample (Ctrl+R) to draw from the model trained here")
+
+    # -- sampling ----------------------------------------------------------------------------
+    @Slot()
+    @Slot(dict)
+    def start_sampling(self, settings: dict[str, Any] | None = None) -> None:
+        if self.w.jobs.busy:
+            return
+        s = settings or self.w.sampling_panel.settings()
+        key = s.get("checkpoint")
+        if not key:
+            self.w.show_error("Sampling", "no checkpoint: train a model (Training panel) or open a "
+                              ".safetensors file")
+            return
+        cached = self.ws.models.get(key)
+        trainer = self.ws.training.trainer
+        source = self._trained_source
+        device = self.w.device_status.device()
+        if key == TRAINED and trainer is None:
+            self.w.show_error("Sampling", "the model trained in this session is gone; train again")
+            return
+
+        def get_model():  # on the worker thread
+            if cached is not None:
+                return cached
+            if key == TRAINED:
+                model = trainer.model()
+                model.source = source
+                return model
+            from engine import api
+
+            return api.load_model(key, device=device)
+
+        self._sample_key = key
+        self._sample_settings = dict(s)
+        self.w.view.begin_live(np.zeros(0), 1.0)
+        self.w.jobs.submit(ej.sample_job(get_model, sampler=s["sampler"], steps=int(s["steps"]),
+                                         num=int(s["num_samples"]), seed=int(s["seed"]),
+                                         grid_size=s.get("grid_size"), device=device))
+
+    def _show_outcome(self, outcome: ej.SampleOutcome) -> None:
+        r = outcome.result
+        self.ws.outcome, self.ws.opened = outcome, None
+        self.ws.sample_key, self.ws.sample_settings = self._sample_key, self._sample_settings
+        if self._sample_key:
+            self.ws.models[self._sample_key] = outcome.model
+        self.w.view.set_result(r.grid, r.samples, r.seeds, r.trajectory, r.trajectory_times, outcome.T)
+        states = 0 if r.trajectory is None else len(r.trajectory)
+        text = (f"{len(r.samples)} samples on {r.grid.size} points · {r.settings['sampler']}, "
+                f"{r.settings['steps']} steps ({r.settings['network_evaluations']} evaluations) · "
+                f"{states} trajectory states")
+        self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text)
+        logger.info(f"sampled {text}")
+
+    # -- export ------------------------------------------------------------------------------
+    @Slot()
+    def choose_export_path(self) -> None:
+        if not self.ws.has_samples:
+            self.w.show_error("Export", "nothing to export: sample first or open a sample file")
+            return
+        fmt = self.w.sampling_panel.export_settings()["format"]
+        dialog = QFileDialog(self.w, "Export samples", str(self.w.settings.value("paths/last_dir", "")),
+                             "HDF5 (*.h5)" if fmt == "h5" else "CSV (*.csv)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix(fmt)
+        dialog.fileSelected.connect(self.export_to)
+        self._dialog = dialog
+        dialog.open()
+
+    @Slot(str)
+    def export_to(self, path: str, fmt: str | None = None) -> bool:
+        """Export the samples shown to ``path`` (format from the suffix, else the panel's)."""
+        if not path or self.w.jobs.busy:
+            return False
+        settings = self.w.sampling_panel.export_settings()
+        suffix = Path(path).suffix.lower().lstrip(".")
+        fmt = fmt or ("h5" if suffix in ("h5", "hdf5") else "csv" if suffix == "csv" else settings["format"])
+        out = self.ws.outcome
+        try:
+            if out is not None:
+                extra = {"studio": {"sampling": self.ws.sample_settings, "checkpoint": self.ws.sample_key,
+                                    "application": APPLICATION}}
+                job = ej.export_job(path, fmt, result=out.result, model=out.model,
+                                    include_trajectory=settings["trajectory"], extra=extra)
+            elif self.ws.opened is not None:
+                job = ej.export_job(path, fmt, source=self.ws.opened.path)
+            else:
+                self.w.show_error("Export", "nothing to export: sample first or open a sample file")
+                return False
+        except HDMError as exc:
+            self.w.show_error("Export", str(exc))
+            return False
+        return self.w.jobs.submit(job)
+
+    @Slot()
+    def evaluate(self) -> bool:
+        """Compare the samples shown with the held-out split of the data their model learnt."""
+        if self.w.jobs.busy:
+            return False
+        out, opened = self.ws.outcome, self.ws.opened
+        if out is not None:
+            spec = out.model.config.data.spec
+            job = ej.evaluate_job(spec, result=out.result, model=out.model)
+        elif opened is not None:
+            run = opened.config.get("run", {}) if isinstance(opened.config, dict) else {}
+            spec = run.get("data", {}).get("spec") if isinstance(run.get("data"), dict) else None
+            if not spec:
+                self.w.show_error("Evaluation", f"{opened.path}: its config names no training data")
+                return False
+            job = ej.evaluate_job(spec, source=opened.path)
+        else:
+            self.w.show_error("Evaluation", "nothing to evaluate: sample first or open a sample file")
+            return False
+        self.w.sampling_panel.evaluation.setText(f"Evaluating against the held-out split of {spec}…")
+        return self.w.jobs.submit(job)
+
+    # -- compute runner feedback -------------------------------------------------------------
+    @Slot()
+    def cancel_current(self) -> None:
+        self.w.jobs.cancel()
+
+    @Slot(str, str)
+    def _on_started(self, name: str, title: str) -> None:
+        self.w.job_status.begin(title)
+        logger.info(f"{title} started")
+
+    @Slot(str, int, int, float)
+    def _on_progress(self, name: str, step: int, total: int, eta: float) -> None:
+        self.w.job_status.update_progress(step, total, eta)
+        if name == "train":
+            self.w.training_panel.show_progress(step, total, eta, self._last_loss)
+
+    @Slot(str, object)
+    def _on_preview(self, name: str, payload: Any) -> None:
+        if name == "train":
+            if len(payload["losses"]):
+                self._last_loss = float(payload["losses"][-1])
+            self.w.training_panel.show_preview(payload)
+        elif name == "sample":
+            self.w.view.show_frame(payload)
+
+    @Slot(str, str)
+    def _on_message(self, name: str, text: str) -> None:
+        self.w.log_panel.append("info", "engine", text)
+
+    @Slot(str, object)
+    def _on_finished(self, name: str, result: Any) -> None:
+        self.w.job_status.end(f"{TITLES.get(name, name)} finished", done=True)
+        if name == "train":
+            trainer = result
+            final = float(np.mean(trainer.losses[-50:]))
+            text = (f"Trained {trainer.step_count} steps in {trainer.elapsed:.1f} s; final loss {final:.4g}. "
+                    "Sample from it in the Sampling panel, or Save… it.")
+            self.w.training_panel.show_result(text)
+            logger.info(text)
+            self._offer_trained(trainer, "")
+        elif name == "sample":
+            self._show_outcome(result)
+        elif name == "export":
+            logger.info(f"exported {result}")
+            self.w.job_status.end(f"Exported {Path(result).name}", done=True)
+        elif name == "evaluate":
+            text = ej.summarize_evaluation(result)
+            self.w.sampling_panel.evaluation.setText(text)
+            logger.info(f"evaluation {text}")
+        elif name == "save_checkpoint":
+            self._trained_source = str(result)
+            self.ws.models.pop(TRAINED, None)
+            logger.info(f"saved checkpoint {result}")
+            label = f"{Path(result).parent.name}/{Path(result).name}"
+            self.w.sampling_panel.add_checkpoint(str(result), label, select=False)
+        self.w.sync_controls()
+
+    @Slot(str, str, str)
+    def _on_failed(self, name: str, message: str, details: str) -> None:
+        title = TITLES.get(name, name)
+        self.w.job_status.end(f"{title} failed")
+        self.w.show_error(title, message)
+        if details:
+            self.w.log_panel.append("error", "studio", details)
+        if name == "train":
+            self.w.training_panel.show_result(f"Training failed: {message}")
+            self._offer_trained(self.ws.training.trainer, " (failed)")
+        elif name == "sample":
+            self.w.view.show_message(f"Sampling failed: {message}")
+        elif name == "evaluate":
+            self.w.sampling_panel.evaluation.setText(f"Evaluation failed: {message}")
+        self.w.sync_controls()
+
+    @Slot(str, str)
+    def _on_cancelled(self, name: str, message: str) -> None:
+        self.w.job_status.end(message[:1].upper() + message[1:])
+        logger.info(message)
+        if name == "train":
+            trainer = self.ws.training.trainer
+            note = ""
+            if trainer is not None and trainer.step_count:
+                note = " The model so far can be sampled or saved."
+                self._offer_trained(trainer, " (cancelled)")
+            self.w.training_panel.show_result(message[:1].upper() + message[1:] + "." + note)
+        elif name == "sample":
+            self.w.view.time_label.setText("sampling cancelled")
+        self.w.sync_controls()
+
+    @Slot(str)
+    def _on_state(self, state: str) -> None:
+        current = self.w.jobs.current
+        if current is not None:
+            self.w.job_status.set_paused(state == PAUSED, current.title)
+        self.w.sync_controls()

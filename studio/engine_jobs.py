@@ -1,0 +1,251 @@
+"""The engine's long operations as jobs for :class:`studio.jobs.JobRunner`.
+
+Each factory returns a :class:`~studio.jobs.Job` whose function runs on the worker thread,
+calls the engine (never Qt) and reports through the :class:`~studio.jobs.JobContext`.
+Previews are small CPU numpy arrays built only when they will be shown.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import Cancelled, DataError
+from studio.jobs import Job, JobContext
+
+TRAJECTORY_STATES = 50  # states kept for the scrubber
+TRAJECTORY_BUDGET = 256 * 1024**2  # bytes; fewer states (or none) beyond this
+PREVIEW_CURVES = 32
+
+
+@dataclass
+class TrainHandle:
+    """Where a training job leaves its trainer, so a cancelled run can still be saved or sampled."""
+
+    trainer: Any = None
+
+
+@dataclass
+class SampleOutcome:
+    """What a sampling job returns: the model it used, the result, and the equation's T."""
+
+    model: Any  # engine.pipeline.HDMModel
+    result: Any  # engine.pipeline.SampleResult
+    T: float
+    base_seed: int
+
+
+def load_dataset_job(spec: str, n_points: int | None = None, seed: int = 0) -> Job:
+    """Load the training split of an embedded dataset or a file."""
+
+    def run(ctx: JobContext):
+        from engine.data import load_function_dataset
+
+        return load_function_dataset(spec, "train", n_points=n_points, seed=seed)
+
+    return Job("load_data", run, f"load {Path(spec).name}")
+
+
+def train_job(config, dataset, handle: TrainHandle, *, device: str = "cpu", preview_every: int = 0,
+              preview_curves: int = 8) -> Job:
+    """Train step by step (pausable between steps); previews carry the loss curve and, every
+    ``preview_every`` steps, a few curves sampled from the EMA model."""
+
+    def run(ctx: JobContext):
+        from engine.training import Trainer
+
+        trainer = Trainer(config, dataset=dataset, device=device)
+        handle.trainer = trainer
+        cfg = trainer.config
+        ctx.log(f"training fno1d (width {cfg.model.width}, modes {cfg.model.modes}, layers "
+                f"{cfg.model.layers}) on {dataset.name}: {len(dataset)} curves × {dataset.n_points} points, "
+                f"{cfg.train.steps} steps, kernel {cfg.noise.kernel} "
+                f"(length scale {cfg.noise.length_scale:g}), device {device}")
+        total = cfg.train.steps
+        grid = np.asarray(dataset.grid, dtype=np.float64)
+        latest: dict[str, Any] = {"samples": None, "sample_step": 0}
+
+        def payload() -> dict[str, Any]:
+            return {"losses": np.asarray(trainer.losses, dtype=np.float32), "grid": grid, **latest}
+
+        while trainer.step_count < total:
+            if ctx.should_stop():
+                raise Cancelled(f"training cancelled at step {trainer.step_count}")
+            trainer.step()
+            step = trainer.step_count
+            fresh = bool(preview_every) and (step % preview_every == 0 or step == total)
+            if fresh:
+                model = trainer.model()
+                with torch.inference_mode():
+                    latest["samples"] = model.sample(preview_curves, steps=20, sampler="ddim", seed=0).samples
+                latest["sample_step"] = step
+            ctx.report(step, total, payload, force=fresh)
+        return trainer
+
+    return Job("train", run, "train")
+
+
+def _trajectory_every(steps: int, num: int, points: int, channels: int) -> int:
+    every = max(1, math.ceil(steps / TRAJECTORY_STATES))
+    while every <= steps:
+        states = math.ceil(steps / every) + 1
+        if states * num * points * channels * 4 <= TRAJECTORY_BUDGET:
+            return every
+        every *= 2
+    return 0
+
+
+def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: int, seed: int,
+               grid_size: int | None = None, device: str = "cpu", batch_size: int = 1000) -> Job:
+    """Sample ``num`` curves (seeds ``seed + k``) with live previews of the first batch."""
+
+    def run(ctx: JobContext) -> SampleOutcome:
+        from engine.pipeline import uniform_grid
+
+        model = get_model().to(device)
+        grid = model.training_grid if grid_size is None else uniform_grid(model.geometry, grid_size)
+        T = float(model.equation_on(grid).T)
+        channels = model.geometry.channels
+        every = _trajectory_every(steps, num, grid.size, channels)
+        n_batches = math.ceil(num / batch_size)
+        count = 0
+
+        def on_step(info) -> None:
+            nonlocal count
+            count += 1
+            first_batch = count <= info.total
+
+            def preview() -> dict[str, Any]:
+                x = info.x[:PREVIEW_CURVES].detach().float().cpu().numpy()
+                return {"x": model.normalizer.denormalize(x), "t": info.t, "step": info.step,
+                        "total": info.total, "grid": grid, "T": T}
+
+            ctx.report(count, info.total * n_batches, preview if first_batch else None)
+
+        ctx.log(f"sampling {num} curves on {grid.size} points: {sampler}, {steps} steps, "
+                f"seeds {seed}…{seed + num - 1}, device {device}")
+        with torch.inference_mode():
+            result = model.sample(num, steps=steps, sampler=sampler, grid=grid, seed=seed,
+                                  batch_size=batch_size, callback=on_step, should_stop=ctx.should_stop,
+                                  trajectory_every=every)
+        return SampleOutcome(model, result, T, seed)
+
+    return Job("sample", run, "sample")
+
+
+def load_model_job(spec: str, device: str = "cpu") -> Job:
+    def run(ctx: JobContext):
+        from engine import api
+
+        return api.load_model(spec, device=device)
+
+    return Job("load_model", run, f"load {Path(spec).name}")
+
+
+def save_checkpoint_job(trainer, out_dir: str | Path) -> Job:
+    def run(ctx: JobContext) -> Path:
+        return trainer.save(out_dir)
+
+    return Job("save_checkpoint", run, "save checkpoint")
+
+
+def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: str | Path | None = None,
+               include_trajectory: bool = True, extra: dict[str, Any] | None = None) -> Job:
+    """Export samples as HDF5 (the engine's schema) or CSV (via an HDF5 file).
+
+    Either ``result`` and ``model`` (fresh samples) or ``source`` (an HDF5 file opened earlier).
+    """
+    path = Path(path)
+    if fmt not in ("h5", "csv"):
+        raise DataError(f"unknown export format {fmt!r}; choose h5 or csv")
+
+    def write_h5(target: Path) -> Path:
+        from engine import api
+
+        if result is not None and model is not None:
+            res = result if include_trajectory else replace(result, trajectory=None, trajectory_times=None)
+            return Path(api.write_sample_file(target, res, model, extra=extra))
+        if source is not None:
+            shutil.copyfile(source, target)
+            return target
+        raise DataError("nothing to export: sample first or open a sample file")
+
+    def run(ctx: JobContext) -> Path:
+        from engine import api
+
+        if fmt == "h5":
+            return write_h5(path)
+        if source is not None and result is None:
+            return Path(api.export(source, "csv", path))
+        with tempfile.TemporaryDirectory(prefix="hdm-export-") as tmp:
+            h5 = write_h5(Path(tmp) / "samples.h5")
+            return Path(api.export(h5, "csv", path))
+
+    return Job("export", run, f"export {path.name}")
+
+
+def open_hdf5_job(path: str | Path, n_points: int | None = None) -> Job:
+    """An ``.h5`` file is either a sample file (it has the ``schema`` attribute) or curves to import.
+
+    Returns ``("samples", SampleFile)`` or ``("data", FunctionDataset)``.
+    """
+
+    def run(ctx: JobContext) -> tuple[str, Any]:
+        import h5py
+
+        from engine.data import load_function_dataset
+        from engine.io import read_samples
+
+        try:
+            with h5py.File(path, "r") as f:
+                is_samples = "schema" in f.attrs
+        except OSError:
+            is_samples = False  # the data loader explains what is wrong with the file
+        if is_samples:
+            return "samples", read_samples(path)
+        return "data", load_function_dataset(str(path), "train", n_points=n_points)
+
+    return Job("open_hdf5", run, f"open {Path(path).name}")
+
+
+def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path | None = None) -> Job:
+    """Compare samples with the held-out split of ``data_spec`` (two-sample power, functional errors).
+
+    Either fresh ``result`` and ``model`` (written to a temporary HDF5 file first) or ``source``.
+    """
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from engine import api
+
+        if source is not None and result is None:
+            return api.evaluate(source, data_spec, permutations=500)
+        if result is None or model is None:
+            raise DataError("nothing to evaluate: sample first or open a sample file")
+        with tempfile.TemporaryDirectory(prefix="hdm-eval-") as tmp:
+            path = Path(tmp) / "samples.h5"
+            api.write_sample_file(path, replace(result, trajectory=None, trajectory_times=None), model)
+            return api.evaluate(path, data_spec, permutations=500)
+
+    return Job("evaluate", run, f"evaluate against {data_spec}")
+
+
+def summarize_evaluation(report: dict[str, Any]) -> str:
+    """One line of the evaluation report: power at each block size, then the functional errors."""
+    parts = []
+    for size, entry in report.get("power", {}).items():
+        if isinstance(entry, dict):
+            parts.append(f"power {size} vs {size}: {entry['power']:.1f} % ± {entry['std']:.1f}")
+    f = report.get("functional", {})
+    if f:
+        parts.append(f"mean error {f['mean_error']:.3g}, variance error {f['variance_error']:.3g}")
+    data = report.get("data", {})
+    return (f"vs {data.get('spec')} {data.get('split')} split ({data.get('num')} curves): " + "; ".join(parts)
+            + " (power near 5 % = indistinguishable)")

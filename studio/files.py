@@ -1,0 +1,200 @@
+"""Opening and saving: data, checkpoints, sample files and project files.
+
+Loads run on the window's ``io_jobs`` runner (one at a time; while one runs, only the latest
+request waits), so choosing data never waits for a training run. A bad file is reported plainly
+(data: in the data panel and the log; anything else: in a dialog too) and the session carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+
+from engine.errors import HDMError
+from studio import APPLICATION
+from studio import engine_jobs as ej
+from studio.jobs import Job
+from studio.session import load_project, save_project
+from studio.workspace import TRAINED
+
+if TYPE_CHECKING:
+    from studio.main_window import MainWindow
+
+logger = logging.getLogger("studio")
+DEFAULT_DATASET = "quadratic"
+TITLES = {"load_model": "Loading checkpoint", "open_hdf5": "Opening file", "load_data": "Loading data"}
+
+
+class FileController(QObject):
+    """Connects the window's file actions and panels to its ``io_jobs`` runner."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.ws = window.workspace
+        self._pending_io: tuple[Job, str] | None = None
+        self._io_subject = ""
+        w = window
+        w.data_panel.load_requested.connect(self.load_data)
+        w.training_panel.load_requested.connect(self.load_checkpoint)
+        w.sampling_panel.checkpoint_file_chosen.connect(self.load_checkpoint)
+        w.io_jobs.finished.connect(self._on_io_finished)
+        w.io_jobs.failed.connect(self._on_io_failed)
+        w.io_jobs.cancelled.connect(lambda *_: self._next_io())
+        w.io_jobs.message.connect(lambda _name, text: w.log_panel.append("info", "engine", text))
+
+    def start(self, *, load_default_data: bool = True) -> None:
+        if load_default_data and self.w.data_panel.spec is None:
+            self.w.data_panel.request(DEFAULT_DATASET)
+
+    # -- loads ---------------------------------------------------------------------------------
+    def _submit_io(self, job: Job, subject: str) -> None:
+        if self.w.io_jobs.busy:
+            self._pending_io = (job, subject)  # only the latest request matters
+            return
+        self._io_subject = subject
+        self.w.io_jobs.submit(job)
+
+    def _next_io(self) -> None:
+        if self._pending_io is not None:
+            job, subject = self._pending_io
+            self._pending_io = None
+            self._submit_io(job, subject)
+
+    @Slot(str, object)
+    def load_data(self, spec: str, n_points: int | None = None) -> None:
+        self._submit_io(ej.load_dataset_job(spec, n_points), spec)
+
+    @Slot(str)
+    def load_checkpoint(self, path: str) -> None:
+        if path:
+            self._submit_io(ej.load_model_job(path, self.w.device_status.device()), path)
+
+    def open_path(self, path: Path) -> None:
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            self.load_project(str(path))
+        elif suffix == ".safetensors":
+            self.load_checkpoint(str(path))
+        elif suffix in (".h5", ".hdf5"):
+            self._submit_io(ej.open_hdf5_job(path, self.w.data_panel.n_points()), str(path))
+        else:
+            self.w.data_panel.request(str(path))
+
+    @Slot(str, object)
+    def _on_io_finished(self, name: str, result: Any) -> None:
+        subject = self._io_subject
+        if name == "load_data":
+            self._set_dataset(subject, result)
+        elif name == "open_hdf5":
+            kind, value = result
+            if kind == "samples":
+                self._show_sample_file(value)
+            else:
+                self._set_dataset(subject, value)
+        elif name == "load_model":
+            self.ws.models[subject] = result
+            self.w.sampling_panel.add_checkpoint(subject, Path(subject).name)
+            logger.info(f"loaded checkpoint {subject} ({result.config.model.width} wide, "
+                        f"{len(result.geometry.grid)}-point training grid)")
+            if not self.ws.has_samples:
+                self.w.view.show_message(f"Press Sample (Ctrl+R) to draw from {Path(subject).name}")
+        self._next_io()
+
+    @Slot(str, str, str)
+    def _on_io_failed(self, name: str, message: str, details: str) -> None:
+        subject = self._io_subject
+        if name in ("load_data", "open_hdf5"):
+            self.w.data_panel.show_error(subject, message)
+            logger.error(f"could not open {subject}: {message}")
+        else:
+            self.w.show_error(TITLES.get(name, name), message)
+        if details:
+            self.w.log_panel.append("error", "studio", details)
+        self._next_io()
+
+    def _set_dataset(self, spec: str, dataset: Any) -> None:
+        self.ws.dataset, self.ws.dataset_spec = dataset, spec
+        self.w.data_panel.show_dataset(spec, dataset)
+        self.w.prior_panel.set_grid(dataset.grid, dataset.default_length_scale, dataset.name)
+        logger.info(f"data: {dataset.name}, {len(dataset)} curves × {dataset.n_points} points")
+
+    def _show_sample_file(self, sf: Any) -> None:
+        if sf.modality != "functions" or sf.samples.ndim != 3:
+            self.w.show_error("Opening sample file", f"{sf.path}: holds {sf.modality}; this studio shows "
+                              "curve samples only so far")
+            return
+        grid = sf.grid if sf.grid is not None else np.arange(sf.samples.shape[-1], dtype=np.float64)
+        self.ws.opened, self.ws.outcome = sf, None
+        self.w.view.set_result(grid, sf.samples, sf.seeds, sf.trajectory, sf.trajectory_times)
+        config = sf.config if isinstance(sf.config, dict) else {}
+        studio = config.get("studio") if isinstance(config.get("studio"), dict) else {}
+        sampling = config.get("sampling") if isinstance(config.get("sampling"), dict) else {}
+        # the engine records the grid's size; the studio also whether it was the training grid
+        chosen = studio.get("sampling", {})
+        grid_size = chosen.get("grid_size") if "grid_size" in chosen else sampling.get("grid_size")
+        self.w.sampling_panel.set_state({
+            "sampler": sampling.get("sampler"), "steps": sampling.get("steps"),
+            "seed": int(sf.seeds[0]) if len(sf.seeds) else None, "num_samples": int(len(sf.seeds)),
+            "grid_size": grid_size})
+        self._recall_checkpoint(studio.get("checkpoint"), config.get("checkpoint"))
+        text = (f"Opened {Path(sf.path).name}: {sf.num_samples} samples on {grid.size} points, "
+                f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps")
+        self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text)
+        logger.info(f"opened sample file {sf.path} (settings recalled)")
+        self.w.sync_controls()
+
+    def _recall_checkpoint(self, key: Any, source: Any) -> None:
+        panel = self.w.sampling_panel
+        if isinstance(key, str) and panel.select_checkpoint(key):
+            return
+        if isinstance(source, str) and source:
+            from engine import api
+
+            for name, path in api.list_checkpoints().items():
+                if Path(source) == path and panel.select_checkpoint(name):
+                    return
+            if Path(source).is_file():
+                panel.add_checkpoint(source, Path(source).name)
+                return
+            logger.warning(f"the file's checkpoint {source} is not available here")
+
+    # -- projects ----------------------------------------------------------------------------
+    @Slot(str)
+    def save_project(self, path: str) -> None:
+        if not path:
+            return
+        try:
+            save_project(path, self.w.session_sections())
+        except OSError as exc:
+            self.w.show_error("Saving project", f"{path}: {exc.strerror or exc}")
+            return
+        self.ws.project_path = path
+        self.w.setWindowTitle(f"{Path(path).stem} — {APPLICATION}")
+        logger.info(f"saved project {path}")
+
+    @Slot(str)
+    def load_project(self, path: str) -> None:
+        try:
+            sections = load_project(path)
+        except HDMError as exc:
+            self.w.show_error("Opening project", str(exc))
+            return
+        w = self.w
+        w.prior_panel.set_state(sections["prior"])
+        w.training_panel.set_state(sections["model"])
+        sampler = sections["sampler"]
+        key = sampler.get("checkpoint")
+        if isinstance(key, str) and key != TRAINED and Path(key).is_file():
+            w.sampling_panel.add_checkpoint(key, Path(key).name, select=False)
+        w.sampling_panel.set_state(sampler)
+        w.sampling_panel.set_export_state(sections["export"])
+        w.data_panel.set_state(sections["data"])
+        self.ws.project_path = path
+        w.setWindowTitle(f"{Path(path).stem} — {APPLICATION}")
+        logger.info(f"opened project {path}")
+

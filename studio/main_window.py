@@ -1,0 +1,271 @@
+"""The main window: docks around the live trajectory view, wired to the job runners.
+
+Two runners: ``jobs`` for compute (train, sample, export, save) whose progress the status bar
+shows and the shortcuts control, ``io_jobs`` for quick loads (data, checkpoints, sample files)
+so choosing data never waits for a training run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QWidget,
+)
+
+from studio import APPLICATION, ORGANIZATION, log
+from studio.controller import Controller
+from studio.files import FileController
+from studio.jobs import IDLE, PAUSED, JobRunner
+from studio.panels.data_panel import DataPanel
+from studio.panels.log_panel import LogPanel
+from studio.panels.prior_panel import PriorPanel
+from studio.panels.sampling_panel import SamplingPanel
+from studio.panels.training_panel import TrainingPanel
+from studio.status_bar import DeviceStatus, JobStatus
+from studio.views.trajectory_view import TrajectoryView
+from studio.warmup import freeze_startup_heap, warm_engine
+from studio.workspace import Workspace
+
+logger = logging.getLogger("studio")
+
+OPEN_FILTER = ("Everything HDM Studio opens (*.json *.h5 *.hdf5 *.safetensors *.csv *.txt *.tsv *.ts *.arff "
+               "*.npy *.npz);;Projects (*.json);;Sample files (*.h5 *.hdf5);;Checkpoints (*.safetensors);;"
+               "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)")
+
+
+class MainWindow(QMainWindow):
+    """HDM Studio's window. ``settings`` defaults to the user's QSettings (organisation "HDM Studio")."""
+
+    def __init__(self, settings: QSettings | None = None, *, load_default_data: bool = True) -> None:
+        super().__init__()
+        warm_engine()
+        self.setWindowTitle(APPLICATION)
+        self.setObjectName("MainWindow")
+        self.resize(1560, 980)
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+        self.workspace = Workspace()
+        self.jobs = JobRunner(self)
+        self.io_jobs = JobRunner(self)
+
+        self.log_panel = LogPanel(self)
+        self.log_bridge = log.LogBridge(self)
+        self.log_bridge.message.connect(self.log_panel.append)
+        log.install(self.log_bridge)
+
+        self.view = TrajectoryView(self)
+        self.setCentralWidget(self.view)
+        self.data_panel = DataPanel(self)
+        self.prior_panel = PriorPanel(self)
+        self.training_panel = TrainingPanel(self)
+        self.sampling_panel = SamplingPanel(self)
+        self.docks = {
+            "data": self._dock("Data", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "prior": self._dock("Prior and equation", self.prior_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "sampling": self._dock("Sampling", self.sampling_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            "training": self._dock("Training", self.training_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            "log": self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+        }
+        d = self.docks
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([d["data"], d["sampling"]], [380, 460], horizontal)
+        self.resizeDocks([d["log"]], [130], vertical)
+        self.resizeDocks([d["data"], d["prior"]], [330, 560], vertical)
+        self.resizeDocks([d["sampling"], d["training"]], [400, 400], vertical)
+
+        self.job_status = JobStatus(self)
+        self.device_status = DeviceStatus(self)
+        self.statusBar().addWidget(self.job_status, 1)
+        self.statusBar().addPermanentWidget(self.device_status)
+
+        self.error_box = QMessageBox(self)
+        self.error_box.setIcon(QMessageBox.Icon.Warning)
+        self.error_box.setWindowModality(Qt.WindowModality.NonModal)
+        self.controller = Controller(self)
+        self.files = FileController(self)
+        self._build_actions()
+        self._restore_layout()
+        self.controller.start()
+        self.files.start(load_default_data=load_default_data)
+        freeze_startup_heap()
+
+    # -- construction ------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.split()[0].lower()}")
+        scroll = QScrollArea(dock)  # small screens: a panel scrolls instead of forcing the window's size
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, shortcut: QKeySequence | str | None, slot, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        c = self.controller
+        self.actions_by_name = {
+            "open": self._action("&Open…", QKeySequence.StandardKey.Open, self.choose_open,
+                                 "Open a project, sample file, checkpoint or curve file"),
+            "import": self._action("&Import data…", None, self.data_panel.choose_file),
+            "save": self._action("&Save project", QKeySequence.StandardKey.Save, self.save_project_clicked),
+            "save_as": self._action("Save project &as…", "Ctrl+Shift+S", self.choose_project_path),
+            "export": self._action("&Export samples…", "Ctrl+E", c.choose_export_path),
+            "quit": self._action("&Quit", QKeySequence.StandardKey.Quit, self.close),
+            "run": self._action("&Sample", "Ctrl+R", lambda: c.start_sampling(), "Sample with the live trajectory"),
+            "train": self._action("&Train", "Ctrl+T", c.start_training, "Train on the current data"),
+            "pause": self._action("&Pause / resume", "Ctrl+P", self.jobs.toggle_pause),
+            "cancel": self._action("&Cancel", "Esc", c.cancel_current),
+            "reset": self._action("&Reset layout", None, self.reset_layout),
+        }
+        a = self.actions_by_name
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for key in ("open", "import", "save", "save_as", "export"):
+            file_menu.addAction(a[key])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        run_menu = bar.addMenu("&Run")
+        for key in ("run", "train", "pause", "cancel"):
+            run_menu.addAction(a[key])
+        view_menu = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(a["reset"])
+
+    # -- layout persistence ------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        self._default_state = self.saveState()
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        device = self.settings.value("device")
+        if isinstance(device, str):
+            self.device_status.set_device(device)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("device", self.device_status.device())
+        self.settings.sync()
+
+    @Slot()
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.setVisible(True)
+
+    # -- files -------------------------------------------------------------------------------
+    @Slot()
+    def choose_open(self) -> None:
+        start = str(self.settings.value("paths/last_dir", ""))
+        dialog = QFileDialog(self, "Open", start, OPEN_FILTER)
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.open_path)
+        self._dialog = dialog
+        dialog.open()  # not exec(): no nested event loop under qasync
+
+    @Slot(str)
+    def open_path(self, path: str) -> None:
+        """Open any file the studio understands (dispatch on its type)."""
+        if path:
+            self.settings.setValue("paths/last_dir", str(Path(path).parent))
+            self.files.open_path(Path(path))
+
+    @Slot()
+    def save_project_clicked(self) -> None:
+        if self.workspace.project_path:
+            self.files.save_project(self.workspace.project_path)
+        else:
+            self.choose_project_path()
+
+    @Slot()
+    def choose_project_path(self) -> None:
+        dialog = QFileDialog(self, "Save project", str(self.settings.value("paths/last_dir", "")),
+                             "Projects (*.json)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("json")
+        dialog.fileSelected.connect(self.files.save_project)
+        self._dialog = dialog
+        dialog.open()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    # -- feedback ----------------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        """A one-line error in a (non-blocking) dialog and in the log."""
+        logger.error(f"{title}: {message}")
+        self.error_box.setWindowTitle(f"{APPLICATION}: {title}")
+        self.error_box.setText(message)
+        self.error_box.show()
+        self.error_box.raise_()
+
+    def sync_controls(self) -> None:
+        state = self.jobs.state
+        current = self.jobs.current.name if self.jobs.current else ""
+        self.training_panel.set_job_state(state, training=current == "train",
+                                          has_trainer=self.workspace.training.trainer is not None)
+        self.sampling_panel.set_job_state(state, sampling=current == "sample")
+        a = self.actions_by_name
+        a["run"].setEnabled(state == IDLE)
+        a["train"].setEnabled(state == IDLE)
+        a["pause"].setEnabled(state in ("running", PAUSED))
+        a["cancel"].setEnabled(state in ("running", PAUSED))
+        a["export"].setEnabled(state == IDLE and self.workspace.has_samples)
+
+    def session_sections(self) -> dict[str, dict[str, Any]]:
+        return {"data": self.data_panel.state(), "prior": self.prior_panel.state(),
+                "model": self.training_panel.state(), "sampler": self.sampling_panel.state(),
+                "export": self.sampling_panel.export_settings()}
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_layout()
+        self.view.stop_playing()
+        self.device_status.timer.stop()
+        for runner in (self.jobs, self.io_jobs):
+            if not runner.shutdown(15_000):
+                logger.warning("a worker did not stop within 15 s")
+        log.uninstall()
+        super().closeEvent(event)

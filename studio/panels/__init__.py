@@ -1,0 +1,1 @@
+"""Dock panels: one panel per file (data, prior, training, sampling, log)."""

@@ -1,0 +1,164 @@
+"""The data panel: an embedded function dataset or a file, with a preview of overlaid curves.
+
+Loading happens on a worker (the main window runs :func:`studio.engine_jobs.load_dataset_job`);
+this panel only asks for it (``load_requested``) and shows the dataset or the loader's error,
+plainly, keeping the previous dataset when a file is bad.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.views.curves_view import CurvesView
+
+FILE_FILTER = "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)"
+
+
+class DataPanel(QWidget):
+    """Choose the training data; see what it looks like."""
+
+    load_requested = Signal(str, object)  # spec (registry name or path), n_points (int | None)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox(self)
+        self.combo.setToolTip("Datasets that ship with HDM Studio (real ones need ../shared/data)")
+        self.combo.activated.connect(self._on_activated)
+        self.points = QSpinBox(self)
+        self.points.setRange(0, 100_000)
+        self.points.setSpecialValueText("native")
+        self.points.setToolTip("Resample the curves to this many uniform points (native: as stored)")
+        self.points.setKeyboardTracking(False)
+        self.points.valueChanged.connect(self._on_points)
+        self.import_button = QPushButton("Import file…", self)
+        self.import_button.setToolTip("Import curves from a file (or drop one on the window)")
+        self.import_button.clicked.connect(self.choose_file)
+        self.info = QLabel("No dataset loaded", self)
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error = QLabel("", self)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d32f2f;")
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.setVisible(False)
+        self.preview = CurvesView(self, title="Data", max_curves=100, show_mean=True,
+                                  empty_text="choose a dataset")
+        self.preview.setMinimumHeight(170)
+
+        form = QFormLayout()
+        form.addRow("Dataset", self.combo)
+        points_row = QHBoxLayout()
+        points_row.addWidget(self.points, 1)
+        points_row.addWidget(self.import_button)
+        form.addRow("Points", points_row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addWidget(self.info)
+        layout.addWidget(self.error)
+        layout.addWidget(self.preview, 1)
+        self.spec: str | None = None
+        self._dialog: QFileDialog | None = None
+        self._populate()
+
+    # -- choices -----------------------------------------------------------------------------
+    def _populate(self) -> None:
+        from engine.data import list_function_datasets
+
+        self.combo.addItem("choose…", None)
+        model = self.combo.model()
+        for info in list_function_datasets():
+            self.combo.addItem(f"{info.name}  ({info.kind})", info.name)
+            index = self.combo.count() - 1
+            tip = info.description if info.available else f"{info.description} (its files are not here: " \
+                "the real datasets live in ../shared/data or $HDM_DATA_DIR)"
+            self.combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+            if not info.available:
+                model.item(index).setEnabled(False)
+
+    def n_points(self) -> int | None:
+        return self.points.value() or None
+
+    @Slot(int)
+    def _on_activated(self, index: int) -> None:
+        name = self.combo.itemData(index)
+        if name and (name != self.spec or self.error.isVisible()):
+            self.request(name)
+
+    @Slot(int)
+    def _on_points(self, _value: int) -> None:
+        if self.spec is not None:
+            self.request(self.spec)
+
+    def choose(self, name: str) -> None:
+        """Select an embedded dataset as a user would."""
+        index = self.combo.findData(name)
+        if index < 0:
+            raise KeyError(name)
+        self.combo.setCurrentIndex(index)
+        self._on_activated(index)
+
+    def request(self, spec: str, n_points: int | None = None) -> None:
+        """Ask for ``spec`` (a registry name or a file path) to be loaded."""
+        if n_points is not None:
+            self.points.blockSignals(True)
+            self.points.setValue(n_points)
+            self.points.blockSignals(False)
+        self.info.setText(f"Loading {Path(spec).name}…")
+        self.load_requested.emit(str(spec), self.n_points())
+
+    @Slot()
+    def choose_file(self) -> None:
+        dialog = QFileDialog(self, "Import curves", "", FILE_FILTER)
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.request)
+        self._dialog = dialog
+        dialog.open()  # not exec(): no nested event loop under qasync
+
+    # -- results -----------------------------------------------------------------------------
+    def show_dataset(self, spec: str, dataset: Any) -> None:
+        self.spec = spec
+        self.error.setVisible(False)
+        n, c, p = dataset.values.shape
+        a, b = dataset.domain
+        self.info.setText(f"<b>{dataset.name}</b>: {n} curves × {c} channel{'s' * (c > 1)} × {p} points "
+                          f"on [{a:g}, {b:g}]; suggested length scale {dataset.default_length_scale:g}"
+                          f"<br><small>{dataset.source}</small>")
+        self.preview.set_curves(np.asarray(dataset.grid), dataset.values)
+        self._select(spec)
+
+    def show_error(self, spec: str, message: str) -> None:
+        self.error.setText(f"Could not load {Path(spec).name}: {message}")
+        self.error.setVisible(True)
+        self.info.setText("The previous dataset stays in use." if self.spec else "No dataset loaded")
+
+    def _select(self, spec: str) -> None:
+        index = self.combo.findData(spec)
+        self.combo.setCurrentIndex(max(0, index))  # a file shows as "choose…"
+
+    # -- session -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"spec": self.spec, "n_points": self.n_points()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        spec = state.get("spec")
+        self.points.blockSignals(True)
+        self.points.setValue(int(state.get("n_points") or 0))
+        self.points.blockSignals(False)
+        if spec:
+            self.request(str(spec))

@@ -1,0 +1,257 @@
+"""The sampling panel: checkpoint, sampler, steps, number of samples, seeds, grid, export.
+
+Sample k is drawn with seed ``base + k`` (the engine's per-sample generators), so any one
+curve can be recalled on its own: "Sample this seed" redraws exactly that curve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.samplers import SAMPLER_DESCRIPTIONS, SAMPLERS
+from studio.jobs import IDLE, PAUSED, RUNNING
+from studio.workspace import TRAINED
+
+EXPORT_FORMATS = {"h5": "HDF5", "csv": "CSV"}
+
+
+class SamplingPanel(QWidget):
+    """Settings in, a sampling job out."""
+
+    sample_requested = Signal(dict)
+    cancel_requested = Signal()
+    export_requested = Signal()
+    evaluate_requested = Signal()
+    checkpoint_file_chosen = Signal(str)
+    highlight_requested = Signal(object)  # a seed (int) or None
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.checkpoint = QComboBox(self)
+        self.checkpoint.setToolTip("Which model samples: a bundled checkpoint, a file, or the one "
+                                   "trained here")
+        self.open_button = QPushButton("Open…", self)
+        self.open_button.setToolTip("Open a checkpoint file (.safetensors)")
+        self.open_button.clicked.connect(self._choose_checkpoint)
+        self.notice = QLabel("", self)
+        self.notice.setWordWrap(True)
+        self.sampler = QComboBox(self)
+        for name in SAMPLERS:
+            self.sampler.addItem(name, name)
+            self.sampler.setItemData(self.sampler.count() - 1, SAMPLER_DESCRIPTIONS.get(name, ""),
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.sampler.setCurrentText("exponential")
+        self.steps = self._int(1, 100_000, 100, "Reverse-time steps from T to 0")
+        self.num = self._int(1, 1_000_000, 64, "How many curves to draw")
+        self.seed = self._int(0, 2**31 - 1, 0, "Sample k is drawn with seed base + k")
+        self.seeds_label = QLabel("", self)
+        self.custom_grid = QCheckBox("custom", self)
+        self.custom_grid.setToolTip("Resolution-free sampling: draw the curves on a uniform grid of any size")
+        self.grid_points = self._int(2, 100_000, 256, "Points of the uniform sampling grid")
+        self.grid_points.setEnabled(False)
+        self.custom_grid.toggled.connect(self.grid_points.setEnabled)
+
+        ck_row = QHBoxLayout()
+        ck_row.addWidget(self.checkpoint, 1)
+        ck_row.addWidget(self.open_button)
+        grid_row = QHBoxLayout()
+        grid_row.addWidget(self.custom_grid)
+        grid_row.addWidget(self.grid_points, 1)
+        form = QFormLayout()
+        form.addRow("Checkpoint", ck_row)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Samples", self.num)
+        form.addRow("Base seed", self.seed)
+        form.addRow("", self.seeds_label)
+        form.addRow("Grid", grid_row)
+
+        self.sample_button = QPushButton("Sample", self)
+        self.sample_button.setToolTip("Draw samples with the live trajectory (Ctrl+R)")
+        self.sample_button.clicked.connect(self._request)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop sampling (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.sample_button, 1)
+        run_row.addWidget(self.cancel_button)
+
+        self.recall_seed = self._int(0, 2**31 - 1, 0, "A seed of the current samples")
+        self.highlight_button = QPushButton("Highlight", self)
+        self.highlight_button.setToolTip("Emphasise the curve drawn with this seed")
+        self.highlight_button.clicked.connect(lambda: self.highlight_requested.emit(self.recall_seed.value()))
+        self.resample_button = QPushButton("Sample this seed", self)
+        self.resample_button.setToolTip("Redraw just this curve (same model and settings, one sample)")
+        self.resample_button.clicked.connect(self._request_seed)
+        recall_row = QHBoxLayout()
+        recall_row.addWidget(self.recall_seed, 1)
+        recall_row.addWidget(self.highlight_button)
+        recall_row.addWidget(self.resample_button)
+
+        self.export_format = QComboBox(self)
+        for key, text in EXPORT_FORMATS.items():
+            self.export_format.addItem(text, key)
+        self.export_trajectory = QCheckBox("trajectory", self)
+        self.export_trajectory.setChecked(True)
+        self.export_trajectory.setToolTip("HDF5: also store the reverse-time states the scrubber replays")
+        self.export_button = QPushButton("Export…", self)
+        self.export_button.setToolTip("Write the samples to a file (Ctrl+E)")
+        self.export_button.clicked.connect(self.export_requested)
+        export_row = QHBoxLayout()
+        export_row.addWidget(self.export_format, 1)
+        export_row.addWidget(self.export_trajectory)
+        export_row.addWidget(self.export_button)
+        self.evaluate_button = QPushButton("Evaluate vs held-out data", self)
+        self.evaluate_button.setToolTip("Kernel two-sample test (MMD power) and functional errors against the "
+                                        "test split of the data the model was trained on")
+        self.evaluate_button.clicked.connect(self.evaluate_requested)
+        self.evaluation = QLabel("", self)
+        self.evaluation.setWordWrap(True)
+        self.evaluation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        after = QFormLayout()
+        after.addRow("Recall seed", recall_row)
+        after.addRow("Export", export_row)
+        after.addRow("Quality", self.evaluate_button)
+
+        self.result = QLabel("", self)
+        self.result.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addWidget(self.notice)
+        layout.addLayout(run_row)
+        layout.addWidget(self.result)
+        layout.addLayout(after)
+        layout.addWidget(self.evaluation)
+        layout.addStretch(1)
+        for w in (self.seed, self.num):
+            w.valueChanged.connect(self._update_seeds_label)
+        self._dialog: QFileDialog | None = None
+        self._has_samples = False
+        self._update_seeds_label()
+        self.set_job_state(IDLE, sampling=False)
+
+    def _int(self, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+        box = QSpinBox(self)
+        box.setRange(lo, hi)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def set_bundled(self, names: list[str]) -> None:
+        """List the bundled checkpoints; explain what to do when there is none."""
+        for name in names:
+            self.add_checkpoint(name, f"{name} (bundled)", select=False)
+        if names:
+            self.notice.setText("")
+        else:
+            self.notice.setText("<i>No bundled checkpoint found (assets/checkpoints is empty). Train a model "
+                                "in the Training panel, or open a .safetensors file.</i>")
+
+    def add_checkpoint(self, key: str, label: str, *, select: bool = True) -> None:
+        index = self.checkpoint.findData(key)
+        if index < 0:
+            self.checkpoint.addItem(label, key)
+            index = self.checkpoint.count() - 1
+        else:
+            self.checkpoint.setItemText(index, label)
+        if select:
+            self.checkpoint.setCurrentIndex(index)
+        if key == TRAINED or not key.startswith("session:"):
+            self.notice.setText("")
+
+    def checkpoint_key(self) -> str | None:
+        return self.checkpoint.currentData()
+
+    def select_checkpoint(self, key: str) -> bool:
+        index = self.checkpoint.findData(key)
+        if index >= 0:
+            self.checkpoint.setCurrentIndex(index)
+        return index >= 0
+
+    @Slot()
+    def _choose_checkpoint(self) -> None:
+        dialog = QFileDialog(self, "Open checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.checkpoint_file_chosen)
+        self._dialog = dialog
+        dialog.open()
+
+    # -- settings ----------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint_key(), "sampler": self.sampler.currentData(),
+                "steps": self.steps.value(), "num_samples": self.num.value(), "seed": self.seed.value(),
+                "grid_size": self.grid_points.value() if self.custom_grid.isChecked() else None}
+
+    def export_settings(self) -> dict[str, Any]:
+        return {"format": self.export_format.currentData(), "trajectory": self.export_trajectory.isChecked()}
+
+    def state(self) -> dict[str, Any]:
+        return self.settings()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("checkpoint"):
+            self.select_checkpoint(str(state["checkpoint"]))
+        if state.get("sampler") in SAMPLERS:
+            self.sampler.setCurrentText(state["sampler"])
+        for key, box in (("steps", self.steps), ("num_samples", self.num), ("seed", self.seed)):
+            if state.get(key) is not None:
+                box.setValue(int(state[key]))
+        grid = state.get("grid_size")
+        self.custom_grid.setChecked(grid is not None)
+        if grid is not None:
+            self.grid_points.setValue(int(grid))
+
+    def set_export_state(self, state: dict[str, Any]) -> None:
+        index = self.export_format.findData(state.get("format"))
+        if index >= 0:
+            self.export_format.setCurrentIndex(index)
+        if "trajectory" in state:
+            self.export_trajectory.setChecked(bool(state["trajectory"]))
+
+    # -- run ---------------------------------------------------------------------------------
+    @Slot()
+    def _request(self) -> None:
+        self.sample_requested.emit(self.settings())
+
+    @Slot()
+    def _request_seed(self) -> None:
+        self.sample_requested.emit({**self.settings(), "num_samples": 1, "seed": self.recall_seed.value()})
+
+    @Slot()
+    def _update_seeds_label(self) -> None:
+        a, n = self.seed.value(), self.num.value()
+        self.seeds_label.setText(f"<small>seeds {a}…{a + n - 1}: sample k has seed {a} + k</small>")
+
+    def set_job_state(self, state: str, *, sampling: bool) -> None:
+        busy = state != IDLE
+        self.sample_button.setEnabled(not busy)
+        self.resample_button.setEnabled(not busy and self._has_samples)
+        self.cancel_button.setEnabled(sampling and state in (RUNNING, PAUSED))
+        self.export_button.setEnabled(not busy and self._has_samples)
+        self.evaluate_button.setEnabled(not busy and self._has_samples)
+        self.highlight_button.setEnabled(self._has_samples)
+
+    def show_samples(self, seeds: list[int], text: str) -> None:
+        """The run (or file) now shown: its seeds become recallable."""
+        self._has_samples = True
+        if seeds:
+            self.recall_seed.setRange(int(min(seeds)), int(max(seeds)))
+            self.recall_seed.setValue(int(seeds[0]))
+        self.result.setText(text)
+        self.evaluation.setText("")

@@ -1,0 +1,203 @@
+"""The training panel: model size and optimisation settings, start/pause/resume/cancel,
+a live loss curve, periodic samples from the EMA model, checkpoint save and load."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.jobs import IDLE, PAUSED, RUNNING
+from studio.views.curves_view import CurvesView
+from studio.views.loss_view import LossView
+
+
+def format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "ETA —"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"ETA {seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"ETA {seconds // 60} min {seconds % 60:02d} s"
+    return f"ETA {seconds} s"
+
+
+class TrainingPanel(QWidget):
+    """Settings in, a training job out; shows what the job reports."""
+
+    start_requested = Signal()
+    pause_toggled = Signal()
+    cancel_requested = Signal()
+    save_requested = Signal(str)  # directory
+    load_requested = Signal(str)  # .safetensors file or run directory
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.width_box = self._int(1, 1024, 32, "Channels of the FNO's hidden layers")
+        self.modes_box = self._int(1, 512, 16, "Fourier modes kept per spectral layer")
+        self.layers_box = self._int(1, 32, 4, "Number of spectral layers")
+        self.steps_box = self._int(1, 10_000_000, 2000, "Optimisation steps")
+        self.batch_box = self._int(1, 100_000, 100, "Curves per step")
+        self.lr_box = QDoubleSpinBox(self)
+        self.lr_box.setDecimals(6)
+        self.lr_box.setRange(1e-6, 1.0)
+        self.lr_box.setSingleStep(1e-4)
+        self.lr_box.setValue(2e-3)
+        self.lr_box.setToolTip("Peak learning rate (AdamW, warm-up then cosine decay)")
+        self.seed_box = self._int(0, 2**31 - 1, 0, "Seed of the initial weights and of the batches")
+
+        grid = QGridLayout()
+        for i, (label, w) in enumerate((("Width", self.width_box), ("Modes", self.modes_box),
+                                        ("Layers", self.layers_box), ("Steps", self.steps_box),
+                                        ("Batch", self.batch_box), ("LR", self.lr_box))):
+            grid.addWidget(QLabel(label, self), i // 2, 2 * (i % 2))
+            grid.addWidget(w, i // 2, 2 * (i % 2) + 1)
+        seed_form = QFormLayout()
+        seed_form.addRow("Seed", self.seed_box)
+
+        self.start_button = QPushButton("Start", self)
+        self.start_button.setToolTip("Train on the current data with the current prior (Ctrl+T)")
+        self.pause_button = QPushButton("Pause", self)
+        self.pause_button.setToolTip("Pause or resume between steps (Ctrl+P)")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop training; the model so far can still be saved (Esc)")
+        self.save_button = QPushButton("Save…", self)
+        self.save_button.setToolTip("Save model.safetensors and train_state.pt into a folder")
+        self.load_button = QPushButton("Load…", self)
+        self.load_button.setToolTip("Load a checkpoint (.safetensors) for sampling")
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button.clicked.connect(self.pause_toggled)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.save_button.clicked.connect(self._choose_save_dir)
+        self.load_button.clicked.connect(self._choose_checkpoint)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.cancel_button, self.save_button,
+                  self.load_button):
+            buttons.addWidget(b)
+
+        self.status = QLabel("Not trained in this session", self)
+        self.status.setWordWrap(True)
+        self.loss = LossView(self)
+        self.samples = CurvesView(self, title="Samples from the EMA model", max_curves=16,
+                                  empty_text="periodic previews appear while training")
+        plots = QSplitter(Qt.Orientation.Vertical, self)
+        for w in (self.loss, self.samples):
+            w.setMinimumHeight(120)
+            plots.addWidget(w)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(grid)
+        layout.addLayout(seed_form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(plots, 1)
+        self._dialog: QFileDialog | None = None
+        self.set_job_state(IDLE, training=False, has_trainer=False)
+
+    def _int(self, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+        box = QSpinBox(self)
+        box.setRange(lo, hi)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
+
+    # -- configuration -----------------------------------------------------------------------
+    def model_config(self) -> dict[str, Any]:
+        return {"width": self.width_box.value(), "modes": self.modes_box.value(),
+                "layers": self.layers_box.value()}
+
+    def train_config(self) -> dict[str, Any]:
+        steps = self.steps_box.value()
+        return {"steps": steps, "batch_size": self.batch_box.value(), "lr": float(self.lr_box.value()),
+                "seed": self.seed_box.value(), "warmup": min(100, steps // 10),
+                "checkpoint_every": 0}
+
+    def preview_every(self) -> int:
+        """Sample previews about ten times per run (not more often than every 25 steps)."""
+        return max(25, self.steps_box.value() // 10)
+
+    def state(self) -> dict[str, Any]:
+        return {**self.model_config(), "train": self.train_config()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key, box in (("width", self.width_box), ("modes", self.modes_box), ("layers", self.layers_box)):
+            if key in state:
+                box.setValue(int(state[key]))
+        train = state.get("train", {})
+        if "steps" in train:
+            self.steps_box.setValue(int(train["steps"]))
+        if "batch_size" in train:
+            self.batch_box.setValue(int(train["batch_size"]))
+        if "lr" in train:
+            self.lr_box.setValue(float(train["lr"]))
+        if "seed" in train:
+            self.seed_box.setValue(int(train["seed"]))
+
+    # -- job feedback ------------------------------------------------------------------------
+    def set_job_state(self, state: str, *, training: bool, has_trainer: bool) -> None:
+        """Enable what makes sense: ``training`` is whether the running job is this panel's."""
+        busy = state != IDLE
+        self.start_button.setEnabled(not busy)
+        self.pause_button.setEnabled(training and state in (RUNNING, PAUSED))
+        self.pause_button.setText("Resume" if training and state == PAUSED else "Pause")
+        self.cancel_button.setEnabled(training and state in (RUNNING, PAUSED))
+        self.save_button.setEnabled(has_trainer and not busy)
+        self.load_button.setEnabled(not busy)
+
+    def begin(self) -> None:
+        self.loss.clear_losses()
+        self.samples.clear_curves("periodic previews appear while training")
+        self.samples.set_title("Samples from the EMA model")
+        self.status.setText("Starting…")
+
+    def show_progress(self, step: int, total: int, eta: float, loss: float | None = None) -> None:
+        loss_text = f" · loss {loss:.4g}" if loss is not None else ""
+        self.status.setText(f"Step {step}/{total}{loss_text} · {format_eta(eta)}")
+
+    @Slot(object)
+    def show_preview(self, payload: dict[str, Any]) -> None:
+        losses = np.asarray(payload["losses"])
+        if losses.size:
+            self.loss.set_losses(losses)
+        if payload.get("samples") is not None:
+            self.samples.set_curves(payload["grid"], payload["samples"])
+            title = f"Samples from the EMA model at step {payload['sample_step']}"
+            self.samples.set_title(title)
+
+    def show_result(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- dialogs (non-blocking: no nested event loop under qasync) ---------------------------
+    @Slot()
+    def _choose_save_dir(self) -> None:
+        dialog = QFileDialog(self, "Save checkpoint into folder")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(self.save_requested)
+        self._dialog = dialog
+        dialog.open()
+
+    @Slot()
+    def _choose_checkpoint(self) -> None:
+        dialog = QFileDialog(self, "Load checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.load_requested)
+        self._dialog = dialog
+        dialog.open()

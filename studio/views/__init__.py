@@ -1,0 +1,1 @@
+"""Plots: one view per file (curves, live trajectory, loss, prior spectrum, schedule)."""

@@ -1,0 +1,29 @@
+"""What the session holds between jobs: the data, the models, the latest samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.engine_jobs import SampleOutcome, TrainHandle
+
+TRAINED = "session:trained"  # the checkpoint key of the model trained in this session
+
+
+@dataclass
+class Workspace:
+    """Plain state owned by the main window (touched on the GUI thread only)."""
+
+    dataset: Any = None  # engine.data.FunctionDataset
+    dataset_spec: str | None = None
+    training: TrainHandle = field(default_factory=TrainHandle)
+    models: dict[str, Any] = field(default_factory=dict)  # checkpoint key -> HDMModel
+    outcome: SampleOutcome | None = None  # the latest samples drawn here
+    sample_key: str | None = None  # the checkpoint they came from
+    sample_settings: dict[str, Any] = field(default_factory=dict)  # the sampling panel's settings then
+    opened: Any = None  # engine.io.SampleFile opened from disk (when shown instead of `outcome`)
+    project_path: str | None = None
+
+    @property
+    def has_samples(self) -> bool:
+        return self.outcome is not None or self.opened is not None

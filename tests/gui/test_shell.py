@@ -1,0 +1,125 @@
+"""The shell: docks, shortcuts, status bar, persisted layout, project files, the headless path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QKeySequence
+
+from studio.session import load_project
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_launch_shows_docks_status_and_no_checkpoint_message(window, shot):
+    from engine import api
+
+    assert set(window.docks) == {"data", "prior", "sampling", "training", "log"}
+    assert all(d.isVisible() for d in window.docks.values())
+    assert window.device_status.combo.itemText(0) == "cpu"
+    assert "GiB" in window.device_status.memory.text()
+    assert window.data_panel.preview.count > 0 and window.prior_panel.spectrum.count == 100
+    bundled = list(api.list_checkpoints())
+    assert [window.sampling_panel.checkpoint.itemData(i) for i in range(len(bundled))] == bundled
+    shot(window, "launch")
+
+
+def test_starts_with_a_clear_message_when_no_checkpoint_is_bundled(themed_app, qtbot, settings, monkeypatch):
+    from engine import api
+    from studio.app import demo_checkpoint
+    from studio.main_window import MainWindow
+
+    monkeypatch.setattr(api, "list_checkpoints", lambda: {})
+    w = MainWindow(settings=settings, load_default_data=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert "No bundled checkpoint" in w.sampling_panel.notice.text()
+    assert "No bundled checkpoint" in w.view.plot._placeholder.toPlainText()
+    assert w.sampling_panel.checkpoint.count() == 0
+    w.controller.start_sampling()  # nothing to sample from: said so, nothing breaks
+    assert w.error_box.isVisible() and "no checkpoint" in w.error_box.text()
+    with pytest.raises(ValueError, match="none is bundled"):
+        demo_checkpoint(None)
+    w.close()
+
+
+def test_shortcuts(window):
+    keys = {name: a.shortcut() for name, a in window.actions_by_name.items()}
+    assert keys["run"] == QKeySequence("Ctrl+R") and keys["pause"] == QKeySequence("Ctrl+P")
+    assert keys["cancel"] == QKeySequence("Esc")
+    assert keys["open"] == QKeySequence(QKeySequence.StandardKey.Open) == QKeySequence("Ctrl+O")
+    assert keys["save"] == QKeySequence(QKeySequence.StandardKey.Save) == QKeySequence("Ctrl+S")
+
+
+def test_layout_and_device_persist_in_qsettings(themed_app, qtbot, settings):
+    from studio.main_window import MainWindow
+
+    first = MainWindow(settings=settings, load_default_data=False)
+    qtbot.addWidget(first)
+    first.resize(1200, 555)
+    first.show()
+    assert first.height() == 555
+    first.docks["log"].hide()
+    first.close()
+    again = MainWindow(settings=settings, load_default_data=False)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.height() == 555  # (the offscreen screen is 800 px wide: widths are clamped to it)
+    assert not again.docks["log"].isVisible() and again.docks["data"].isVisible()
+    assert settings.value("device") == "cpu"
+    again.close()
+
+
+def test_project_save_and_load_round_trip(window, qtbot, tmp_path):
+    w = window
+    w.prior_panel.kernel.setCurrentText("matern32")
+    w.prior_panel.auto_length.setChecked(False)
+    w.prior_panel.length.setValue(1.7)
+    w.prior_panel.equation.setCurrentIndex(w.prior_panel.equation.findData("subvp"))
+    w.training_panel.width_box.setValue(24)
+    w.training_panel.steps_box.setValue(345)
+    w.sampling_panel.sampler.setCurrentText("ddim")
+    w.sampling_panel.steps.setValue(77)
+    w.sampling_panel.custom_grid.setChecked(True)
+    w.sampling_panel.grid_points.setValue(300)
+    w.sampling_panel.export_format.setCurrentIndex(1)
+    saved = w.session_sections()
+    path = tmp_path / "project.json"
+    w.files.save_project(str(path))
+    assert load_project(path)["sampler"]["steps"] == 77 and json.loads(path.read_text())["version"] == 1
+
+    w.prior_panel.kernel.setCurrentText("white")
+    w.training_panel.width_box.setValue(8)
+    w.sampling_panel.steps.setValue(5)
+    w.sampling_panel.custom_grid.setChecked(False)
+    w.sampling_panel.export_format.setCurrentIndex(0)
+    w.open_path(str(path))
+    assert w.session_sections() == saved
+    assert w.windowTitle().startswith("project")
+
+
+def test_bad_project_file_is_an_error_not_a_crash(window, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    window.open_path(str(bad))
+    assert window.error_box.isVisible() and "not an HDM Studio project" in window.error_box.text()
+    assert any("not an HDM Studio project" in line for line in window.log_panel.lines())
+
+
+def test_headless_demo_writes_a_screenshot(tiny_checkpoint, tmp_path):
+    out = tmp_path / "demo.png"
+    args = ["--offscreen", "--demo", "--checkpoint", str(tiny_checkpoint), "--steps", "20",
+            "--num-samples", "8", "--screenshot", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "studio.app", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, "-m", "studio.app", "--offscreen", "--demo", "--checkpoint",
+                          str(tmp_path / "absent.safetensors")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "absent.safetensors" in bad.stderr

@@ -1,0 +1,106 @@
+"""Train a few steps: the loss curve fills, pause holds, cancel leaves the app usable, save and load."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.jobs import IDLE, PAUSED
+from studio.workspace import TRAINED
+from tests.gui.helpers import open_checkpoint, wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def _tiny(panel, steps: int) -> None:
+    panel.width_box.setValue(8)
+    panel.modes_box.setValue(4)
+    panel.layers_box.setValue(1)
+    panel.batch_box.setValue(16)
+    panel.steps_box.setValue(steps)
+
+
+def test_train_pause_resume_cancel_then_sample_and_save(window, qtbot, tmp_path, shot):
+    w, panel = window, window.training_panel
+    _tiny(panel, 3000)
+    w.actions_by_name["train"].trigger()  # Ctrl+T
+    assert w.jobs.busy and panel.pause_button.isEnabled() and not panel.start_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.loss.points >= 20, timeout=30_000)
+
+    w.actions_by_name["pause"].trigger()  # Ctrl+P
+    assert w.jobs.state == PAUSED and panel.pause_button.text() == "Resume"
+    qtbot.wait(100)
+    held = w.workspace.training.trainer.step_count
+    qtbot.wait(300)
+    assert w.workspace.training.trainer.step_count == held
+    panel.pause_button.click()  # resume
+    qtbot.waitUntil(lambda: w.workspace.training.trainer.step_count > held + 5, timeout=10_000)
+
+    qtbot.waitUntil(lambda: panel.samples.count > 0, timeout=60_000)  # a periodic sample preview
+    assert panel.loss.points > 20 and "Step" in panel.status.text() and "ETA" in panel.status.text()
+    shot(w, "training_live")
+
+    w.actions_by_name["cancel"].trigger()  # Esc
+    wait_idle(qtbot, w)
+    assert not w.error_box.isVisible()
+    assert "cancelled" in panel.status.text().lower() and w.jobs.state == IDLE
+    assert panel.start_button.isEnabled() and panel.save_button.isEnabled()
+    steps_done = w.workspace.training.trainer.step_count
+    assert 0 < steps_done < 3000
+
+    # the cancelled model is offered for sampling, and the app samples from it
+    sampling = w.sampling_panel
+    assert sampling.checkpoint_key() == TRAINED and "cancelled" in sampling.checkpoint.currentText()
+    sampling.steps.setValue(10)
+    sampling.num.setValue(6)
+    sampling.custom_grid.setChecked(False)
+    w.controller.start_sampling()
+    wait_idle(qtbot, w)
+    assert w.workspace.outcome.result.samples.shape == (6, 1, 100)
+
+    # save it, then load it back as a file
+    out = tmp_path / "run"
+    w.controller.save_checkpoint(str(out))
+    wait_idle(qtbot, w)
+    assert (out / "model.safetensors").is_file() and (out / "train_state.pt").is_file()
+    w.sampling_panel.checkpoint.setCurrentIndex(0)
+    open_checkpoint(qtbot, w, out / "model.safetensors")
+    model = w.workspace.models[str(out / "model.safetensors")]
+    assert model.config.model.width == 8
+    shot(w, "training_cancelled_sampled")
+
+
+def test_training_needs_data_and_valid_settings(themed_app, qtbot, settings):
+    from studio.main_window import MainWindow
+
+    w = MainWindow(settings=settings, load_default_data=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.controller.start_training()
+    assert w.error_box.isVisible() and "dataset" in w.error_box.text()
+    assert not w.jobs.busy
+    w.close()
+
+
+def test_training_runs_to_the_end(window, qtbot):
+    panel = window.training_panel
+    _tiny(panel, 60)
+    window.controller.start_training()
+    wait_idle(qtbot, window, timeout=60_000)
+    assert panel.loss.points == 60 and "Trained 60 steps" in panel.status.text()
+    assert panel.samples.count > 0  # the final preview
+    assert window.sampling_panel.checkpoint_key() == TRAINED
+
+
+def test_closing_the_window_stops_a_running_job(themed_app, qtbot, settings):
+    from studio.main_window import MainWindow
+
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.workspace.dataset is not None, timeout=15_000)
+    _tiny(w.training_panel, 1_000_000)
+    w.controller.start_training()
+    qtbot.waitUntil(lambda: w.training_panel.loss.points > 5, timeout=30_000)
+    worker = w.jobs._worker
+    w.close()  # cancels and waits: no thread outlives the window
+    assert worker.isFinished() and not w.jobs.busy
