@@ -92,12 +92,15 @@ class ModelConfig:
     modes: int = 16
     layers: int = 4
     emb_dim: int = 64
+    parameterization: str = "v"  # "v" (preconditioned, default) or "noise"; see engine.objectives
 
     def validate(self) -> None:
         if self.name != "fno1d":
             raise ConfigError(f"unknown model {self.name!r}; the functions model is fno1d")
         for key in ("width", "modes", "layers", "emb_dim"):
             _positive(f"model {key}", getattr(self, key), integer=True)
+        if self.parameterization not in ("v", "noise"):
+            raise ConfigError(f"unknown parameterization {self.parameterization!r}; use v or noise")
         if self.emb_dim % 2:
             raise ConfigError(f"model emb_dim must be even, got {self.emb_dim}")
 

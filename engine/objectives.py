@@ -1,16 +1,27 @@
-"""Denoising score matching in H with coloured-noise prediction.
+"""Denoising score matching in H, and the network's parameterisation (preconditioning).
 
 With ``x_t = m(t) x_0 + s(t) e``, ``e ~ N(0, Q)``, the Q-preconditioned conditional score is
-``Q grad log p_t(x_t | x_0) = -e / s(t)``. The network ``F(x_t, t)`` predicts ``e`` and the
-score estimate is ``-F / s(t)``. The loss
+``Q grad log p_t(x_t | x_0) = -e / s(t)``: every sampler only needs a prediction ``e_hat`` of the
+coloured noise (``Q grad log p_t ~ -e_hat / s``). No ``Q^{-1}`` appears anywhere.
 
-    L = E_{t ~ U(eps, T), x_0, e} [ |F(x_t, t) - e|^2 ]     (|.|^2 = mean over grid points and channels)
+Two ways for a backbone ``F`` to give ``e_hat`` (``ModelConfig.parameterization``):
 
-equals ``E[ s(t)^2 |Q grad log p_t - (-F/s)|^2 ]``: denoising score matching on the
-Q-preconditioned score with the weighting ``lambda(t) = s(t)^2`` (Ho et al.'s "simple"
-noise-prediction weighting, as in the reference code). The norm is the grid L2 norm divided by
-the number of points, a Riemann sum of the L2(domain) norm, so the loss does not scale with
-the resolution. No ``Q^{-1}`` appears anywhere.
+``"noise"`` (the reference code's): ``e_hat = F(x_t, t)``, loss ``|F - e|^2``. In score terms this is
+DSM with weighting ``lambda(t) = s^2``. Near T, where ``m(T)`` is tiny (0.0084 for the cosine
+schedule), the implied ``x_0 = (x_t - s e_hat) / m`` amplifies every error of ``F`` by ``1/m``: on
+rough real data (Melbourne) this biased samples badly (mean +40 %, two-sample power > 60 %).
+
+``"v"`` (default): a preconditioned wrapper that is exact for Gaussian data with unit variance in
+the Q metric and leaves the backbone a unit-scale residual (Karras et al. 2022; for VP it is
+exactly v-prediction, Salimans & Ho 2022). With ``r = sqrt(m^2 + s^2)``:
+
+    e_hat = c_skip x_t + c_out F(c_in x_t, t),  c_in = 1/r,  c_skip = s/r^2,  c_out = m/r
+    target of F:  v = (m e - s x_0) / r          loss  |F - v|^2
+
+so ``x_0_hat = (m x_t - s r F)/r^2`` stays bounded at T. In score terms this is DSM with weighting
+``lambda(t) = s^2 r^2 / m^2``.
+
+Norms are grid means (Riemann sums of the L2(domain) norm), so losses do not scale with resolution.
 """
 
 from __future__ import annotations
@@ -19,9 +30,38 @@ from collections.abc import Callable
 
 import torch
 
-from engine.equations.base import Equation
+from engine.equations.base import Equation, _bc
+from engine.errors import ConfigError
 
-NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PARAMETERIZATIONS = ("v", "noise")
+
+Backbone = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # F(x, t)
+
+
+def _check(parameterization: str) -> None:
+    if parameterization not in PARAMETERIZATIONS:
+        raise ConfigError(f"unknown parameterization {parameterization!r}; choose one of {PARAMETERIZATIONS}")
+
+
+def preconditioning(equation: Equation, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(c_in, c_skip, c_out)`` of the ``"v"`` parameterisation at times ``t`` (float64)."""
+    m, s = equation.mean_coef(t), equation.std(t)
+    r = torch.sqrt(m**2 + s**2)
+    return 1.0 / r, s / r**2, m / r
+
+
+def noise_predictor(backbone: Backbone, equation: Equation, parameterization: str = "v"
+                    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Wrap a backbone ``F(x, t)`` into ``e_hat(x, t)`` (the samplers' ``predict_noise``)."""
+    _check(parameterization)
+    if parameterization == "noise":
+        return backbone
+
+    def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
+        return _bc(c_skip, x) * x + _bc(c_out, x) * backbone(_bc(c_in, x) * x, t)
+
+    return predict
 
 
 def sample_times(batch: int, equation: Equation, generator: torch.Generator, device: torch.device
@@ -32,8 +72,15 @@ def sample_times(batch: int, equation: Equation, generator: torch.Generator, dev
     return (equation.eps + (equation.T - equation.eps) * u).to(device)
 
 
-def dsm_loss(predict_noise: NoisePredictor, equation: Equation, x0: torch.Tensor, t: torch.Tensor,
-             e: torch.Tensor) -> torch.Tensor:
-    """Noise-prediction DSM loss for clean data ``x0`` [B, C, n], times ``t`` [B], noise ``e ~ N(0, Q)``."""
+def dsm_loss(backbone: Backbone, equation: Equation, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor,
+             parameterization: str = "v") -> torch.Tensor:
+    """DSM loss for clean data ``x0`` [B, C, n], times ``t`` [B] and noise ``e ~ N(0, Q)``."""
+    _check(parameterization)
     x_t = equation.perturb(x0, t, e)
-    return (predict_noise(x_t, t.to(x0.dtype)) - e).pow(2).mean()
+    tt = t.to(x0.dtype)
+    if parameterization == "noise":
+        return (backbone(x_t, tt) - e).pow(2).mean()
+    c_in, _, _ = preconditioning(equation, t)
+    m, s = _bc(equation.mean_coef(t), x0), _bc(equation.std(t), x0)
+    v = (m * e - s * x0) * _bc(c_in, x0)
+    return (backbone(_bc(c_in, x0) * x_t, tt) - v).pow(2).mean()

@@ -115,14 +115,15 @@ class HDMModel:
         """The forward equation bound to Q on ``grid`` (the training grid by default)."""
         return build_equation(self.config, self.geometry, self.training_grid if grid is None else grid)
 
-    def noise_predictor(self, grid: np.ndarray) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def noise_predictor(self, grid: np.ndarray, equation: Equation | None = None
+                        ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``e_hat(x, t)`` on ``grid``: the backbone wrapped by its parameterisation."""
+        from engine.objectives import noise_predictor
+
         g = torch.as_tensor(grid, dtype=torch.float32, device=self.device)
         net = self.network
-
-        def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return net(x, t, g)
-
-        return predict
+        equation = self.equation_on(grid) if equation is None else equation
+        return noise_predictor(lambda x, t: net(x, t, g), equation, self.config.model.parameterization)
 
     def sample(self, num: int, *, steps: int = 50, sampler: str = "ddim", grid: np.ndarray | None = None,
                seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int = 1000,
@@ -148,7 +149,7 @@ class HDMModel:
         equation = self.equation_on(grid)
         spacing = spacing or ("logsnr" if sampler in ("ddim", "ode_heun") else "uniform")
         ts = time_grid(equation, steps, spacing)
-        predict = self.noise_predictor(grid)
+        predict = self.noise_predictor(grid, equation)
         shape = (self.geometry.channels, grid.size)
         outs, trajs, traj_times = [], [], []
         for start in range(0, num, batch_size):

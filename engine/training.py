@@ -130,7 +130,8 @@ class Trainer:
         lr = lr_at(self.step_count, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = dsm_loss(lambda x, tt: self.network(x, tt, grid), self.equation, x0, t, e)
+        loss = dsm_loss(lambda x, tt: self.network(x, tt, grid), self.equation, x0, t, e,
+                        self.config.model.parameterization)
         if not torch.isfinite(loss):
             raise DataError(f"training diverged at step {self.step_count + 1} (loss {loss.item()}); "
                             "lower --lr or check the data for extreme values")

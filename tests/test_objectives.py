@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.equations import make_equation
+from engine.objectives import dsm_loss, noise_predictor, preconditioning
+from engine.operators import KernelCovariance
+
+Q = KernelCovariance("matern32", 1.0).on_grid(np.linspace(0, 5, 16))
+
+
+@pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
+def test_v_parameterisation_recovers_the_noise_from_the_exact_target(name):
+    """If F returns its exact target v, the wrapper returns exactly e, at every t (including near T)."""
+    eq = make_equation(name, Q)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(6, 1, 16, generator=g, dtype=torch.float64)
+    e = torch.randn(6, 1, 16, generator=g, dtype=torch.float64)
+    t = torch.tensor([eq.eps, 0.01, 0.2, 0.5, 0.9, eq.T], dtype=torch.float64)
+    x_t = eq.perturb(x0, t, e)
+    m, s = eq.mean_coef(t)[:, None, None], eq.std(t)[:, None, None]
+    v = (m * e - s * x0) / torch.sqrt(m**2 + s**2)
+    predict = noise_predictor(lambda x, tt: v, eq, "v")
+    torch.testing.assert_close(predict(x_t, t), e)
+    # and the loss is zero for that backbone
+    assert float(dsm_loss(lambda x, tt: v, eq, x0, t, e, "v")) < 1e-20
+    c_in, c_skip, c_out = preconditioning(eq, t)
+    assert torch.all(c_out <= 1) and torch.all(c_in > 0) and torch.all(c_skip >= 0)
+
+
+def test_noise_parameterisation_is_plain_noise_prediction():
+    eq = make_equation("vp", Q)
+    x0 = torch.zeros(2, 1, 16)
+    e = torch.ones(2, 1, 16)
+    t = torch.tensor([0.3, 0.6], dtype=torch.float64)
+    assert float(dsm_loss(lambda x, tt: torch.ones_like(x), eq, x0, t, e, "noise")) == 0.0
+    assert noise_predictor(lambda x, tt: x, eq, "noise")(e, t) is e
