@@ -131,14 +131,7 @@ def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:
 
 
 def dumps(obj: Any) -> str:
-    """JSON for reports (numpy scalars and arrays allowed)."""
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(type(o).__name__)
+    """Indented JSON for reports (numpy scalars and arrays, tensors and paths allowed)."""
+    from engine.io._jsonutil import json_default
 
-    return json.dumps(obj, indent=2, default=default)
+    return json.dumps(obj, indent=2, default=json_default)

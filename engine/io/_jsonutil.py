@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_json"]
+__all__ = ["json_default", "to_json"]
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -28,4 +28,4 @@ def _default(obj: Any) -> Any:
 
 def to_json(obj: Any) -> str:
     """Compact, key-order-preserving JSON (NaN/inf kept as JS literals, as Python's json reads them)."""
-    return json.dumps(obj, default=_default, ensure_ascii=False)
+    return json.dumps(obj, default=json_default, ensure_ascii=False)

@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import DataError
+from engine.io._jsonutil import json_default
 from engine.io.atomic import atomic_path
 
 __all__ = ["SCHEMA", "MODALITIES", "SampleFile", "write_samples", "read_samples", "export_csv"]
@@ -147,20 +148,8 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "tolist"):  # torch tensors
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=False)
+    return json.dumps(obj, default=json_default, sort_keys=False)
 
 
 def _chunk_rows(shape: tuple[int, ...], itemsize: int) -> int:
