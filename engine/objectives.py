@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.equations.base import Equation, _bc
+from engine.equations.base import Equation
 from engine.errors import ConfigError
 
 PARAMETERIZATIONS = ("v", "noise")
@@ -44,10 +44,19 @@ def _check(parameterization: str) -> None:
 
 
 def preconditioning(equation: Equation, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(c_in, c_skip, c_out)`` of the ``"v"`` parameterisation at times ``t`` (float64)."""
-    m, s = equation.mean_coef(t), equation.std(t)
+    """``(c_in, c_skip, c_out)`` of the ``"v"`` parameterisation at times ``t`` (float64).
+
+    Per mode of the equation's eigenbasis (scalars for the HDM-SDE family, one value per DCT
+    mode for HDM-SPDE, where ``m`` and ``s`` differ between modes).
+    """
+    m, s = equation.mode_coefs(t)
     r = torch.sqrt(m**2 + s**2)
     return 1.0 / r, s / r**2, m / r
+
+
+def _scale(equation: Equation, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Apply the per-mode coefficient ``c`` to ``x``: ``from_modes(c * to_modes(x))``."""
+    return equation.from_modes(equation.broadcast_modes(c, x) * equation.to_modes(x))
 
 
 def noise_predictor(backbone: Backbone, equation: Equation, parameterization: str = "v"
@@ -59,7 +68,7 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
 
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
-        return _bc(c_skip, x) * x + _bc(c_out, x) * backbone(_bc(c_in, x) * x, t)
+        return _scale(equation, c_skip, x) + _scale(equation, c_out, backbone(_scale(equation, c_in, x), t))
 
     return predict
 
@@ -81,6 +90,6 @@ def dsm_loss(backbone: Backbone, equation: Equation, x0: torch.Tensor, t: torch.
     if parameterization == "noise":
         return (backbone(x_t, tt) - e).pow(2).mean()
     c_in, _, _ = preconditioning(equation, t)
-    m, s = _bc(equation.mean_coef(t), x0), _bc(equation.std(t), x0)
-    v = (m * e - s * x0) * _bc(c_in, x0)
-    return (backbone(_bc(c_in, x0) * x_t, tt) - v).pow(2).mean()
+    m, s = equation.mode_coefs(t)
+    v = _scale(equation, c_in, _scale(equation, m, e) - _scale(equation, s, x0))
+    return (backbone(_scale(equation, c_in, x_t), tt) - v).pow(2).mean()

@@ -37,3 +37,21 @@ def test_noise_parameterisation_is_plain_noise_prediction():
     t = torch.tensor([0.3, 0.6], dtype=torch.float64)
     assert float(dsm_loss(lambda x, tt: torch.ones_like(x), eq, x0, t, e, "noise")) == 0.0
     assert noise_predictor(lambda x, tt: x, eq, "noise")(e, t) is e
+
+
+def test_v_parameterisation_is_per_mode_for_the_heat_spde():
+    """HDM-SPDE has per-DCT-mode m and s: the exact target still gives back e exactly."""
+    from engine.equations.spde import make_image_equation
+
+    eq = make_image_equation("hdm_spde", 8, 6, sigma=1.0, gamma=0.1)
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(3, 2, 8, 6, generator=g, dtype=torch.float64)
+    e = eq.Q.sqrt_apply(torch.randn(3, 2, 8, 6, generator=g, dtype=torch.float64))
+    t = torch.tensor([0.05, 0.5, 0.9], dtype=torch.float64)
+    x_t = eq.perturb(x0, t, e)
+    from engine.operators.dct import dct2, idct2
+
+    m, s = (c[:, None] for c in eq.mode_coefs(t))
+    v = idct2((m * dct2(e) - s * dct2(x0)) / torch.sqrt(m**2 + s**2))
+    torch.testing.assert_close(noise_predictor(lambda x, tt: v, eq, "v")(x_t, t), e)
+    assert float(dsm_loss(lambda x, tt: v, eq, x0, t, e, "v")) < 1e-20

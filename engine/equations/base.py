@@ -72,6 +72,23 @@ class Equation(ABC):
     def diffusion_sq(self, t: torch.Tensor) -> torch.Tensor:
         """``g(t)^2`` with ``G_t G_t^* = g(t)^2 Q``."""
 
+    # -- the eigenbasis in which the coefficients are diagonal (identity here: scalar m, s) ----
+    def to_modes(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates in the basis where ``m`` and ``s`` act diagonally (here: any basis)."""
+        return x
+
+    def from_modes(self, X: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_modes`."""
+        return X
+
+    def mode_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-mode ``(m_k(t), s_k(t))`` of ``x_t = M x_0 + S e``; scalars here."""
+        return self.mean_coef(t), self.std(t)
+
+    def broadcast_modes(self, c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Shape per-mode coefficients from :meth:`mode_coefs` against modal tensors like ``like``."""
+        return _bc(c, like)
+
     def bind(self, Q: GridCovariance) -> Equation:
         """The same equation with Q on another grid."""
         clone = object.__new__(type(self))

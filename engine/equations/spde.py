@@ -204,6 +204,19 @@ class SPDEEquation(Equation):
         """``s_k^2 = q_k shat_k^2``: the per-mode variance of ``x_t | x_0``."""
         return self.Q.spectrum * self.mode_std(t) ** 2
 
+    # -- the modal interface used by the preconditioning (engine.objectives) -------------------
+    def to_modes(self, x: torch.Tensor) -> torch.Tensor:
+        return dct2(x)
+
+    def from_modes(self, X: torch.Tensor) -> torch.Tensor:
+        return idct2(X)
+
+    def mode_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mode_mean(t), self.mode_std(t)
+
+    def broadcast_modes(self, c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return _modes(c, like)
+
     # -- scalar coefficients: the lowest mode's (see module docstring) ------------------------
     def mean_coef(self, t):
         return torch.exp(-self.sigma * self._tau(t))
