@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog
 from engine.errors import ConfigError, HDMError
 from studio import APPLICATION
 from studio import engine_jobs as ej
+from studio.dialogs import file_dialog
 from studio.jobs import PAUSED
 from studio.workspace import TRAINED
 
@@ -184,13 +185,9 @@ class Controller(QObject):
             self.w.show_error("Export", "nothing to export: sample first or open a sample file")
             return
         fmt = self.w.sampling_panel.export_settings()["format"]
-        dialog = QFileDialog(self.w, "Export samples", str(self.w.settings.value("paths/last_dir", "")),
-                             "HDF5 (*.h5)" if fmt == "h5" else "CSV (*.csv)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix(fmt)
-        dialog.fileSelected.connect(self.export_to)
-        self._dialog = dialog
-        dialog.open()
+        self._dialog = file_dialog(self.w, "Export samples", self.export_to,
+                                   directory=str(self.w.settings.value("paths/last_dir", "")),
+                                   name_filter="HDF5 (*.h5)" if fmt == "h5" else "CSV (*.csv)", save_suffix=fmt)
 
     @Slot(str)
     def export_to(self, path: str, fmt: str | None = None) -> bool:

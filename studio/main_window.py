@@ -15,7 +15,6 @@ from PySide6.QtCore import QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QFrame,
     QMainWindow,
     QMessageBox,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from studio import APPLICATION, ORGANIZATION, log
 from studio.controller import Controller
+from studio.dialogs import file_dialog
 from studio.files import FileController
 from studio.jobs import IDLE, PAUSED, JobRunner
 from studio.panels.data_panel import DataPanel
@@ -189,12 +189,8 @@ class MainWindow(QMainWindow):
     # -- files -------------------------------------------------------------------------------
     @Slot()
     def choose_open(self) -> None:
-        start = str(self.settings.value("paths/last_dir", ""))
-        dialog = QFileDialog(self, "Open", start, OPEN_FILTER)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(self.open_path)
-        self._dialog = dialog
-        dialog.open()  # not exec(): no nested event loop under qasync
+        self._dialog = file_dialog(self, "Open", self.open_path, name_filter=OPEN_FILTER,
+                                   directory=str(self.settings.value("paths/last_dir", "")))
 
     @Slot(str)
     def open_path(self, path: str) -> None:
@@ -212,13 +208,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def choose_project_path(self) -> None:
-        dialog = QFileDialog(self, "Save project", str(self.settings.value("paths/last_dir", "")),
-                             "Projects (*.json)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix("json")
-        dialog.fileSelected.connect(self.files.save_project)
-        self._dialog = dialog
-        dialog.open()
+        self._dialog = file_dialog(self, "Save project", self.files.save_project, name_filter="Projects (*.json)",
+                                   directory=str(self.settings.value("paths/last_dir", "")), save_suffix="json")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.dialogs import file_dialog
 from studio.views.curves_view import CurvesView
 
 FILE_FILTER = "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)"
@@ -124,11 +125,7 @@ class DataPanel(QWidget):
 
     @Slot()
     def choose_file(self) -> None:
-        dialog = QFileDialog(self, "Import curves", "", FILE_FILTER)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(self.request)
-        self._dialog = dialog
-        dialog.open()  # not exec(): no nested event loop under qasync
+        self._dialog = file_dialog(self, "Import curves", self.request, name_filter=FILE_FILTER)
 
     # -- results -----------------------------------------------------------------------------
     def show_dataset(self, spec: str, dataset: Any) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.samplers import SAMPLER_DESCRIPTIONS, SAMPLERS
+from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.workspace import TRAINED
 
@@ -186,11 +187,8 @@ class SamplingPanel(QWidget):
 
     @Slot()
     def _choose_checkpoint(self) -> None:
-        dialog = QFileDialog(self, "Open checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(self.checkpoint_file_chosen)
-        self._dialog = dialog
-        dialog.open()
+        self._dialog = file_dialog(self, "Open checkpoint", self.checkpoint_file_chosen,
+                                   name_filter=CHECKPOINT_FILTER)
 
     # -- settings ----------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.views.curves_view import CurvesView
 from studio.views.loss_view import LossView
@@ -187,17 +188,8 @@ class TrainingPanel(QWidget):
     # -- dialogs (non-blocking: no nested event loop under qasync) ---------------------------
     @Slot()
     def _choose_save_dir(self) -> None:
-        dialog = QFileDialog(self, "Save checkpoint into folder")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.fileSelected.connect(self.save_requested)
-        self._dialog = dialog
-        dialog.open()
+        self._dialog = file_dialog(self, "Save checkpoint into folder", self.save_requested, folder=True)
 
     @Slot()
     def _choose_checkpoint(self) -> None:
-        dialog = QFileDialog(self, "Load checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(self.load_requested)
-        self._dialog = dialog
-        dialog.open()
+        self._dialog = file_dialog(self, "Load checkpoint", self.load_requested, name_filter=CHECKPOINT_FILTER)
