@@ -66,10 +66,21 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
     if parameterization == "noise":
         return backbone
 
+    def both(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(e_hat, x0_hat)``, each from F directly: ``x0_hat = (m x - s r F) / r^2`` never divides by m."""
+        t64 = t.to(torch.float64)
+        c_in, c_skip, c_out = preconditioning(equation, t64)
+        m, s = equation.mode_coefs(t64)
+        F = backbone(_scale(equation, c_in, x), t)
+        e_hat = _scale(equation, c_skip, x) + _scale(equation, c_out, F)
+        x0_hat = _scale(equation, m * c_in**2, x) - _scale(equation, s * c_in, F)
+        return e_hat, x0_hat
+
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
         return _scale(equation, c_skip, x) + _scale(equation, c_out, backbone(_scale(equation, c_in, x), t))
 
+    predict.both = both  # type: ignore[attr-defined]  # read by engine.samplers.predict
     return predict
 
 

@@ -37,6 +37,10 @@ class SampleRNG:
         out = torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in self._gens])
         return out.to(self.device)
 
+    def randint(self, high: int) -> torch.Tensor:
+        """One integer in ``[0, high)`` per sample, shape [B] (int64, on the CPU)."""
+        return torch.stack([torch.randint(high, (), generator=g) for g in self._gens])
+
     def subset(self, index: slice) -> SampleRNG:
         """A view on some of the samples' generators (shares their state)."""
         sub = SampleRNG([], self.device)

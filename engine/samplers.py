@@ -13,6 +13,12 @@
 
 After the last step the sample is denoised once more (Tweedie, ``x_0 = (x - s e_hat)/m``), as
 is standard; pass ``denoise_final=False`` to keep the raw state at ``eps``.
+
+**Stable denoising.** ``x_0 = M_t^{-1}(x - S_t e_hat)`` divides by ``m(t)``, which for the high modes of
+the heat equations (HDM-SPDE near T, IHDM everywhere) is far below float precision: once ``e_hat`` is
+formed, ``x - S_t e_hat`` is rounding noise and the division amplifies it without bound. A predictor may
+therefore carry a ``both(x, t) -> (e_hat, x0_hat)`` attribute that computes the two from the network's
+output directly (the ``v`` parameterisation does, see :mod:`engine.objectives`); samplers use it when present.
 """
 
 from __future__ import annotations
@@ -76,11 +82,20 @@ def _check(should_stop: ShouldStop) -> None:
         raise Cancelled("sampling cancelled")
 
 
+def predict(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, tb: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(e_hat, x0_hat)`` at times ``tb``: from the predictor's ``both`` when it has one, else by Tweedie."""
+    both = getattr(predict_noise, "both", None)
+    if both is not None:
+        return both(x, tb.to(x.dtype))
+    e_hat = predict_noise(x, tb.to(x.dtype))
+    return e_hat, equation.denoise(x, e_hat, tb)
+
+
 def _finish(predict_noise, equation, x, t_last, denoise_final):
     if not denoise_final:
         return x
-    tb = _batch_t(t_last, x)
-    return equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+    return predict(predict_noise, equation, x, _batch_t(t_last, x))[1]
 
 
 def euler_maruyama(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor, *,
@@ -93,9 +108,8 @@ def euler_maruyama(predict_noise: NoisePredictor, equation: Equation, x: torch.T
         t, t_next = ts[i], ts[i + 1]
         h = float(t - t_next)
         tb = _batch_t(t, x)
-        e_hat = predict_noise(x, tb.to(x.dtype))
+        e_hat, x0 = predict(predict_noise, equation, x, tb)
         q = equation.q_score_from_noise(e_hat, tb)
-        x0 = equation.denoise(x, e_hat, tb)
         g = float(equation.diffusion_sq(t)) ** 0.5
         x = x - h * equation.reverse_drift(x, q, tb) + g * h**0.5 * equation.sample_noise(rng, x.shape[1:])
         if callback is not None:
@@ -117,7 +131,7 @@ def exponential(predict_noise: NoisePredictor, equation: Equation, x: torch.Tens
         _check(should_stop)
         t, s = ts[i], ts[i + 1]
         tb, sb = _batch_t(t, x), _batch_t(s, x)
-        x0 = equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+        x0 = predict(predict_noise, equation, x, tb)[1]
         x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
@@ -140,7 +154,7 @@ def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: to
         _check(should_stop)
         t, s = ts[i], ts[i + 1]
         tb, sb = _batch_t(t, x), _batch_t(s, x)
-        x0 = equation.denoise(x, predict_noise(x, tb.to(x.dtype)), tb)
+        x0 = predict(predict_noise, equation, x, tb)[1]
         x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
         if i < total - 1:  # no corrector at eps, where s(t) ~ 0
             for _ in range(corrector_steps):
@@ -161,8 +175,8 @@ def ode_heun(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor,
 
     def velocity(x_, t_):
         tb = _batch_t(t_, x_)
-        e_hat = predict_noise(x_, tb.to(x_.dtype))
-        return equation.ode_drift(x_, equation.q_score_from_noise(e_hat, tb), tb), equation.denoise(x_, e_hat, tb)
+        e_hat, x0_ = predict(predict_noise, equation, x_, tb)
+        return equation.ode_drift(x_, equation.q_score_from_noise(e_hat, tb), tb), x0_
 
     for i in range(total):
         _check(should_stop)
@@ -186,9 +200,8 @@ def ddim(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts:
         _check(should_stop)
         t, s = ts[i], ts[i + 1]
         tb, sb = _batch_t(t, x), _batch_t(s, x)
-        e_hat = predict_noise(x, tb.to(x.dtype))
-        x0 = equation.denoise(x, e_hat, tb)
-        x = equation.flow_step(x, e_hat, tb, sb)
+        e_hat, x0 = predict(predict_noise, equation, x, tb)
+        x = equation.flow_step(x, e_hat, tb, sb, x0=x0)
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)

@@ -93,6 +93,7 @@ class Equation(ABC):
         """The same equation with Q on another grid."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
+        clone.__dict__.pop("_rates", None)  # per-Q caches (engine.equations.spde)
         clone.Q = Q
         return clone
 
@@ -167,10 +168,14 @@ class Equation(ABC):
         return (_bc(c0, x_t) * x0 + _bc(ct, x_t) * x_t
                 + _bc(var.sqrt(), x_t) * z_coloured)
 
-    def flow_step(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor
-                  ) -> torch.Tensor:
-        """Exponential-integrator step of the probability-flow ODE with ``e_hat`` held fixed (DDIM)."""
-        x0 = self.denoise(x_t, e_hat, t)
+    def flow_step(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                  x0: torch.Tensor | None = None) -> torch.Tensor:
+        """Exponential-integrator step of the probability-flow ODE with ``e_hat`` held fixed (DDIM).
+
+        ``x0``: the denoised estimate when the predictor gives it directly (numerically stable where
+        ``m(t)`` is tiny); default :meth:`denoise`.
+        """
+        x0 = self.denoise(x_t, e_hat, t) if x0 is None else x0
         return _bc(self.mean_coef(s), x_t) * x0 + _bc(self.std(s), x_t) * e_hat
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from engine.equations.base import Equation, _bc
-from engine.equations.schedules import CosineSchedule, LinearSchedule, Schedule
+from engine.equations.schedules import CosineSchedule, HeatSchedule, LinearSchedule, Schedule
 from engine.errors import ConfigError
 from engine.operators.dct import dct2, dct_matrix, idct2, neumann_laplacian_eigenvalues
 from engine.rng import SampleRNG
@@ -186,23 +186,28 @@ class SPDEEquation(Equation):
         """``tau(t) = 1/2 int_0^t beta = -log alpha(t)``."""
         return -self.schedule.log_alpha(torch.as_tensor(t, dtype=torch.float64))
 
-    def rates(self) -> torch.Tensor:
-        """``a_k = sigma + lambda_k``, float64 [H, W]."""
-        return self.sigma + self.Q.laplacian
+    def rates(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """``a_k = sigma + lambda_k``, float64 [H, W] (on ``device``, cached per device)."""
+        device = torch.device("cpu") if device is None else torch.device(device)
+        cache = self.__dict__.setdefault("_rates", {})
+        if device not in cache:
+            cache[device] = (self.sigma + self.Q.laplacian).to(device)
+        return cache[device]
 
     def mode_mean(self, t: torch.Tensor) -> torch.Tensor:
         """``m_k(t) = exp(-tau(t) a_k)``."""
         tau = self._tau(t)
-        return torch.exp(-tau[..., None, None] * self.rates())
+        return torch.exp(-tau[..., None, None] * self.rates(tau.device))
 
     def mode_std(self, t: torch.Tensor) -> torch.Tensor:
         """``shat_k(t) = sqrt((1 - exp(-2 tau a_k)) / a_k)``: x_t's covariance is ``Shat^2 Q``."""
-        a = self.rates()
+        a = self.rates(torch.as_tensor(t).device)
         return torch.sqrt(-torch.expm1(-2 * self._tau(t)[..., None, None] * a) / a)
 
     def mode_variance(self, t: torch.Tensor) -> torch.Tensor:
         """``s_k^2 = q_k shat_k^2``: the per-mode variance of ``x_t | x_0``."""
-        return self.Q.spectrum * self.mode_std(t) ** 2
+        sd = self.mode_std(t)
+        return self.Q.spectrum.to(sd.device) * sd**2
 
     # -- the modal interface used by the preconditioning (engine.objectives) -------------------
     def to_modes(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +265,7 @@ class SPDEEquation(Equation):
         shapes t.shape + [H, W].
         """
         d = (self._tau(t_to) - self._tau(t_from))[..., None, None]
-        rate = self.rates()
+        rate = self.rates(d.device)
         return torch.exp(-d * rate), (-torch.expm1(-2 * d * rate) / rate).clamp_min(0.0)
 
     # -- scores -------------------------------------------------------------------------------
@@ -281,7 +286,7 @@ class SPDEEquation(Equation):
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``B_t x = -1/2 beta(t) (sigma I - Delta) x`` (per mode ``-1/2 beta a_k x_k``)."""
         beta = self.schedule.beta(torch.as_tensor(t, dtype=torch.float64))
-        return idct2(_modes(-0.5 * beta[..., None, None] * self.rates(), x) * dct2(x))
+        return idct2(_modes(-0.5 * beta[..., None, None] * self.rates(beta.device), x) * dct2(x))
 
     # -- exact steps ---------------------------------------------------------------------------
     def posterior_step(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
@@ -299,10 +304,10 @@ class SPDEEquation(Equation):
         out = _modes(c0, x_t) * dct2(x0) + _modes(ct, x_t) * dct2(x_t) + _modes(sd, x_t) * dct2(z_coloured)
         return idct2(out)
 
-    def flow_step(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor
-                  ) -> torch.Tensor:
+    def flow_step(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                  x0: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM per mode: ``x_s = M_s x_0_hat + Shat_s e_hat`` with ``e_hat`` held fixed."""
-        x0 = self.denoise(x_t, e_hat, t)
+        x0 = self.denoise(x_t, e_hat, t) if x0 is None else x0
         return idct2(_modes(self.mode_mean(s), x_t) * dct2(x0) + _modes(self.mode_std(s), x_t) * dct2(e_hat))
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
@@ -310,20 +315,73 @@ class SPDEEquation(Equation):
         return 2 * (torch.log(self.mean_coef(t)) - torch.log(self.std(t)))
 
 
+class IHDMEquation(SPDEEquation):
+    """Inverse heat dissipation (Rissanen et al. 2023) written as a linear SPDE, so that the score machinery applies.
+
+    IHDM blurs an image with the heat semigroup ``exp(tau Delta)`` (``tau = sigma_B^2 / 2``, sigma_B log-spaced
+    from ``blur_min`` to ``blur_max`` px: :class:`HeatSchedule`) and adds a small white noise of level
+    ``noise``. Here that is the undamped heat equation driven by a rough Wiener process,
+
+        dX = Delta X dtau + noise * sqrt(2 (delta I - Delta)) dW,            (tau = tau(t))
+
+    i.e. :class:`SPDEEquation` with damping ``delta`` (tiny) and ``Q = noise^2 (delta I - Delta)``. Per DCT mode
+    ``x_k(t) | x_0 ~ N(exp(-tau (delta + lambda_k)) x0_k, noise^2 (1 - exp(-2 tau (delta + lambda_k))))``: the
+    mean is IHDM's blur and the noise level is IHDM's ``noise`` on every mode the blur has already reached
+    (it only vanishes, as it must for a process started at x_0, on modes not yet blurred).
+
+    **What it does not forget.** The image mean (mode 0, ``lambda_0 = 0``) decays only by
+    ``exp(-tau_T delta)`` ~ 1 and gets almost no noise, so the law at T is *not* a Gaussian: it is the law of
+    the maximally blurred training images plus noise. Only the ``ihdm`` prior (those blurred images plus noise)
+    is valid for this equation; :meth:`prior_sample` refuses.
+    """
+
+    name = "ihdm"
+
+    def __init__(self, H: int, W: int, schedule: HeatSchedule, noise: float = 0.01, delta: float = 1e-4,
+                 pixel_size: float = 1.0) -> None:
+        if not (math.isfinite(noise) and noise > 0):
+            raise ConfigError(f"the IHDM noise level must be a positive number, got {noise}")
+        lam = neumann_laplacian_eigenvalues(H, W, pixel_size=pixel_size)
+        Q = ImageCovariance(H, W, noise**2 * (delta + lam), white=False, pixel_size=pixel_size,
+                            description=f"IHDM: noise^2 (delta I - Laplacian), noise {noise}")
+        super().__init__(Q, schedule, sigma=delta)
+        self.noise = float(noise)
+
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """``-2 log sigma_B(t)``: spacing uniform in it is IHDM's log-spaced blur schedule (uniform in t)."""
+        return -2 * torch.log(self.schedule.blur(torch.as_tensor(t, dtype=torch.float64)))
+
+    def prior_sample(self, rng: SampleRNG, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+                     ) -> torch.Tensor:
+        raise ConfigError("the IHDM process never forgets the image mean, so its law at T is not Gaussian; "
+                          "sample with the ihdm prior (maximally blurred training images plus noise)")
+
+
 IMAGE_EQUATIONS: dict[str, str] = {
     "hdm_spde": "HDM-SPDE: damped stochastic heat equation, Q = (sigma I - Laplacian)^-gamma",
     "vp": "white-noise VP (DDPM baseline) on images",
+    "ihdm": "inverse heat dissipation: heat blur on a log-spaced schedule plus small noise (IHDM)",
 }
 
 
 def make_image_equation(name: str, H: int, W: int, *, sigma: float = 1.0, gamma: float = 0.0,
                         schedule: str = "cosine", T: float | None = None, eps: float | None = None,
-                        beta_min: float = 0.1, beta_max: float = 20.0, pixel_size: float = 1.0) -> Equation:
-    """An image equation by name: ``hdm_spde`` (Q = (sigma I - Delta)^-gamma) or ``vp`` (Q = I)."""
+                        beta_min: float = 0.1, beta_max: float = 20.0, pixel_size: float = 1.0,
+                        blur_min: float = 0.5, blur_max: float = 20.0, noise: float = 0.01) -> Equation:
+    """An image equation by name: ``hdm_spde`` (Q = (sigma I - Delta)^-gamma), ``vp`` (Q = I) or ``ihdm``.
+
+    ``pixel_size`` is the pixel spacing in units of the *training* pixel (0.5 when sampling at twice the
+    training resolution), so the same continuous operators act on the same physical image.
+    ``blur_min``/``blur_max`` (training pixels) and ``noise`` apply to ``ihdm`` only, which has its own schedule.
+    """
     from engine.equations.base import VPEquation
 
     if name not in IMAGE_EQUATIONS:
         raise ConfigError(f"unknown image equation {name!r}; choose one of {', '.join(IMAGE_EQUATIONS)}")
+    if name == "ihdm":
+        kw = {k: v for k, v in (("T", T), ("eps", eps)) if v is not None}
+        return IHDMEquation(H, W, HeatSchedule(blur_min, blur_max, **kw), noise,
+                            pixel_size=pixel_size)
     if schedule not in ("cosine", "linear"):
         raise ConfigError(f"unknown schedule {schedule!r}; choose cosine or linear")
     kw = {k: v for k, v in (("T", T), ("eps", eps)) if v is not None}

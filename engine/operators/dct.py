@@ -35,13 +35,18 @@ def _factors(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(exp(-i pi k/(2n)), c_k)`` for k < n, cached per (n, device, dtype)."""
     key = (n, like.device, like.dtype)
     if key not in _TWIDDLES:
-        k = torch.arange(n, dtype=torch.float64)
-        tw = torch.polar(torch.ones_like(k), -math.pi * k / (2 * n))
-        scale = torch.full((n,), math.sqrt(2.0 / n), dtype=torch.float64)
-        scale[0] = math.sqrt(1.0 / n)
-        cdtype = torch.complex128 if like.dtype == torch.float64 else torch.complex64
-        _TWIDDLES[key] = (tw.to(device=like.device, dtype=cdtype), scale.to(device=like.device, dtype=like.dtype))
+        with torch.inference_mode(False):  # cached tensors must serve autograd too (restoration's guidance)
+            _TWIDDLES[key] = _make_factors(n, like)
     return _TWIDDLES[key]
+
+
+def _make_factors(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    k = torch.arange(n, dtype=torch.float64)
+    tw = torch.polar(torch.ones_like(k), -math.pi * k / (2 * n))
+    scale = torch.full((n,), math.sqrt(2.0 / n), dtype=torch.float64)
+    scale[0] = math.sqrt(1.0 / n)
+    cdtype = torch.complex128 if like.dtype == torch.float64 else torch.complex64
+    return tw.to(device=like.device, dtype=cdtype), scale.to(device=like.device, dtype=like.dtype)
 
 
 def _check_real(x: torch.Tensor) -> None:
