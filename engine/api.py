@@ -45,15 +45,16 @@ def resolve_checkpoint(spec: str | Path) -> Path:
     return path
 
 
-def load_model(spec: str | Path, device: str = "cpu") -> HDMModel:
-    """Load a checkpoint (bundled name or path) for sampling."""
+def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = None) -> HDMModel:
+    """Load a checkpoint (bundled name or path) for sampling; ``modality`` insists on one."""
     from engine.device import resolve_device
     from engine.io import load_model as load_weights
 
     path = resolve_checkpoint(spec)
     loaded = load_weights(path)
-    if loaded.meta.get("modality", "functions") != "functions":
-        raise CheckpointError(f"{path}: is a {loaded.meta.get('modality')} checkpoint, not a functions one")
+    found = loaded.meta.get("modality", "functions")
+    if modality is not None and found != modality:
+        raise CheckpointError(f"{path}: is a {found} checkpoint, not a {modality} one")
     model = HDMModel.from_parts(loaded.state_dict, loaded.config, loaded.meta, sha256=loaded.sha256,
                                 source=str(path))
     return model.to(resolve_device(device))
@@ -78,8 +79,8 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
     from engine.io import write_samples
 
     config = {"run": model.config.to_dict(), "sampling": result.settings, "checkpoint": model.source,
-              **(extra or {})}
-    return write_samples(path, result.samples, seeds=result.seeds, config=config, modality="functions",
+              **model.extra_meta, **(extra or {})}
+    return write_samples(path, result.samples, seeds=result.seeds, config=config, modality=result.modality,
                          grid=result.grid, trajectory=result.trajectory,
                          trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)
 
@@ -100,34 +101,109 @@ def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: in
     return data
 
 
+def image_classifier(data_spec: str, *, seed: int = 0):
+    """The feature classifier for image metrics on ``data_spec``: ``assets/classifiers/NAME.safetensors`` when
+    bundled, else trained here on the dataset's training split (deterministic: seed 0, one thread, the default
+    recipe of :mod:`engine.metrics.classifier`). Returns ``(classifier, source)``."""
+    import torch
+
+    from engine.data import load_image_dataset
+    from engine.metrics.classifier import load_classifier, train_classifier
+    from engine.paths import ASSETS_DIR
+
+    name = Path(str(data_spec)).stem.lower()
+    bundled = ASSETS_DIR / "classifiers" / f"{name}.safetensors"
+    if bundled.is_file():
+        return load_classifier(bundled), str(bundled)
+    train = load_image_dataset(data_spec, "train")
+    if train.labels is None:
+        raise DataError(f"{data_spec}: image metrics need a classifier, and these images have no labels to train "
+                        "one; evaluate against a labelled dataset (mnist, glyphs)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_classifier(train.values, train.labels, seed=seed), f"trained on {train.source}"
+    finally:
+        torch.set_num_threads(threads)
+
+
 def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, repeats: int = 30,
              permutations: int = 1000, balanced_sizes: tuple[int, ...] = (100, 500), seed: int = 0,
              split: str = "test") -> dict[str, Any]:
-    """Compare a sample file with held-out data: two-sample power and functional errors."""
+    """Compare a sample file with held-out data: two-sample power and functional errors for curves;
+    classifier-feature Frechet distance and KID, sliced Wasserstein, spectrum error and memorisation
+    for images."""
     from engine.io import read_samples
     from engine.metrics import evaluate_function_samples
 
     sf = read_samples(samples_path)
-    if sf.samples.ndim != 3 or sf.grid is None:
-        raise DataError(f"{samples_path}: holds {sf.modality} samples, not curves on a grid")
-    data = reference_data(data_spec, sf.grid, split=split)
-    report = evaluate_function_samples(sf.samples, data.values, block_size=block_size, repeats=repeats,
-                                       permutations=permutations, seed=seed, balanced_sizes=balanced_sizes)
+    if sf.modality == "images":
+        report = _evaluate_images(sf, data_spec, split=split, seed=seed)
+    elif sf.modality == "motions":
+        report = _evaluate_motions(sf, data_spec, split=split, seed=seed, block_size=block_size,
+                                   permutations=permutations)
+    else:
+        if sf.samples.ndim != 3 or sf.grid is None:
+            raise DataError(f"{samples_path}: holds {sf.modality} samples, not curves on a grid")
+        data = reference_data(data_spec, sf.grid, split=split)
+        report = evaluate_function_samples(sf.samples, data.values, block_size=block_size, repeats=repeats,
+                                           permutations=permutations, seed=seed, balanced_sizes=balanced_sizes)
+        report["data"] = {"spec": data_spec, "split": split, "source": data.source, "num": len(data)}
     report["samples"] = str(samples_path)
-    report["data"] = {"spec": data_spec, "split": split, "source": data.source, "num": len(data)}
     report["checkpoint_sha256"] = sf.checkpoint_sha256
     return report
 
 
-def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:
-    """Export a sample file to another format (``csv``)."""
-    from engine.io import export_csv, read_samples
+def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: int, permutations: int
+                      ) -> dict[str, Any]:
+    from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset
 
+    motion = sf.config.get("motion") if isinstance(sf.config, dict) else None
+    if not isinstance(motion, dict):
+        raise DataError(f"{sf.path}: motion samples without their skeleton; sample them again with `hdm sample`")
+    fps, frames = float(motion["fps"]), int(sf.samples.shape[-1])
+    if Path(str(data_spec)).exists():
+        split = "train"  # a file or folder is a held-out set in itself
+    reference = load_motion_dataset(data_spec, split, fps=fps, frames=frames)
+    block = min(block_size, len(reference), len(sf.samples))
+    report = evaluate_motion_samples(channels_to_positions(sf.samples), reference.to_positions(), reference.skeleton,
+                                     fps, seed=seed, block_size=block, permutations=permutations)
+    report["generated"] = report.pop("samples")  # "samples" names the sample file in every report
+    report["data"] = {"spec": data_spec, "split": split, "source": reference.source, "num": len(reference)}
+    return report
+
+
+def _evaluate_images(sf, data_spec: str, *, split: str, seed: int) -> dict[str, Any]:
+    from engine.data import load_image_dataset
+    from engine.metrics.images import evaluate_image_samples
+
+    reference = load_image_dataset(data_spec, split)
+    train = load_image_dataset(data_spec, "train") if split != "train" else None
+    classifier, source = image_classifier(data_spec, seed=0)
+    samples = np.asarray(sf.samples, dtype=np.float32)
+    outside = float(np.mean((samples < -0.01) | (samples > 1.01)))
+    report = evaluate_image_samples(np.clip(samples, 0.0, 1.0), reference.values, classifier=classifier,
+                                    train=None if train is None else train.values, seed=seed)
+    report["samples_clipped_fraction"] = outside  # pixels more than 0.01 outside [0, 1]; all are clipped
+    report["classifier_source"] = source
+    report["data"] = {"spec": data_spec, "split": split, "source": reference.source, "num": len(reference)}
+    return report
+
+
+EXPORT_FORMATS = ("csv", "png", "bvh")
+
+
+def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:
+    """Export a sample file: ``csv`` (curves; one file), ``png`` (images) or ``bvh`` (motions; a folder)."""
+    from engine.io import export_csv, read_samples
+    from engine.io.export import export_bvh, export_png
+
+    if fmt not in EXPORT_FORMATS:
+        raise DataError(f"unknown export format {fmt!r}; supported: {', '.join(EXPORT_FORMATS)}")
     sf = read_samples(samples_path)
     if fmt == "csv":
-        export_csv(sf, out)
-        return Path(out)
-    raise DataError(f"unknown export format {fmt!r}; supported: csv")
+        return export_csv(sf, out)
+    return export_png(sf, out) if fmt == "png" else export_bvh(sf, out)
 
 
 def dumps(obj: Any) -> str:

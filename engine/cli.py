@@ -34,12 +34,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine import api
     from engine.config import RunConfig
 
+    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers}
+    for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
+                       ("attention_levels", args.attention), ("emb_dim", args.emb_dim)):
+        if value is not None:
+            model[key] = value
     cfg = RunConfig().replace(
-        data={"spec": args.data, "n_points": args.n_points, "num": args.num_curves, "seed": args.data_seed},
-        noise={"kernel": args.kernel, "length_scale": args.length_scale, "gain": args.gain, "period": args.period},
-        equation={"name": args.equation, "schedule": args.schedule},
-        model={"width": args.width, "modes": args.modes, "layers": args.layers},
-        train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed},
+        data={"spec": args.data, "modality": args.modality, "n_points": args.n_points, "num": args.num_items,
+              "seed": args.data_seed, "image_size": args.image_size, "channels": args.channels, "fps": args.fps,
+              "frames": args.frames},
+        noise={"kernel": args.kernel, "length_scale": args.length_scale, "gain": args.gain, "period": args.period,
+               "sigma": args.sigma, "gamma": args.gamma},
+        equation={"name": args.equation, "schedule": args.schedule, "blur_min": args.blur_min,
+                  "blur_max": args.blur_max, "heat_noise": args.heat_noise},
+        model=model,
+        train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+               "checkpoint_every": args.checkpoint_every},
     )
     bar = _bar(args.steps, "train", args.quiet)
 
@@ -73,17 +83,23 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
     model = api.load_model(args.checkpoint, device=args.device)
+    images = model.modality == "images"
+    if images and args.grid_size:
+        raise ConfigError("--grid-size is for functions and motions; use --image-size for an image model")
+    if not images and (args.image_size or args.prior):
+        raise ConfigError("--image-size and --prior are for image models")
     grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size else None
-    batch = args.batch_size or args.num_samples
+    batch = args.batch_size or min(args.num_samples, 256 if images else 1000)
     bar = _bar(args.steps * -(-args.num_samples // batch), "sample", args.quiet)
     started = time.perf_counter()
-    result = model.sample(args.num_samples, steps=args.steps, sampler=args.sampler, grid=grid, seed=args.seed,
-                          batch_size=batch, callback=lambda info: bar.update(1),
-                          trajectory_every=args.trajectory_every)
+    result = model.sample(args.num_samples, steps=args.steps, sampler=args.sampler, grid=grid,
+                          size=args.image_size, prior=args.prior, seed=args.seed, batch_size=batch,
+                          callback=lambda info: bar.update(1), trajectory_every=args.trajectory_every)
     seconds = time.perf_counter() - started
     bar.close()
     path = api.write_sample_file(args.out, result, model)
-    print(f"sampled {args.num_samples} curves x {result.grid.size} points with {args.sampler} "
+    shape = " x ".join(str(v) for v in result.samples.shape[1:])
+    print(f"sampled {args.num_samples} {model.modality} ({shape}) with {args.sampler} "
           f"({args.steps} steps) in {seconds:.2f}s; wrote {path}")
     _write_json(args.json, {"out": str(path), "seconds": round(seconds, 3), **result.settings,
                             "num_samples": args.num_samples, "checkpoint_sha256": model.sha256,
@@ -98,6 +114,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
                           split=args.split)
+    if "fd" in report:  # images
+        print(f"Frechet distance {report['fd']:.3f}, KID {report['kid']:.3f} ± {report['kid_std']:.3f} "
+              f"(classifier features, sha256 {report['classifier_sha256'][:12]})")
+        for key in ("sw1", "spectrum_error", "nn_ratio", "classes_covered", "class_tv_distance"):
+            if report.get(key) is not None:
+                print(f"{key}: {report[key]:.4g}")
+        _write_json(args.json, report)
+        return 0
+    if "power_trajectory" in report:  # motions
+        for key in ("power_trajectory", "power_velocity"):
+            res = report[key]
+            print(f"{key.replace('_', ' ')}: {res['power']:.1f} % ± {res['std']:.1f}")
+        for side in ("generated", "reference"):
+            m = report[side]
+            print(f"{side}: bone-length error {m['bone_length_error']:.4g}, foot skating {m['foot_skating']:.4g} "
+                  f"m/s, jerk {m['jerk']:.4g}")
+        _write_json(args.json, report)
+        return 0
     for key, res in report["power"].items():
         if isinstance(res, dict) and "power" in res:
             print(f"power {key} vs {key}: {res['power']:.1f} % ± {res['std']:.1f} "
@@ -145,21 +179,40 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (model.safetensors, train_state.pt)")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--lr", type=float, default=None, help="default: 2e-3 (FNO-1D), 5e-4 (image networks)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--n-points", type=int, default=None, help="resample the data to this many points")
-    t.add_argument("--num-curves", type=int, default=None, help="use at most this many training curves")
+    t.add_argument("--num-items", "--num-curves", dest="num_items", type=int, default=None,
+                   help="use at most this many training items")
+    t.add_argument("--modality", default="auto", choices=["auto", "functions", "motions", "images"],
+                   help="what the data are (auto: from the dataset name or file type)")
+    t.add_argument("--image-size", type=int, default=None, help="images: resize and centre-crop to this size")
+    t.add_argument("--channels", type=int, default=None, help="images: 1 (grey) or 3 (RGB)")
+    t.add_argument("--fps", type=float, default=None, help="motions: resample clips to this frame rate")
+    t.add_argument("--frames", type=int, default=None, help="motions: frames per training clip")
     t.add_argument("--data-seed", type=int, default=0, help="seed of synthetic datasets")
     t.add_argument("--kernel", default="squared_exponential")
     t.add_argument("--length-scale", type=float, default=None, help="default: the dataset's recommendation")
     t.add_argument("--gain", type=float, default=1.0)
     t.add_argument("--period", type=float, default=None)
-    t.add_argument("--equation", default="vp", help="vp, subvp or ve")
+    t.add_argument("--sigma", type=float, default=1.0, help="images: Q = (sigma I - Laplacian)^-gamma")
+    t.add_argument("--gamma", type=float, default=0.0, help="images: smoothness of the noise (0 = white)")
+    t.add_argument("--equation", default="auto",
+                   help="functions/motions: vp, subvp, ve; images: hdm_spde, vp (DDPM), ihdm (default: vp / hdm_spde)")
+    t.add_argument("--blur-min", type=float, default=0.5, help="ihdm: blur at t = 0 (pixels)")
+    t.add_argument("--blur-max", type=float, default=20.0, help="ihdm: blur at t = T (pixels)")
+    t.add_argument("--heat-noise", type=float, default=0.01, help="ihdm: the small noise level")
     t.add_argument("--schedule", default="cosine", help="cosine or linear")
-    t.add_argument("--width", type=int, default=32)
+    t.add_argument("--model", default="auto", help="fno1d, unet or fno2d (default: fno1d; unet for images)")
+    t.add_argument("--width", type=int, default=32, help="FNO channels / UNet base channels")
     t.add_argument("--modes", type=int, default=16)
     t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--emb-dim", type=int, default=None)
+    t.add_argument("--channel-mult", type=int, nargs="+", default=None, help="UNet: channels per level (x width)")
+    t.add_argument("--res-blocks", type=int, default=None, help="UNet: residual blocks per level")
+    t.add_argument("--attention", type=int, nargs="*", default=None, help="UNet: levels with self-attention")
+    t.add_argument("--checkpoint-every", type=int, default=500)
     t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
     t.set_defaults(func=cmd_train)
 
@@ -169,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--sampler", default="ddim")
     s.add_argument("--grid-size", type=int, default=None, help="sample on a uniform grid of this size")
+    s.add_argument("--image-size", type=int, default=None, help="images: sample at this size (FNO-2D models)")
+    s.add_argument("--prior", default=None, choices=["hdm", "white", "ihdm"],
+                   help="images: the law x_T is drawn from (default: hdm; ihdm for the ihdm equation)")
     s.add_argument("--seed", type=int, default=0, help="sample k uses seed + k")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--trajectory-every", type=int, default=0, help="keep every k-th reverse-time state")
@@ -189,9 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a sample file")
     x.add_argument("--samples", required=True)
-    x.add_argument("--format", default="csv", choices=["csv"])
+    x.add_argument("--format", default="csv", choices=["csv", "png", "bvh"],
+                   help="csv: curves (one file); png: images, bvh: motions (a folder, one file per sample)")
     x.add_argument("--out", required=True)
     x.set_defaults(func=cmd_export)
+
+    from engine.restoration.run import add_restore_arguments, run_restore_command
+
+    r = sub.add_parser("restore", help="degrade dataset items and restore them (HDF5 + JSON summary)")
+    add_restore_arguments(r)  # adds its own --json and --quiet
+    r.set_defaults(func=run_restore_command)
 
     ls = sub.add_parser("list", help="embedded datasets, bundled checkpoints and samplers")
     ls.set_defaults(func=cmd_list)

@@ -3,6 +3,13 @@
 One dataclass per section; :class:`RunConfig` gathers them and is saved inside every
 checkpoint and every sample file. No ``torch.device`` ever enters a config: devices are
 strings resolved at run time.
+
+Three modalities share one configuration: ``functions`` (curves on a grid), ``motions``
+(skeleton trajectories: multichannel functions of time) and ``images``. Settings whose best
+value depends on the modality default to ``"auto"`` (or ``None``) and are fixed by
+:meth:`RunConfig.resolve` once the data are known: the equation (``vp`` for functions and
+motions, ``hdm_spde`` for images), the network (``fno1d`` or ``unet``) and the learning rate.
+A checkpoint always stores the resolved configuration.
 """
 
 from __future__ import annotations
@@ -23,22 +30,36 @@ def _positive(name: str, value: float, *, integer: bool = False) -> None:
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
 
 
+MODALITIES = ("functions", "motions", "images")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data to train on: an embedded dataset name or a file path."""
 
     spec: str = "quadratic"
-    n_points: int | None = None  # resample to this many points (None: native)
-    num: int | None = None  # cap the number of training curves
+    modality: str = "auto"  # functions | motions | images; "auto": from the dataset name or file
+    n_points: int | None = None  # functions: resample to this many points (None: native)
+    num: int | None = None  # cap the number of training items
     seed: int = 0  # seed of synthetic datasets (train and test streams derive from it)
+    image_size: int | None = None  # images: resize and centre-crop to this size (None: native)
+    channels: int | None = None  # images: convert to 1 (grey) or 3 (RGB) channels (None: native)
+    fps: float | None = None  # motions: resample clips to this frame rate (None: the dataset's default)
+    frames: int | None = None  # motions: frames per training clip (None: the dataset's default)
 
     def validate(self) -> None:
         if not self.spec:
             raise ConfigError("--data must name a dataset or a file")
-        if self.n_points is not None:
-            _positive("--n-points", self.n_points, integer=True)
-        if self.num is not None:
-            _positive("number of curves", self.num, integer=True)
+        if self.modality not in (*MODALITIES, "auto"):
+            raise ConfigError(f"unknown modality {self.modality!r}; choose one of {', '.join(MODALITIES)}")
+        for name, value in (("--n-points", self.n_points), ("number of items", self.num),
+                            ("--image-size", self.image_size), ("--frames", self.frames)):
+            if value is not None:
+                _positive(name, value, integer=True)
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"--channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if self.fps is not None:
+            _positive("--fps", self.fps)
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,8 @@ class NoiseConfig:
     gain: float = 1.0
     period: float | None = None
     jitter: float = 1e-6
+    sigma: float = 1.0  # images: Q = (sigma I - Laplacian)^-gamma, and the HDM-SPDE drift's damping
+    gamma: float = 0.0  # images: smoothness of the Q-Wiener noise (0: white noise, the reference's CIFAR10)
 
     def validate(self) -> None:
         from engine.operators.kernels import canonical_kernel
@@ -58,13 +81,16 @@ class NoiseConfig:
         if self.length_scale is not None:
             _positive("--length-scale", self.length_scale)
         _positive("noise gain", self.gain)
+        _positive("--sigma", self.sigma)
+        if not (isinstance(self.gamma, int | float) and math.isfinite(self.gamma) and self.gamma >= 0):
+            raise ConfigError(f"--gamma must be a number >= 0, got {self.gamma!r}")
 
 
 @dataclass(frozen=True)
 class EquationConfig:
     """The forward equation and its schedule."""
 
-    name: str = "vp"
+    name: str = "auto"  # functions/motions: vp | subvp | ve; images: hdm_spde | vp | ihdm
     schedule: str = "cosine"
     T: float | None = None
     eps: float | None = None
@@ -72,33 +98,60 @@ class EquationConfig:
     beta_max: float = 20.0
     eta_min: float = 0.01
     eta_max: float = 50.0
+    blur_min: float = 0.5  # ihdm: blur width at t = 0, pixels
+    blur_max: float = 20.0  # ihdm: blur width at t = T, pixels
+    heat_noise: float = 0.01  # ihdm: the small noise level
 
     def validate(self) -> None:
         from engine.equations.base import EQUATIONS
         from engine.equations.schedules import SCHEDULES
+        from engine.equations.spde import IMAGE_EQUATIONS
 
-        if self.name not in EQUATIONS:
-            raise ConfigError(f"unknown equation {self.name!r}; choose one of {', '.join(EQUATIONS)}")
+        known = {"auto", *EQUATIONS, *IMAGE_EQUATIONS}
+        if self.name not in known:
+            raise ConfigError(f"unknown equation {self.name!r}; choose one of {', '.join(sorted(known - {'auto'}))}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 < self.blur_min < self.blur_max:
+            raise ConfigError(f"blur_min and blur_max must satisfy 0 < blur_min < blur_max, got {self.blur_min}, "
+                              f"{self.blur_max}")
+        _positive("heat noise", self.heat_noise)
+
+
+MODELS = {"fno1d": ("functions", "motions"), "unet": ("images",), "fno2d": ("images",)}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The score network (FNO-1D)."""
+    """The score network: FNO-1D (functions, motions), UNet or FNO-2D (images)."""
 
-    name: str = "fno1d"
-    width: int = 32
-    modes: int = 16
-    layers: int = 4
-    emb_dim: int = 64
+    name: str = "auto"  # fno1d | unet | fno2d; "auto": fno1d for functions and motions, unet for images
+    width: int = 32  # FNO channels; UNet base channels
+    modes: int = 16  # FNO Fourier modes (per axis for fno2d)
+    layers: int = 4  # FNO layers
+    emb_dim: int = 64  # time embedding size
     parameterization: str = "v"  # "v" (preconditioned, default) or "noise"; see engine.objectives
+    channel_mult: tuple[int, ...] = (1, 2, 2)  # UNet: channels per level, times width
+    num_res_blocks: int = 2  # UNet: residual blocks per level
+    attention_levels: tuple[int, ...] = (2,)  # UNet: levels (0 = full resolution) with self-attention
+    dropout: float = 0.0  # UNet
+
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
 
     def validate(self) -> None:
-        if self.name != "fno1d":
-            raise ConfigError(f"unknown model {self.name!r}; the functions model is fno1d")
-        for key in ("width", "modes", "layers", "emb_dim"):
+        if self.name not in (*MODELS, "auto"):
+            raise ConfigError(f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        for key in ("width", "modes", "layers", "emb_dim", "num_res_blocks"):
             _positive(f"model {key}", getattr(self, key), integer=True)
+        if not self.channel_mult or any(not isinstance(c, int) or c < 1 for c in self.channel_mult):
+            raise ConfigError(f"channel_mult must be positive integers, got {self.channel_mult}")
+        if any(not isinstance(a, int) or not 0 <= a < len(self.channel_mult) for a in self.attention_levels):
+            raise ConfigError(f"attention_levels must be levels 0..{len(self.channel_mult) - 1}, "
+                              f"got {self.attention_levels}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.parameterization not in ("v", "noise"):
             raise ConfigError(f"unknown parameterization {self.parameterization!r}; use v or noise")
         if self.emb_dim % 2:
@@ -111,7 +164,7 @@ class TrainConfig:
 
     steps: int = 2000
     batch_size: int = 100
-    lr: float = 2e-3
+    lr: float | None = None  # None: 2e-3 for the FNO-1D, 5e-4 for image networks
     weight_decay: float = 1e-4
     warmup: int = 100
     min_lr_ratio: float = 0.05
@@ -125,7 +178,8 @@ class TrainConfig:
     def validate(self) -> None:
         _positive("--steps", self.steps, integer=True)
         _positive("--batch-size", self.batch_size, integer=True)
-        _positive("--lr", self.lr)
+        if self.lr is not None:
+            _positive("--lr", self.lr)
         _positive("grad clip", self.grad_clip)
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
@@ -170,6 +224,33 @@ class RunConfig:
                 raise ConfigError(f"unknown {f.name} settings: {', '.join(sorted(unknown))}")
             parts[f.name] = sub_cls(**sub)
         return cls(**parts).validate()
+
+    @property
+    def modality(self) -> str:
+        return self.data.modality
+
+    def resolve(self, modality: str) -> RunConfig:
+        """Fix the ``auto`` settings for ``modality`` and check that the rest fit it."""
+        if modality not in MODALITIES:
+            raise ConfigError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+        if self.data.modality not in ("auto", modality):
+            raise ConfigError(f"the data are {modality} but the configuration says {self.data.modality}")
+        from engine.equations.base import EQUATIONS
+        from engine.equations.spde import IMAGE_EQUATIONS
+
+        images = modality == "images"
+        equation = self.equation.name if self.equation.name != "auto" else ("hdm_spde" if images else "vp")
+        allowed = IMAGE_EQUATIONS if images else EQUATIONS
+        if equation not in allowed:
+            raise ConfigError(f"equation {equation!r} is not defined for {modality}; choose one of "
+                              f"{', '.join(allowed)}")
+        model = self.model.name if self.model.name != "auto" else ("unet" if images else "fno1d")
+        if modality not in MODELS[model]:
+            fits = [m for m, mods in MODELS.items() if modality in mods]
+            raise ConfigError(f"model {model!r} is not for {modality}; choose one of {', '.join(fits)}")
+        lr = self.train.lr if self.train.lr is not None else (2e-3 if model == "fno1d" else 5e-4)
+        return self.replace(data={"modality": modality}, equation={"name": equation}, model={"name": model},
+                            train={"lr": lr})
 
     def replace(self, **sections: Any) -> RunConfig:
         """A copy with some fields changed, e.g. ``replace(train={"steps": 10})``."""

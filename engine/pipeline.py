@@ -1,9 +1,25 @@
-"""A trained function model: network + equation + normalisation, and sampling on any grid.
+"""A trained model: network + equation + normalisation, and sampling on any grid or image size.
 
 :class:`HDMModel` is what a checkpoint holds and what the CLI, the Python API and the studio
-sample from. Sampling is resolution-free: the equation is re-bound to Q on the requested
-grid (exact kernel covariance there) and the FNO evaluates its spectral layers at the new
-coordinates.
+sample from, for every modality. What differs between modalities lives in a small *domain*
+object (:class:`FunctionDomain` for functions and motions, :class:`ImageDomain` for images):
+where samples live (a grid or an H x W image), how the equation is bound there, and how the
+network is called.
+
+Sampling is resolution-free where the mathematics allows: for functions the equation is
+re-bound to Q on the requested grid (exact kernel covariance there) and the FNO evaluates its
+spectral layers at the new coordinates; for images an FNO-2D samples at another size with the
+continuous operators of the same physical image (pixel size = training size / new size).
+
+**Priors** (images; ``prior=`` at sampling time):
+
+- ``hdm``: the exact Gaussian part of the marginal at T, ``N(0, Shat_T^2 Q)`` (drops ``M_T x_0``,
+  whose size is ``m(T) <= 0.0084`` for the cosine schedule);
+- ``white``: ``N(0, s_T^2 I)``; valid only where the law at T is white, i.e. the white-noise VP (DDPM), where
+  it equals ``hdm`` (HDM-SPDE with ``gamma = 0`` has a white Q, but its drift colours the marginal);
+- ``ihdm``: ``M_T x_0 + Shat_T e`` with ``x_0`` drawn from training images stored in the checkpoint (the
+  blurred-data prior of inverse heat dissipation; the exact empirical marginal at T of any of the linear
+  equations, and the only valid prior of the ``ihdm`` equation, which never forgets the image mean).
 """
 
 from __future__ import annotations
@@ -18,15 +34,22 @@ import torch
 from engine.config import RunConfig
 from engine.equations.base import Equation, make_equation
 from engine.errors import CheckpointError, ConfigError
-from engine.models.fno import FNO1d
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
 from engine.samplers import EVALS_PER_STEP, StepInfo, get_sampler, time_grid
 
+PRIORS = {
+    "hdm": "the exact Gaussian marginal at T, N(0, Shat_T^2 Q)",
+    "white": "white noise N(0, s_T^2 I) (only for white-noise equations)",
+    "ihdm": "maximally blurred training images plus noise (inverse heat dissipation)",
+}
+PRIOR_BANK_SIZE = 1000  # training images kept in an image checkpoint for the ihdm prior
+_BANK_CUTOFF = 1e-6  # DCT modes whose mean coefficient at T is below this are not stored
+
 
 @dataclass(frozen=True)
 class ModelGeometry:
-    """What the network must know of the training grid to read other grids."""
+    """Functions and motions: what the network must know of the training grid to read other grids."""
 
     grid: tuple[float, ...]  # the training grid
     channels: int
@@ -43,14 +66,56 @@ class ModelGeometry:
         a, b = self.domain
         return (b - a) * n / (n - 1) if n > 1 else 1.0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"grid": list(self.grid), "channels": self.channels, "length_scale": self.length_scale}
 
-def build_network(config: RunConfig, geometry: ModelGeometry) -> FNO1d:
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelGeometry:
+        return cls(tuple(float(v) for v in d["grid"]), int(d["channels"]), float(d["length_scale"]))
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Images: the training size and channels."""
+
+    height: int
+    width: int
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"height": self.height, "width": self.width, "channels": self.channels}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageGeometry:
+        return cls(int(d["height"]), int(d["width"]), int(d["channels"]))
+
+
+def build_network(config: RunConfig, geometry: ModelGeometry | ImageGeometry) -> torch.nn.Module:
+    """The backbone named by ``config.model`` (resolved) for ``geometry``."""
     m = config.model
-    return FNO1d(channels=geometry.channels, width=m.width, modes=m.modes, layers=m.layers,
-                 domain=geometry.domain, period=geometry.period, emb_dim=m.emb_dim)
+    if m.name == "fno1d":
+        from engine.models.fno import FNO1d
+
+        return FNO1d(channels=geometry.channels, width=m.width, modes=m.modes, layers=m.layers,
+                     domain=geometry.domain, period=geometry.period, emb_dim=m.emb_dim)
+    if m.name == "unet":
+        from engine.models.unet import UNet
+
+        return UNet(geometry.channels, width=m.width, channel_mult=m.channel_mult, num_res_blocks=m.num_res_blocks,
+                    attention_levels=m.attention_levels, emb_dim=m.emb_dim, dropout=m.dropout)
+    if m.name == "fno2d":
+        from engine.models.fno2d import FNO2d
+
+        return FNO2d(geometry.channels, width=m.width, modes=m.modes, layers=m.layers, emb_dim=m.emb_dim)
+    raise ConfigError(f"unknown model {m.name!r}")
 
 
 def build_equation(config: RunConfig, geometry: ModelGeometry, grid: np.ndarray) -> Equation:
+    """The functions' equation bound to Q on ``grid``."""
     n = config.noise
     Q = covariance_from_config(n.kernel, geometry.length_scale, n.gain, n.period, n.jitter).on_grid(grid)
     e = config.equation
@@ -58,16 +123,100 @@ def build_equation(config: RunConfig, geometry: ModelGeometry, grid: np.ndarray)
                          beta_max=e.beta_max, eta_min=e.eta_min, eta_max=e.eta_max)
 
 
+def build_image_equation(config: RunConfig, geometry: ImageGeometry, size: tuple[int, int]) -> Equation:
+    """The images' equation on an ``size`` = (H, W) image of the training image's physical extent."""
+    from engine.equations.spde import make_image_equation
+
+    H, W = size
+    pixel = geometry.height / H
+    if abs(geometry.width / W - pixel) > 1e-12:
+        raise ConfigError(f"{H}x{W} does not keep the training aspect ratio {geometry.height}x{geometry.width}")
+    e, n = config.equation, config.noise
+    return make_image_equation(e.name, H, W, sigma=n.sigma, gamma=n.gamma, schedule=e.schedule, T=e.T, eps=e.eps,
+                               beta_min=e.beta_min, beta_max=e.beta_max, pixel_size=pixel, blur_min=e.blur_min,
+                               blur_max=e.blur_max, noise=e.heat_noise)
+
+
+class FunctionDomain:
+    """Functions and motions: samples [C, n] on a grid; the FNO-1D reads the grid's coordinates."""
+
+    def __init__(self, config: RunConfig, geometry: ModelGeometry) -> None:
+        self.config, self.geometry = config, geometry
+
+    def default(self) -> np.ndarray:
+        return np.asarray(self.geometry.grid, dtype=np.float64)
+
+    def check(self, at: Any) -> np.ndarray:
+        grid = np.asarray(at, dtype=np.float64)
+        if grid.ndim != 1 or grid.size < 2 or not np.isfinite(grid).all() or not (np.diff(grid) > 0).all():
+            raise ConfigError("a sampling grid must be a strictly increasing 1D array of at least 2 finite points")
+        return grid
+
+    def equation(self, at: np.ndarray) -> Equation:
+        return build_equation(self.config, self.geometry, at)
+
+    def shape(self, at: np.ndarray) -> tuple[int, ...]:
+        return (self.geometry.channels, at.size)
+
+    def backbone(self, network: torch.nn.Module, at: np.ndarray, device: torch.device):
+        g = torch.as_tensor(at, dtype=torch.float32, device=device)
+        return lambda x, t: network(x, t, g)
+
+    def settings(self, at: np.ndarray) -> dict[str, Any]:
+        return {"grid_size": int(at.size)}
+
+
+class ImageDomain:
+    """Images: samples [C, H, W]; a UNet works at the training size, an FNO-2D at any size."""
+
+    def __init__(self, config: RunConfig, geometry: ImageGeometry) -> None:
+        self.config, self.geometry = config, geometry
+
+    def default(self) -> tuple[int, int]:
+        return (self.geometry.height, self.geometry.width)
+
+    def check(self, at: Any) -> tuple[int, int]:
+        if isinstance(at, int):
+            at = (at, at)
+        try:
+            H, W = (int(v) for v in at)
+        except (TypeError, ValueError):
+            raise ConfigError(f"an image size is (height, width), got {at!r}") from None
+        if H < 2 or W < 2:
+            raise ConfigError(f"an image size must be at least 2x2, got {H}x{W}")
+        if (H, W) != self.default() and self.config.model.name != "fno2d":
+            raise ConfigError(f"this {self.config.model.name} samples only at its training size "
+                              f"{self.geometry.height}x{self.geometry.width}; an FNO-2D model can sample at others")
+        return (H, W)
+
+    def equation(self, at: tuple[int, int]) -> Equation:
+        return build_image_equation(self.config, self.geometry, at)
+
+    def shape(self, at: tuple[int, int]) -> tuple[int, ...]:
+        return (self.geometry.channels, *at)
+
+    def backbone(self, network: torch.nn.Module, at: tuple[int, int], device: torch.device):
+        return network
+
+    def settings(self, at: tuple[int, int]) -> dict[str, Any]:
+        return {"image_size": list(at)}
+
+
+def make_domain(config: RunConfig, geometry: ModelGeometry | ImageGeometry) -> FunctionDomain | ImageDomain:
+    return ImageDomain(config, geometry) if isinstance(geometry, ImageGeometry) else FunctionDomain(config, geometry)
+
+
 @dataclass
 class SampleResult:
     """Samples in data units, with what is needed to reproduce them."""
 
-    samples: np.ndarray  # [N, C, n], denormalised
-    grid: np.ndarray  # [n]
+    samples: np.ndarray  # [N, C, n] (functions, motions) or [N, C, H, W] (images), denormalised
+    grid: np.ndarray | None  # [n] (functions, motions); None for images
     seeds: np.ndarray  # [N] int64
     settings: dict[str, Any]
-    trajectory: np.ndarray | None = None  # [S, N, C, n] denormalised states, T -> 0
+    trajectory: np.ndarray | None = None  # [S, N, ...] denormalised states, T -> 0
     trajectory_times: np.ndarray | None = None  # [S]
+    modality: str = "functions"
 
 
 def uniform_grid(geometry: ModelGeometry, n_points: int) -> np.ndarray:
@@ -78,26 +227,54 @@ def uniform_grid(geometry: ModelGeometry, n_points: int) -> np.ndarray:
     return np.linspace(a, b, n_points)
 
 
+def prior_bank(equation: Equation, images: torch.Tensor, num: int = PRIOR_BANK_SIZE, seed: int = 0
+               ) -> dict[str, torch.Tensor]:
+    """What the ``ihdm`` prior needs of the training images (normalised, [N, C, H, W]): the DCT coefficients
+    of up to ``num`` of them on the modes whose mean coefficient at T exceeds ``1e-6`` (the others contribute
+    less than ``1e-6 |x_0|`` at T). Returns ``{"prior.bank": [K_img, C, K], "prior.modes": [K] flat indices}``.
+    """
+    from engine.operators.dct import dct2
+
+    t = torch.tensor(equation.T, dtype=torch.float64)
+    m, _ = equation.mode_coefs(t)
+    m = torch.as_tensor(m, dtype=torch.float64).expand(images.shape[-2:]).reshape(-1)
+    modes = torch.nonzero(m > _BANK_CUTOFF).reshape(-1)
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(images.shape[0], generator=g)[:num]
+    coefs = dct2(images[keep].to(torch.float64)).reshape(len(keep), images.shape[1], -1)[..., modes]
+    return {"prior.bank": coefs.to(torch.float32).cpu(), "prior.modes": modes.cpu()}
+
+
 class HDMModel:
-    """A trained Hilbert diffusion model of functions.
+    """A trained Hilbert diffusion model of functions, motions or images.
 
     Args:
-        config: the run configuration it was trained with (length scale resolved).
-        geometry: training grid and channels.
+        config: the resolved run configuration it was trained with.
+        geometry: :class:`ModelGeometry` (functions, motions) or :class:`ImageGeometry`.
         normalizer: ``engine.data.Normalizer`` as a dict (applied to data, inverted on output).
-        network: the noise predictor (EMA weights).
+        network: the backbone (EMA weights).
+        extras: modality data stored with the model: ``prior.bank``/``prior.modes`` tensors (images, the
+            ``ihdm`` prior) and ``meta`` (e.g. a motion's skeleton).
     """
 
-    def __init__(self, config: RunConfig, geometry: ModelGeometry, normalizer: dict[str, Any],
-                 network: FNO1d, *, sha256: str = "", source: str = "") -> None:
+    def __init__(self, config: RunConfig, geometry: ModelGeometry | ImageGeometry, normalizer: dict[str, Any],
+                 network: torch.nn.Module, *, sha256: str = "", source: str = "",
+                 tensors: dict[str, torch.Tensor] | None = None, extra_meta: dict[str, Any] | None = None) -> None:
         from engine.data import Normalizer
 
         self.config = config
         self.geometry = geometry
+        self.domain = make_domain(config, geometry)
         self.normalizer = Normalizer.from_dict(normalizer)
         self.network = network.eval()
         self.sha256 = sha256
         self.source = source
+        self.tensors = dict(tensors or {})
+        self.extra_meta = dict(extra_meta or {})
+
+    @property
+    def modality(self) -> str:
+        return self.config.data.modality
 
     @property
     def device(self) -> torch.device:
@@ -109,29 +286,67 @@ class HDMModel:
 
     @property
     def training_grid(self) -> np.ndarray:
+        """Functions and motions: the training grid."""
+        if not isinstance(self.geometry, ModelGeometry):
+            raise ConfigError("an image model has no grid; use its image size")
         return np.asarray(self.geometry.grid, dtype=np.float64)
 
-    def equation_on(self, grid: np.ndarray | None = None) -> Equation:
-        """The forward equation bound to Q on ``grid`` (the training grid by default)."""
-        return build_equation(self.config, self.geometry, self.training_grid if grid is None else grid)
+    def equation_on(self, at: Any = None) -> Equation:
+        """The forward equation on ``at``: a grid (functions, motions) or (H, W) (images); default: training."""
+        return self.domain.equation(self.domain.default() if at is None else self.domain.check(at))
 
-    def noise_predictor(self, grid: np.ndarray, equation: Equation | None = None
+    def noise_predictor(self, at: Any = None, equation: Equation | None = None
                         ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``e_hat(x, t)`` on ``grid``: the backbone wrapped by its parameterisation."""
+        """``e_hat(x, t)`` on ``at``: the backbone wrapped by its parameterisation."""
         from engine.objectives import noise_predictor
 
-        g = torch.as_tensor(grid, dtype=torch.float32, device=self.device)
-        net = self.network
-        equation = self.equation_on(grid) if equation is None else equation
-        return noise_predictor(lambda x, t: net(x, t, g), equation, self.config.model.parameterization)
+        at = self.domain.default() if at is None else self.domain.check(at)
+        equation = self.domain.equation(at) if equation is None else equation
+        backbone = self.domain.backbone(self.network, at, self.device)
+        return noise_predictor(backbone, equation, self.config.model.parameterization)
+
+    def default_prior(self) -> str:
+        return "ihdm" if self.config.equation.name == "ihdm" else "hdm"
+
+    def prior_sample(self, prior: str, equation: Equation, rng: SampleRNG, shape: tuple[int, ...]) -> torch.Tensor:
+        """A draw of x_T from ``prior`` (see the module docstring), [B, *shape] on the model's device."""
+        if prior not in PRIORS:
+            raise ConfigError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
+        from engine.equations.spde import SPDEEquation
+
+        if prior == "white" and (isinstance(equation, SPDEEquation) or not getattr(equation.Q, "white", False)):
+            raise ConfigError(f"this model's law at T is coloured ({self.config.equation.name}: each DCT mode has its "
+                              "own variance); a white prior would start the reverse equation off it: use the hdm "
+                              "or ihdm prior")
+        if prior != "ihdm":
+            return equation.prior_sample(rng, shape).to(self.device)
+        if "prior.bank" not in self.tensors:
+            raise ConfigError("the ihdm prior needs training images stored with the model; this checkpoint has "
+                              "none (only image checkpoints do): use the hdm prior")
+        from engine.operators.dct import idct2
+
+        bank, modes = self.tensors["prior.bank"], self.tensors["prior.modes"]
+        C, H, W = shape
+        h, w = self.geometry.height, self.geometry.width
+        rows, cols = modes // w, modes % w
+        if H < h or W < w:
+            raise ConfigError("the ihdm prior needs at least the training image size")
+        coefs = torch.zeros(len(rng), C, H * W, dtype=torch.float64)
+        pick = bank[rng.randint(bank.shape[0])].to(torch.float64) * float(np.sqrt(H * W / (h * w)))
+        coefs[..., rows * W + cols] = pick  # the same physical modes on a finer image
+        x0 = idct2(coefs.reshape(len(rng), C, H, W)).to(torch.float32).to(self.device)
+        t = torch.full((len(rng),), equation.T, dtype=torch.float64, device=self.device)
+        return equation.perturb(x0, t, equation.sample_noise(rng, shape))
 
     def sample(self, num: int, *, steps: int = 50, sampler: str = "ddim", grid: np.ndarray | None = None,
+               size: tuple[int, int] | int | None = None, prior: str | None = None,
                seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int = 1000,
                spacing: str | None = None, callback: Callable[[StepInfo], None] | None = None,
                should_stop: Callable[[], bool] | None = None, trajectory_every: int = 0) -> SampleResult:
-        """Draw ``num`` curves on ``grid`` (any grid, default the training grid).
+        """Draw ``num`` samples on ``grid`` (functions, motions) or at ``size`` (images); default: training.
 
         Args:
+            prior: ``hdm``, ``white`` or ``ihdm`` (images; default ``hdm``, ``ihdm`` for the ihdm equation).
             seeds: one seed per sample; default ``seed, seed+1, ...``. Sample k depends only on
                 its seed, not on the batch size.
             trajectory_every: keep every k-th state of the reverse trajectory (0: none).
@@ -141,20 +356,25 @@ class HDMModel:
             raise ConfigError(f"--num-samples must be a positive integer, got {num!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
-        grid = self.training_grid if grid is None else np.asarray(grid, dtype=np.float64)
+        images = isinstance(self.geometry, ImageGeometry)
+        if (grid is not None and images) or (size is not None and not images):
+            raise ConfigError("give a grid for functions and motions, an image size for images")
+        at = self.domain.check(size if images else grid) if (grid is not None or size is not None) \
+            else self.domain.default()
         seeds = np.arange(seed, seed + num, dtype=np.int64) if seeds is None else np.asarray(seeds, np.int64)
         if seeds.shape != (num,):
             raise ConfigError(f"expected {num} seeds, got {seeds.size}")
+        prior = prior or self.default_prior()
         fn = get_sampler(sampler)
-        equation = self.equation_on(grid)
+        equation = self.domain.equation(at)
         spacing = spacing or ("logsnr" if sampler in ("ddim", "ode_heun") else "uniform")
         ts = time_grid(equation, steps, spacing)
-        predict = self.noise_predictor(grid, equation)
-        shape = (self.geometry.channels, grid.size)
+        predict = self.noise_predictor(at, equation)
+        shape = self.domain.shape(at)
         outs, trajs, traj_times = [], [], []
         for start in range(0, num, batch_size):
             rng = SampleRNG(seeds[start:start + batch_size].tolist(), self.device)
-            x_T = equation.prior_sample(rng, shape)
+            x_T = self.prior_sample(prior, equation, rng, shape)
             states: list[torch.Tensor] = [x_T.cpu()] if trajectory_every else []
             times = [float(ts[0])]
 
@@ -171,40 +391,53 @@ class HDMModel:
             if trajectory_every:
                 trajs.append(np.stack([self.normalizer.denormalize(s.numpy()) for s in states]))
                 traj_times = times
-        settings = {"sampler": sampler, "steps": steps, "spacing": spacing, "grid_size": int(grid.size),
+        settings = {"sampler": sampler, "steps": steps, "spacing": spacing, **self.domain.settings(at),
                     "network_evaluations": steps * EVALS_PER_STEP[sampler] + 1, "batch_size": batch_size}
+        if images:
+            settings["prior"] = prior
         return SampleResult(
-            samples=np.concatenate(outs).astype(np.float32), grid=grid, seeds=seeds, settings=settings,
+            samples=np.concatenate(outs).astype(np.float32), grid=None if images else at, seeds=seeds,
+            settings=settings, modality=self.modality,
             trajectory=np.concatenate(trajs, axis=1).astype(np.float32) if trajs else None,
             trajectory_times=np.asarray(traj_times) if trajs else None)
 
     # -- persistence -----------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        return {"geometry": {"grid": list(self.geometry.grid), "channels": self.geometry.channels,
-                             "length_scale": self.geometry.length_scale},
-                "normalizer": self.normalizer.to_dict(), "modality": "functions"}
+        return {"geometry": self.geometry.to_dict(), "normalizer": self.normalizer.to_dict(),
+                "modality": self.modality, **self.extra_meta}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint stores: the network's weights and the modality's tensors."""
+        out = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        out.update({k: v.detach().cpu() for k, v in self.tensors.items()})
+        return out
 
     @classmethod
     def from_parts(cls, state_dict: dict[str, torch.Tensor], config: dict[str, Any], meta: dict[str, Any],
                    *, sha256: str = "", source: str = "") -> HDMModel:
         """Rebuild from a checkpoint's weights, config and metadata; mismatches raise CheckpointError."""
+        where = source or "checkpoint"
         try:
-            run = RunConfig.from_dict(config)
+            modality = meta.get("modality", "functions")
             geo = meta["geometry"]
-            geometry = ModelGeometry(tuple(float(v) for v in geo["grid"]), int(geo["channels"]),
-                                     float(geo["length_scale"]))
+            geometry = ImageGeometry.from_dict(geo) if modality == "images" else ModelGeometry.from_dict(geo)
+            run = RunConfig.from_dict(config).resolve(modality)
             normalizer = meta["normalizer"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{source or 'checkpoint'}: its metadata is incomplete ({exc}); "
-                                  "is it a functions checkpoint of HDM Studio?") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{where}: its metadata is incomplete ({exc}); "
+                                  "is it an HDM Studio checkpoint?") from None
+        tensors = {k: v for k, v in state_dict.items() if k.startswith("prior.")}
+        weights = {k: v for k, v in state_dict.items() if not k.startswith("prior.")}
         network = build_network(run, geometry)
         expected = network.state_dict()
-        missing = set(expected) - set(state_dict)
-        unexpected = set(state_dict) - set(expected)
-        wrong = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+        missing = set(expected) - set(weights)
+        unexpected = set(weights) - set(expected)
+        wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
         if missing or unexpected or wrong:
-            raise CheckpointError(f"{source or 'checkpoint'}: its weights do not match its config "
+            raise CheckpointError(f"{where}: its weights do not match its config "
                                   f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
                                   "mis-shaped tensors); it belongs to another model")
-        network.load_state_dict(state_dict)
-        return cls(run, geometry, normalizer, network, sha256=sha256, source=source)
+        network.load_state_dict(weights)
+        extra = {k: v for k, v in meta.items() if k not in ("geometry", "normalizer", "modality", "training")}
+        return cls(run, geometry, normalizer, network, sha256=sha256, source=source, tensors=tensors,
+                   extra_meta=extra)

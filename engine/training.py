@@ -1,4 +1,4 @@
-"""Step-wise training: the GUI can drive it one step at a time, the CLI in a loop.
+"""Step-wise training for every modality: the GUI can drive it one step at a time, the CLI in a loop.
 
 AdamW with linear warm-up then cosine decay, gradient clipping, an exponential moving
 average of the weights (used for sampling), explicit generators (deterministic given the
@@ -33,7 +33,7 @@ from engine.config import RunConfig
 from engine.device import resolve_device
 from engine.errors import Cancelled, CheckpointError, DataError
 from engine.objectives import dsm_loss, sample_times
-from engine.pipeline import HDMModel, ModelGeometry, build_equation, build_network
+from engine.pipeline import HDMModel, ImageGeometry, ModelGeometry, build_network, make_domain, prior_bank
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
@@ -51,6 +51,13 @@ class TrainProgress:
     losses: list[float] = field(repr=False, default_factory=list)
 
 
+def _modality_of(dataset) -> str:
+    """The modality of a dataset object (images are 4D; motions carry a skeleton)."""
+    if np.asarray(dataset.values).ndim == 4:
+        return "images"
+    return "motions" if getattr(dataset, "skeleton", None) is not None else "functions"
+
+
 def lr_at(step: int, cfg) -> float:
     """Linear warm-up to ``lr`` then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
     if cfg.warmup and step < cfg.warmup:
@@ -61,34 +68,51 @@ def lr_at(step: int, cfg) -> float:
 
 
 class Trainer:
-    """Denoising score matching on a function dataset.
+    """Denoising score matching on a dataset of functions, motions or images.
 
     Args:
-        config: the run configuration (validated here).
-        dataset: an ``engine.data.FunctionDataset``; loaded from ``config.data`` when omitted.
+        config: the run configuration (validated here; ``auto`` settings resolved for the data).
+        dataset: a FunctionDataset, MotionDataset or ImageDataset; loaded from ``config.data`` when omitted.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
     """
 
     def __init__(self, config: RunConfig, dataset=None, device: str = "cpu") -> None:
-        from engine.data import Normalizer, load_function_dataset
+        from engine.data import Normalizer
+        from engine.data.select import load_dataset
 
         config.validate()
         self.device = resolve_device(device)
         if dataset is None:
-            d = config.data
-            dataset = load_function_dataset(d.spec, "train", n_points=d.n_points, num=d.num, seed=d.seed)
+            dataset, modality = load_dataset(config.data, "train")
+        else:
+            modality = _modality_of(dataset)
         if len(dataset) < 2:
-            raise DataError(f"{dataset.name}: training needs at least 2 curves, got {len(dataset)}")
-        length_scale = config.noise.length_scale or float(dataset.default_length_scale)
-        self.config = config.replace(noise={"length_scale": length_scale})
+            raise DataError(f"{dataset.name}: training needs at least 2 items, got {len(dataset)}")
+        config = config.resolve(modality)
+        self.extra_meta: dict[str, Any] = {}
+        if modality == "images":
+            self.config = config
+            _, C, H, W = dataset.values.shape
+            self.geometry: ModelGeometry | ImageGeometry = ImageGeometry(H, W, C)
+            self.normalizer = Normalizer.unit_range(C)
+        else:
+            length_scale = config.noise.length_scale or float(dataset.default_length_scale)
+            self.config = config.replace(noise={"length_scale": length_scale})
+            self.geometry = ModelGeometry(tuple(float(v) for v in dataset.grid), int(dataset.values.shape[1]),
+                                          length_scale)
+            self.normalizer = Normalizer.fit(dataset.values)
+            if modality == "motions":  # what sampling needs to turn channels back into skeleton motions
+                self.extra_meta = {"motion": {"skeleton": dataset.skeleton.to_dict(), "fps": float(dataset.fps)}}
+        self.modality = modality
         self.dataset = dataset
-        self.geometry = ModelGeometry(tuple(float(v) for v in dataset.grid), int(dataset.values.shape[1]),
-                                      length_scale)
-        self.normalizer = Normalizer.fit(dataset.values)
+        self.domain = make_domain(self.config, self.geometry)
         self.data = torch.as_tensor(self.normalizer.normalize(dataset.values), dtype=torch.float32,
                                     device=self.device)
-        self.grid = torch.as_tensor(dataset.grid, dtype=torch.float32, device=self.device)
-        self.equation = build_equation(self.config, self.geometry, dataset.grid)
+        self.equation = self.domain.equation(self.domain.default())
+        self.grid = (torch.as_tensor(dataset.grid, dtype=torch.float32, device=self.device)
+                     if modality != "images" else None)
+        self.tensors = prior_bank(self.equation, self.data.cpu(), seed=config.train.seed) \
+            if modality == "images" else {}
 
         tc = self.config.train
         with torch.random.fork_rng(devices=[]):
@@ -103,8 +127,10 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------
     def _subgrid(self) -> torch.Tensor | None:
-        """Sorted indices of a random sub-grid for this step, or None for the full grid."""
+        """Sorted indices of a random sub-grid for this step, or None for the full grid (always for images)."""
         tc = self.config.train
+        if self.grid is None:
+            return None
         n = self.grid.numel()
         if tc.subgrid_prob <= 0 or torch.rand((), generator=self.generator) >= tc.subgrid_prob:
             return None
@@ -122,16 +148,19 @@ class Trainer:
         t = sample_times(tc.batch_size, self.equation, self.generator, self.device)
         z = torch.randn(x0.shape, generator=self.generator).to(self.device)
         e = self.equation.Q.sqrt_apply(z)
-        grid = self.grid
         sub = self._subgrid()
         if sub is not None:  # N(0, Q) restricted to a subset of points is N(0, Q) there
             sub = sub.to(self.device)
-            x0, e, grid = x0[..., sub], e[..., sub], grid[sub]
+            x0, e, grid = x0[..., sub], e[..., sub], self.grid[sub]
+            backbone = lambda x, tt: self.network(x, tt, grid)  # noqa: E731
+        elif self.grid is not None:
+            backbone = lambda x, tt: self.network(x, tt, self.grid)  # noqa: E731
+        else:
+            backbone = self.network
         lr = lr_at(self.step_count, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = dsm_loss(lambda x, tt: self.network(x, tt, grid), self.equation, x0, t, e,
-                        self.config.model.parameterization)
+        loss = dsm_loss(backbone, self.equation, x0, t, e, self.config.model.parameterization)
         if not torch.isfinite(loss):
             raise DataError(f"training diverged at step {self.step_count + 1} (loss {loss.item()}); "
                             "lower --lr or check the data for extreme values")
@@ -149,8 +178,7 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = min(self.config.train.ema_decay, (1 + self.step_count) / (10 + self.step_count))
-        for p_ema, p in zip(self.ema.parameters(), self.network.parameters(), strict=True):
-            p_ema.lerp_(p, 1 - decay)
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.network.parameters()), 1 - decay)
 
     def run(self, *, callback: Callable[[TrainProgress], None] | None = None,
             should_stop: Callable[[], bool] | None = None, out_dir: str | Path | None = None) -> None:
@@ -174,7 +202,8 @@ class Trainer:
     def model(self) -> HDMModel:
         """The EMA model, ready to sample (shares no parameters with the trainer)."""
         net = copy.deepcopy(self.ema).eval()
-        return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), net, source=self.dataset.name)
+        return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), net, source=self.dataset.name,
+                        tensors=self.tensors, extra_meta=self.extra_meta)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path."""
@@ -183,8 +212,7 @@ class Trainer:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         meta = self.model_metadata()
-        path = save_model(out / MODEL_FILE, {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
-                          config=self.config.to_dict(), meta=meta)
+        path = save_model(out / MODEL_FILE, self.model().state_tensors(), config=self.config.to_dict(), meta=meta)
         save_train_state(out / STATE_FILE, {
             "step": self.step_count,
             "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
@@ -198,9 +226,10 @@ class Trainer:
         return Path(path) if path is not None else out / MODEL_FILE
 
     def model_metadata(self) -> dict[str, Any]:
-        meta = HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema).metadata()
+        meta = HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema,
+                        extra_meta=self.extra_meta).metadata()
         meta["training"] = {"step": self.step_count, "dataset": self.dataset.name,
-                            "dataset_source": self.dataset.source, "num_curves": len(self.dataset),
+                            "dataset_source": self.dataset.source, "num_items": len(self.dataset),
                             "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,
                             "elapsed_s": round(self.elapsed, 3)}
         return meta

@@ -8,6 +8,8 @@ Public API:
 - :func:`list_function_datasets`: :class:`DatasetInfo` (name, description, available, kind) per entry.
 - :func:`load_file`: read one curve file (``.csv``, ``.tsv``, ``.ts``, ``.arff``, ``.npy``, ``.npz``,
   ``.h5``, ``.hdf5``).
+- :func:`load_image_dataset` / :func:`list_image_datasets`: images (``glyphs`` embedded, ``mnist``, files and
+  folders) -> :class:`ImageDataset` (values float32 [N, C, H, W] in [0, 1]); see :mod:`engine.data.images`.
 - :class:`Normalizer`: per-channel mean/std, resolution independent, JSON round-trip.
 
 Splits (details in :mod:`engine.data.synthetic` and :mod:`engine.data.real`):
@@ -22,6 +24,7 @@ Splits (details in :mod:`engine.data.synthetic` and :mod:`engine.data.real`):
 from __future__ import annotations
 
 from engine.data.dataset import FunctionDataset
+from engine.data.images import ImageDataset, list_image_datasets, load_image_dataset, load_image_file
 from engine.data.loaders import LOADERS, load_file
 from engine.data.normalize import Normalizer
 from engine.data.registry import REGISTRY, DatasetInfo, list_function_datasets, load_function_dataset
@@ -31,8 +34,12 @@ __all__ = [
     "REGISTRY",
     "DatasetInfo",
     "FunctionDataset",
+    "ImageDataset",
     "Normalizer",
     "list_function_datasets",
+    "list_image_datasets",
     "load_file",
     "load_function_dataset",
+    "load_image_dataset",
+    "load_image_file",
 ]

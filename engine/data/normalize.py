@@ -4,6 +4,9 @@
 points of the training set (not per grid point, and never from a handful of curves as the reference does
 for Melbourne), so the same transform applies to curves sampled at any resolution. A channel whose std is 0
 (or not finite) uses std = 1.0, so constant data only gets centred. ``kind="none"`` is the identity.
+
+Images use the same class with ``spatial_dims=2`` (arrays [..., C, H, W]) and the fixed map
+``mean = std = 0.5`` that sends pixel values in [0, 1] to [-1, 1] (:meth:`Normalizer.unit_range`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Normalizer:
     kind: str = "standard"
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    spatial_dims: int = 1  # 1: arrays [..., C, n]; 2: images [..., C, H, W]
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -43,8 +47,15 @@ class Normalizer:
                                 f"got {len(mean)} and {len(std)}")
             if not (np.isfinite(mean).all() and np.isfinite(std).all() and (np.asarray(std) > 0).all()):
                 raise DataError("normalizer: means must be finite and stds finite and > 0")
+        if self.spatial_dims not in (1, 2):
+            raise DataError(f"normalizer: spatial_dims must be 1 or 2, got {self.spatial_dims!r}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
+
+    @classmethod
+    def unit_range(cls, channels: int) -> Normalizer:
+        """Images: pixel values in [0, 1] -> [-1, 1] on every channel."""
+        return cls("standard", (0.5,) * channels, (0.5,) * channels, spatial_dims=2)
 
     @classmethod
     def fit(cls, values: Any, kind: str = "standard") -> Normalizer:
@@ -66,11 +77,13 @@ class Normalizer:
 
     def _params(self, x: Any) -> tuple[Any, Any]:
         shape = tuple(x.shape)
-        if len(shape) < 2 or shape[-2] != len(self.mean):
+        d = self.spatial_dims
+        if len(shape) < d + 1 or shape[-d - 1] != len(self.mean):
+            layout = "n" if d == 1 else "H, W"
             raise DataError(f"normalizer: fitted on {len(self.mean)} channel(s); expected an array shaped "
-                            f"[..., {len(self.mean)}, n], got {shape}")
-        mean = np.asarray(self.mean)[:, None]
-        std = np.asarray(self.std)[:, None]
+                            f"[..., {len(self.mean)}, {layout}], got {shape}")
+        mean = np.asarray(self.mean).reshape((-1,) + (1,) * d)
+        std = np.asarray(self.std).reshape((-1,) + (1,) * d)
         if hasattr(x, "new_tensor"):  # torch tensor: same device and dtype
             return x.new_tensor(mean), x.new_tensor(std)
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
@@ -94,7 +107,10 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"kind", "mean", "std"}``."""
-        return {"kind": self.kind, "mean": list(self.mean), "std": list(self.std)}
+        out = {"kind": self.kind, "mean": list(self.mean), "std": list(self.std)}
+        if self.spatial_dims != 1:
+            out["spatial_dims"] = self.spatial_dims
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalizer:
@@ -102,7 +118,8 @@ class Normalizer:
         if not isinstance(d, dict) or "kind" not in d:
             raise DataError(f"normalizer: expected a dict with 'kind', 'mean', 'std', got {d!r:.80}")
         try:
-            return cls(str(d["kind"]), tuple(d.get("mean", ())), tuple(d.get("std", ())))
+            return cls(str(d["kind"]), tuple(d.get("mean", ())), tuple(d.get("std", ())),
+                       int(d.get("spatial_dims", 1)))
         except (TypeError, ValueError) as exc:
             if isinstance(exc, DataError):
                 raise

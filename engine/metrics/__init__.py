@@ -7,17 +7,45 @@
   (:mod:`engine.metrics.functional`).
 - :func:`evaluate_function_samples`: both, at the paper's block size and larger balanced ones,
   as a JSON-serialisable report (:mod:`engine.metrics.report`).
+
+Images (:mod:`engine.metrics.images`, :mod:`engine.metrics.classifier`): Frechet distance and KID in
+the features of a small deterministic classifier trained in-project, pixel sliced Wasserstein,
+radial power-spectrum error, nearest-neighbour memorisation: :func:`evaluate_image_samples`.
 """
 
 from __future__ import annotations
 
+from engine.metrics.classifier import FeatureClassifier, load_classifier, train_classifier
 from engine.metrics.functional import functional_errors, mean_autocorrelation, mean_power_spectrum
+from engine.metrics.images import (
+    KIDResult,
+    evaluate_image_samples,
+    frechet_distance,
+    kernel_inception_distance,
+    memorisation_summary,
+    nearest_neighbour_distances,
+    power_spectrum,
+    sliced_wasserstein,
+    spectrum_error,
+)
 from engine.metrics.report import evaluate_function_samples
 from engine.metrics.twosample import PowerResult, median_heuristic, mmd2_unbiased, mmd_power
 
 __all__ = [
+    "FeatureClassifier",
+    "KIDResult",
     "PowerResult",
     "evaluate_function_samples",
+    "evaluate_image_samples",
+    "frechet_distance",
+    "kernel_inception_distance",
+    "load_classifier",
+    "memorisation_summary",
+    "nearest_neighbour_distances",
+    "power_spectrum",
+    "sliced_wasserstein",
+    "spectrum_error",
+    "train_classifier",
     "functional_errors",
     "mean_autocorrelation",
     "mean_power_spectrum",

@@ -1,0 +1,78 @@
+"""One entry point for every modality: which kind of data a spec names, and loading it.
+
+``detect_modality(spec)`` answers from the registries (function, image and motion dataset names) and, for
+paths, from the file type: ``.bvh`` files or folders of them are motions; image files, folders of images
+and MNIST ``idx`` files are images; curve files (``.csv``, ``.tsv``, ``.ts``, ``.arff``) are functions.
+Arrays (``.npy``, ``.npz``, ``.h5``) are ambiguous ([N, C, n] curves or [N, H, W] images): they are read
+as functions unless the configuration says ``modality = "images"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import DataConfig
+from engine.errors import DataError
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".idx"}
+
+
+def _image_names() -> set[str]:
+    from engine.data.images import list_image_datasets
+
+    return {d.name for d in list_image_datasets()}
+
+
+def _motion_names() -> set[str]:
+    from engine.motion import list_motion_datasets
+
+    return {d.name for d in list_motion_datasets()}
+
+
+def detect_modality(spec: str | Path) -> str:
+    """``functions``, ``motions`` or ``images`` for a dataset name or path."""
+    from engine.data.registry import REGISTRY
+
+    key = str(spec).strip().lower()
+    if key in REGISTRY:
+        return "functions"
+    if key in _image_names():
+        return "images"
+    if key in _motion_names():
+        return "motions"
+    path = Path(str(spec)).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".bvh":
+        return "motions"
+    from engine.data.image_loaders import is_idx
+
+    if suffix in _IMAGE_SUFFIXES or is_idx(path):
+        return "images"
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if any(p.suffix.lower() == ".bvh" for p in files):
+            return "motions"
+        if any(p.suffix.lower() in _IMAGE_SUFFIXES for p in files):
+            return "images"
+        raise DataError(f"{path}: the folder holds no .bvh motions and no images; give a data file or folder")
+    return "functions"
+
+
+def load_dataset(data: DataConfig, split: str = "train"):
+    """The dataset ``data`` names (FunctionDataset, MotionDataset or ImageDataset) and its modality."""
+    modality = data.modality if data.modality != "auto" else detect_modality(data.spec)
+    if modality == "images":
+        from engine.data.images import load_image_dataset
+
+        ds = load_image_dataset(data.spec, split, size=data.image_size, num=data.num, seed=data.seed,
+                                channels=data.channels)
+    elif modality == "motions":
+        from engine.motion import load_motion_dataset
+
+        kw = {k: v for k, v in (("fps", data.fps), ("frames", data.frames)) if v is not None}
+        ds = load_motion_dataset(data.spec, split, num=data.num, seed=data.seed, **kw)
+    else:
+        from engine.data.registry import load_function_dataset
+
+        ds = load_function_dataset(data.spec, split, n_points=data.n_points, num=data.num, seed=data.seed)
+    return ds, modality
