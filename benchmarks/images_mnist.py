@@ -6,6 +6,8 @@ Two phases, so that training can run on a GPU machine and evaluation anywhere:
     python benchmarks/images_mnist.py train --out runs/mnist --steps 10000 --device cuda --parallel
     # Frechet distance / KID in the project's classifier features, spectrum error, sliced W, memorisation
     python benchmarks/images_mnist.py evaluate --out runs/mnist
+    # speed only, any device: training images/s over a few steps, and 64 images x 100 ddim steps
+    python benchmarks/images_mnist.py speed --device cpu --steps 10
 
 Data: the MNIST t10k file in the shared data: the first 8,000 images train, the last 2,000 are held out
 for evaluation only (``engine.data.images``). Every variant uses the same UNet, steps, batch, learning rate
@@ -116,9 +118,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from engine.training import Trainer
+
+    for v in args.variants.split(","):
+        trainer = Trainer(config_for(v, args), device=args.device)
+        sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+        trainer.step()  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            trainer.step()
+        sync()
+        step = (time.perf_counter() - t0) / args.steps
+        model = trainer.model()
+        model.sample(4, steps=2)
+        sync()
+        t0 = time.perf_counter()
+        model.sample(64, steps=100, sampler="ddim", batch_size=64)
+        sync()
+        print(json.dumps({"variant": v, "device": str(trainer.device), "threads": torch.get_num_threads(),
+                          "batch_size": args.batch_size, "train_step_s": round(step, 3),
+                          "train_images_per_s": round(args.batch_size / step, 1),
+                          "sample64_100steps_s": round(time.perf_counter() - t0, 2)}), flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["train", "evaluate"])
+    ap.add_argument("phase", choices=["train", "evaluate", "speed"])
     ap.add_argument("--out", default="runs/mnist")
     ap.add_argument("--variants", default="hdm,ddpm,ihdm")
     ap.add_argument("--steps", type=int, default=10000)
@@ -131,7 +159,7 @@ def main() -> int:
     ap.add_argument("--sampler", default="ddim")
     ap.add_argument("--parallel", action="store_true", help="train the variants in parallel processes")
     args = ap.parse_args()
-    return cmd_train(args) if args.phase == "train" else cmd_evaluate(args)
+    return {"train": cmd_train, "evaluate": cmd_evaluate, "speed": cmd_speed}[args.phase](args)
 
 
 if __name__ == "__main__":

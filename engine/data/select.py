@@ -42,6 +42,9 @@ def detect_modality(spec: str | Path) -> str:
         return "motions"
     path = Path(str(spec)).expanduser()
     suffix = path.suffix.lower()
+    if not suffix and not path.exists():
+        names = ", ".join([*REGISTRY, *sorted(_image_names()), *sorted(_motion_names())])
+        raise DataError(f"unknown dataset {str(spec)!r}; choose one of {names} or give a data file or folder")
     if suffix == ".bvh":
         return "motions"
     from engine.data.image_loaders import is_idx
