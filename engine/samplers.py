@@ -138,16 +138,23 @@ def exponential(predict_noise: NoisePredictor, equation: Equation, x: torch.Tens
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
 
 
+def _per_mode(equation: Equation, c: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``c`` applied per mode of the equation's eigenbasis: ``from_modes(c * to_modes(u))``."""
+    return equation.from_modes(equation.broadcast_modes(c, u) * equation.to_modes(u))
+
+
 def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor,
                         *, rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
                         denoise_final: bool = True, snr: float = 0.16, corrector_steps: int = 1
                         ) -> torch.Tensor:
     """Exponential-integrator predictor + Q-preconditioned Langevin corrector.
 
-    The corrector runs ``x <- x + delta Q grad log p_t(x) + sqrt(2 delta) Q^{1/2} z``, Langevin
-    dynamics preconditioned by Q, whose invariant law is p_t. Its step follows score_sde's
-    signal-to-noise rule in the Q^{-1/2}-whitened metric, where ``|Q grad log p| ~ sqrt(n)/s``
-    and ``|z| ~ sqrt(n)``: ``delta = 2 (snr s(t))^2``.
+    The corrector runs ``x <- x + D Q grad log p_t(x) + sqrt(2 D) Q^{1/2} z``, Langevin dynamics
+    preconditioned by ``D Q`` (any symmetric positive operator commuting with Q keeps p_t invariant). Its
+    step follows score_sde's signal-to-noise rule in the Q^{-1/2}-whitened metric, where
+    ``|Q grad log p| ~ sqrt(n)/s`` and ``|z| ~ sqrt(n)``: ``D = 2 (snr s(t))^2``, per mode of the
+    equation's eigenbasis (``s_k`` of each DCT mode for HDM-SPDE: one scalar step would be far too large for
+    the high modes, whose ``s_k`` is small, and made the corrector diverge there).
     """
     total = len(ts) - 1
     for i in range(total):
@@ -160,8 +167,9 @@ def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: to
             for _ in range(corrector_steps):
                 e_hat = predict_noise(x, sb.to(x.dtype))
                 q = equation.q_score_from_noise(e_hat, sb)
-                delta = 2.0 * (snr * float(equation.std(s))) ** 2
-                x = x + delta * q + (2 * delta) ** 0.5 * equation.sample_noise(rng, x.shape[1:])
+                delta = 2.0 * (snr * equation.mode_coefs(sb)[1]) ** 2  # per mode: [B] or [B, H, W]
+                noise = equation.sample_noise(rng, x.shape[1:])
+                x = x + _per_mode(equation, delta, q) + _per_mode(equation, (2 * delta).sqrt(), noise)
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
