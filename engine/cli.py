@@ -51,7 +51,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                "checkpoint_every": args.checkpoint_every},
     )
-    bar = _bar(args.steps, "train", args.quiet)
+    from engine.distributed import env_rank, launched_by_torchrun, train_distributed
+
+    distributed = args.distributed or launched_by_torchrun()
+    bar = _bar(args.steps, "train", args.quiet or env_rank() != 0)
 
     def progress(p):
         bar.n = p.step
@@ -59,8 +62,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.refresh()
 
     started = time.perf_counter()
-    trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress)
-    bar.close()
+    if distributed:  # a torchrun process: rank 0 shows progress, prints the summary
+        trainer = train_distributed(cfg, args.out, device=args.device, resume=args.resume,
+                                    callback=progress, readout_every=args.readout_every)
+        bar.close()
+        if not trainer.dist.is_main:
+            return 0
+    else:
+        trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress)
+        bar.close()
     summary = {"out": str(Path(args.out) / "model.safetensors"), "steps": trainer.step_count,
                "final_loss": trainer.model_metadata()["training"]["final_loss"],
                "train_seconds": round(trainer.elapsed, 2), "wall_seconds": round(time.perf_counter() - started, 2),
@@ -154,13 +164,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine import api
-    from engine.data import list_function_datasets
+    from engine.data import list_function_datasets, list_image_datasets
+    from engine.motion import list_motion_datasets
     from engine.samplers import SAMPLER_DESCRIPTIONS
 
-    print("datasets:")
-    for info in list_function_datasets():
-        flag = "" if info.available else "  (unavailable: shared data not found)"
-        print(f"  {info.name:12s} {info.description}{flag}")
+    for modality, infos in (("functions", list_function_datasets()), ("images", list_image_datasets()),
+                            ("motions", list_motion_datasets())):
+        print(f"datasets ({modality}):")
+        for info in infos:
+            flag = "" if info.available else "  (unavailable: shared data not found)"
+            print(f"  {info.name:12s} {info.description}{flag}")
     print("checkpoints:")
     for name, path in api.list_checkpoints().items():
         print(f"  {name:12s} {path}")
@@ -214,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--attention", type=int, nargs="*", default=None, help="UNet: levels with self-attention")
     t.add_argument("--checkpoint-every", type=int, default=500)
     t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of `torchrun --nproc-per-node=N --no-python hdm train ...` "
+                        "(on by itself under torchrun; gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
+    t.add_argument("--readout-every", type=int, default=1, help="distributed runs: read the loss back every k steps")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample curves from a checkpoint into an HDF5 file")
@@ -255,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("restore", help="degrade dataset items and restore them (HDF5 + JSON summary)")
     add_restore_arguments(r)  # adds its own --json and --quiet
     r.set_defaults(func=run_restore_command)
+
+    from engine.bench import add_bench_arguments, run_bench_command
+
+    b = sub.add_parser("bench", help="training-step, sampling, quality-per-evaluation and memory figures (JSON)")
+    add_bench_arguments(b)  # adds its own --json and --quiet
+    b.set_defaults(func=run_bench_command)
 
     ls = sub.add_parser("list", help="embedded datasets, bundled checkpoints and samplers")
     ls.set_defaults(func=cmd_list)

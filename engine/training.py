@@ -14,6 +14,14 @@ to a subset of points is exactly a draw from N(0, Q) on that subset (Gaussian
 marginalisation), so no new eigendecomposition is needed and the target stays exact. Without
 it a network trained on n = 100 points transfers well to n = 200 but measurably worse to
 n = 50 (see the functions benchmark).
+
+No host synchronisation inside a step: the loss stays on the device until it is read out
+(:meth:`Trainer.flush`), after every step by :meth:`Trainer.step` and every ``readout_every``
+steps by :meth:`Trainer.run`, which is where a diverged (non-finite) loss is detected.
+
+Data parallel (``dist``, see :mod:`engine.distributed`): every rank draws the global batch
+from the shared generator and trains on its slice; gradients are averaged by
+DistributedDataParallel, so the loss curve is that of one process with the same global batch.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +42,9 @@ from engine.device import resolve_device
 from engine.errors import Cancelled, CheckpointError, DataError
 from engine.objectives import dsm_loss, sample_times
 from engine.pipeline import HDMModel, ImageGeometry, ModelGeometry, build_network, make_domain, prior_bank
+
+if TYPE_CHECKING:
+    from engine.distributed import DistContext
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
@@ -74,9 +85,11 @@ class Trainer:
         config: the run configuration (validated here; ``auto`` settings resolved for the data).
         dataset: a FunctionDataset, MotionDataset or ImageDataset; loaded from ``config.data`` when omitted.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        dist: the process group of a data-parallel run (:mod:`engine.distributed`); None for one process.
     """
 
-    def __init__(self, config: RunConfig, dataset=None, device: str = "cpu") -> None:
+    def __init__(self, config: RunConfig, dataset=None, device: str = "cpu", *,
+                 dist: DistContext | None = None) -> None:
         from engine.data import Normalizer
         from engine.data.select import load_dataset
 
@@ -119,10 +132,20 @@ class Trainer:
             torch.manual_seed(tc.seed)
             self.network = build_network(self.config, self.geometry).to(self.device)
         self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
+        self.dist = dist
+        self._slice = dist.batch_slice(tc.batch_size) if dist is not None else slice(None)
+        if dist is not None:  # averages the gradients over the ranks during backward()
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._forward: torch.nn.Module = DistributedDataParallel(
+                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        else:
+            self._forward = self.network
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.generator = torch.Generator().manual_seed(tc.seed + 1)
         self.step_count = 0
         self.losses: list[float] = []
+        self._pending: list[torch.Tensor] = []  # losses of steps not read out yet (on the device)
         self.elapsed = 0.0
 
     # -- one step --------------------------------------------------------------------------
@@ -139,41 +162,69 @@ class Trainer:
         return torch.sort(torch.randperm(n, generator=self.generator)[:k]).values
 
     def step(self) -> float:
-        """One optimisation step; returns the batch loss."""
+        """One optimisation step; returns the (global) batch loss."""
+        self.step_async()
+        self.flush()
+        return self.losses[-1]
+
+    def step_async(self) -> torch.Tensor:
+        """One optimisation step without reading the loss back: returns it as a 0-d device tensor.
+
+        The global batch (indices, times, noise ``z ~ N(0, I)``, sub-grid) is drawn on the CPU
+        from ``self.generator``, identically on every rank; this rank keeps its slice. The loss
+        joins the pending read-out (:meth:`flush`), averaged over the ranks when distributed.
+        """
         tc = self.config.train
         started = time.perf_counter()
         self.network.train()
         idx = torch.randint(len(self.data), (tc.batch_size,), generator=self.generator)
-        x0 = self.data[idx.to(self.device)]
         t = sample_times(tc.batch_size, self.equation, self.generator, self.device)
-        z = torch.randn(x0.shape, generator=self.generator).to(self.device)
-        e = self.equation.Q.sqrt_apply(z)
+        z = torch.randn((tc.batch_size, *self.data.shape[1:]), generator=self.generator)
         sub = self._subgrid()
+        x0 = self.data[idx[self._slice].to(self.device, non_blocking=True)]
+        t = t[self._slice]
+        e = self.equation.Q.sqrt_apply(z[self._slice].to(self.device, non_blocking=True))
         if sub is not None:  # N(0, Q) restricted to a subset of points is N(0, Q) there
             sub = sub.to(self.device)
             x0, e, grid = x0[..., sub], e[..., sub], self.grid[sub]
-            backbone = lambda x, tt: self.network(x, tt, grid)  # noqa: E731
+            backbone = lambda x, tt: self._forward(x, tt, grid)  # noqa: E731
         elif self.grid is not None:
-            backbone = lambda x, tt: self.network(x, tt, self.grid)  # noqa: E731
+            backbone = lambda x, tt: self._forward(x, tt, self.grid)  # noqa: E731
         else:
-            backbone = self.network
+            backbone = self._forward
         lr = lr_at(self.step_count, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss = dsm_loss(backbone, self.equation, x0, t, e, self.config.model.parameterization)
-        if not torch.isfinite(loss):
-            raise DataError(f"training diverged at step {self.step_count + 1} (loss {loss.item()}); "
-                            "lower --lr or check the data for extreme values")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip)
         self.optimizer.step()
         self._update_ema()
         self.step_count += 1
-        value = float(loss.detach())
-        self.losses.append(value)
+        value = loss.detach() if self.dist is None else self.dist.mean(loss)
+        self._pending.append(value)
         self.elapsed += time.perf_counter() - started
         return value
+
+    def flush(self) -> list[float]:
+        """Read the pending losses back to the host (one synchronisation) and append them to ``losses``.
+
+        Returns the losses read. Raises DataError at the first non-finite one (training diverged).
+        """
+        if not self._pending:
+            return []
+        started = time.perf_counter()
+        values = torch.stack(self._pending).cpu().tolist()
+        first = self.step_count - len(values) + 1
+        self._pending.clear()
+        self.elapsed += time.perf_counter() - started
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise DataError(f"training diverged at step {first + i} (loss {value}); "
+                                "lower --lr or check the data for extreme values")
+        self.losses.extend(values)
+        return values
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -181,22 +232,39 @@ class Trainer:
         torch._foreach_lerp_(list(self.ema.parameters()), list(self.network.parameters()), 1 - decay)
 
     def run(self, *, callback: Callable[[TrainProgress], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, out_dir: str | Path | None = None) -> None:
-        """Train until ``config.train.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+            should_stop: Callable[[], bool] | None = None, out_dir: str | Path | None = None,
+            readout_every: int = 1) -> None:
+        """Train until ``config.train.steps``; checkpoint every ``checkpoint_every`` steps and at the end.
+
+        Losses are read back every ``readout_every`` steps (1: after each step; larger values
+        keep the GPU busy); ``callback`` then fires once per step read, in order, and
+        ``should_stop`` is polled at read-outs. In a distributed run ``should_stop`` must answer
+        the same on every rank.
+        """
         tc = self.config.train
+        readout_every = max(1, int(readout_every))
         while self.step_count < tc.steps:
             if should_stop is not None and should_stop():
                 if out_dir is not None:
                     self.save(out_dir)
                 raise Cancelled(f"training cancelled at step {self.step_count}")
-            loss = self.step()
-            if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
-                self.save(out_dir)
-            if callback is not None:
-                callback(TrainProgress(self.step_count, tc.steps, loss, lr_at(self.step_count - 1, tc),
-                                       self.elapsed, self.losses))
+            for _ in range(min(readout_every, tc.steps - self.step_count)):
+                self.step_async()
+                if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
+                    self._report(self.flush(), callback)
+                    self.save(out_dir)
+            self._report(self.flush(), callback)
         if out_dir is not None:
             self.save(out_dir)
+
+    def _report(self, values: list[float], callback: Callable[[TrainProgress], None] | None) -> None:
+        """Call ``callback`` for each of the steps whose losses were just read out."""
+        if callback is None:
+            return
+        tc = self.config.train
+        for i, loss in enumerate(values):
+            step = self.step_count - len(values) + 1 + i
+            callback(TrainProgress(step, tc.steps, loss, lr_at(step - 1, tc), self.elapsed, self.losses))
 
     # -- results and persistence -----------------------------------------------------------
     def model(self) -> HDMModel:
@@ -206,10 +274,17 @@ class Trainer:
                         tensors=self.tensors, extra_meta=self.extra_meta)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path."""
+        """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path.
+
+        Distributed: rank 0 writes, and every rank waits until the files are complete.
+        """
         from engine.io import save_model, save_train_state
 
+        self.flush()
         out = Path(out_dir)
+        if self.dist is not None and not self.dist.is_main:
+            self.dist.barrier()
+            return out / MODEL_FILE
         out.mkdir(parents=True, exist_ok=True)
         meta = self.model_metadata()
         path = save_model(out / MODEL_FILE, self.model().state_tensors(), config=self.config.to_dict(), meta=meta)
@@ -223,6 +298,8 @@ class Trainer:
             "elapsed": self.elapsed,
             "config": self.config.to_json(),
         })
+        if self.dist is not None:
+            self.dist.barrier()
         return Path(path) if path is not None else out / MODEL_FILE
 
     def model_metadata(self) -> dict[str, Any]:
@@ -236,8 +313,8 @@ class Trainer:
 
     @classmethod
     def resume(cls, out_dir: str | Path, *, steps: int | None = None, device: str = "cpu",
-               dataset=None) -> Trainer:
-        """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps)."""
+               dataset=None, dist: DistContext | None = None) -> Trainer:
+        """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``)."""
         import json
 
         from engine.io import load_train_state
@@ -247,7 +324,7 @@ class Trainer:
             config = RunConfig.from_dict(json.loads(state["config"]))
             if steps is not None:
                 config = config.replace(train={"steps": steps})
-            trainer = cls(config, dataset=dataset, device=device)
+            trainer = cls(config, dataset=dataset, device=device, dist=dist)
             trainer.network.load_state_dict(state["network"])
             trainer.ema.load_state_dict(state["ema"])
             trainer.optimizer.load_state_dict(state["optimizer"])
