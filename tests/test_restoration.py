@@ -29,6 +29,7 @@ from engine.restoration import (
     run_restore_command,
     ssim,
     summary_table,
+    tasks_for,
     write_restoration,
 )
 from engine.restoration.conditional import DenoisingCovariance, replacement_predictor
@@ -634,3 +635,110 @@ def test_restore_items_on_images_with_an_exact_prior(tmp_path):
         restore_items(ImageModel(), images * np.nan, "pixelate")
     assert set(TASKS) >= {"inpaint-noise", "inpaint-mask", "super-resolution", "pixelate", "deblur", "impute",
                           "smooth", "inbetween", "missing-joints"}
+
+
+# -- hdm restore for every modality: images (bundled MNIST), motions (a tiny model), modality errors -----------
+def _restore_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_restore_arguments(parser)
+    return parser
+
+
+def test_tasks_know_their_modality():
+    for modality in ("functions", "motions", "images"):
+        names = tasks_for(modality)
+        assert names and all(modality in TASKS[t].modalities for t in names)
+    assert tasks_for("images") == ["inpaint-noise", "inpaint-mask", "super-resolution", "pixelate", "deblur"]
+    assert "inbetween" in tasks_for("motions") and "inbetween" not in tasks_for("functions")
+    with pytest.raises(ConfigError, match="task 'inbetween' is for motions, not functions; for functions choose"):
+        make_degradation("inbetween", (3, 16), modality="functions")
+    make_degradation("inbetween", (3, 16), modality="motions", factor=4)  # same shape, the right modality
+
+
+def test_hdm_restore_command_on_mnist(tmp_path, capsys):
+    """``hdm restore --data mnist --checkpoint mnist_hdm``: held-out MNIST digits, restored with the bundled
+    UNet; replacement with ``sigma_y = 0`` keeps every observed pixel of the original exactly."""
+    import h5py
+
+    from engine.data.images import mnist_dir
+
+    if not mnist_dir().is_dir():
+        pytest.skip("the shared MNIST copy is absent")
+    parser = _restore_parser()
+    out, summary = tmp_path / "mnist.h5", tmp_path / "mnist.json"
+    args = parser.parse_args(["--data", "mnist", "--checkpoint", "mnist_hdm", "--task", "inpaint-mask",
+                              "--num-items", "3", "--num-restorations", "2", "--steps", "4", "--out", str(out),
+                              "--json", str(summary), "--quiet"])
+    assert run_restore_command(args) == 0
+    table = json.loads(summary.read_text())
+    assert table["items"] == 3 and table["restorations_per_item"] == 2 and table["task"] == "inpaint-mask"
+    assert table["consistency"]["restored_mean"] < 1e-5  # observed pixels equal y (data units, sigma_y = 0)
+    with h5py.File(out) as f:
+        assert f.attrs["modality"] == "images" and "grid" not in f
+        original, restored, mask = f["original"][()], f["restored"][()], f["mask"][()].astype(bool)
+    assert original.shape == (3, 1, 28, 28) and restored.shape == (3, 2, 1, 28, 28)
+    assert 0 <= original.min() and original.max() <= 1 and 0 < mask.mean() < 1
+    np.testing.assert_allclose(restored[:, :, mask], np.repeat(original[:, None], 2, axis=1)[:, :, mask],
+                               atol=1e-5)
+    assert "PSNR dB" in capsys.readouterr().out
+    for argv, error, match in (
+        (["--task", "inbetween"], ConfigError, "--task inbetween is for motions, but mnist_hdm is a model of images"),
+        (["--task", "deblur", "--data", "quadratic"], DataError, "quadratic: holds functions but the checkpoint is a "
+                                                                   "model of images"),
+    ):
+        argv = ["--data", "mnist", "--checkpoint", "mnist_hdm", *argv, "--out", str(tmp_path / "bad.h5")]
+        with pytest.raises(error, match=match):
+            run_restore_command(parser.parse_args(argv))
+    assert not (tmp_path / "bad.h5").exists()
+
+
+@pytest.fixture(scope="module")
+def walk_model_dir(tmp_path_factory):
+    """A tiny motion model (FNO-1D, 3 training steps) on 16-frame procedural walks, saved as a run folder."""
+    from engine.config import RunConfig
+    from engine.training import Trainer
+
+    config = RunConfig().replace(data={"spec": "walk", "num": 32, "frames": 16},
+                                 model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 8},
+                                 train={"steps": 3, "batch_size": 8})
+    trainer = Trainer(config)
+    for _ in range(3):
+        trainer.step()
+    out = tmp_path_factory.mktemp("walk")
+    trainer.save(out)
+    return out
+
+
+def test_hdm_restore_command_inbetweens_motions(walk_model_dir, tmp_path):
+    """``--task inbetween`` on a motion checkpoint: held-out walks at the model's frame rate and clip length;
+    the keyframes (every 4th frame and the last) are kept exactly, the frames between are sampled."""
+    import h5py
+
+    parser = _restore_parser()
+    out, summary = tmp_path / "walk.h5", tmp_path / "walk.json"
+    args = parser.parse_args(["--data", "walk", "--checkpoint", str(walk_model_dir), "--task", "inbetween",
+                              "--factor", "4", "--num-items", "3", "--num-restorations", "2", "--steps", "4",
+                              "--out", str(out), "--json", str(summary), "--quiet"])
+    assert run_restore_command(args) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["modality"] == "motions" and f.attrs["task"] == "inbetween"
+        original, restored, mask, grid = (f[k][()] for k in ("original", "restored", "mask", "grid"))
+    assert original.shape == (3, 66, 16) and restored.shape == (3, 2, 66, 16)
+    np.testing.assert_allclose(grid, np.arange(16) / 30.0)
+    keyframes = mask.astype(bool)
+    assert keyframes.all(axis=0).tolist() == [t % 4 == 0 or t == 15 for t in range(16)]
+    np.testing.assert_allclose(restored[:, :, keyframes], np.repeat(original[:, None], 2, axis=1)[:, :, keyframes],
+                               atol=1e-4)
+    from engine.motion import load_motion_dataset
+
+    held_out = load_motion_dataset("walk", "test", fps=30.0, frames=16, num=3, seed=0).values
+    np.testing.assert_allclose(original, held_out, atol=1e-6)  # the test stream, not the training clips
+    assert json.loads(summary.read_text())["items"] == 3
+    for argv, error, match in (
+        (["--task", "pixelate"], ConfigError, "--task pixelate is for images, but .* is a model of motions"),
+        (["--task", "inbetween", "--data", "quadratic"], DataError, "quadratic: holds functions but the checkpoint"),
+    ):
+        argv = ["--data", "walk", "--checkpoint", str(walk_model_dir), *argv, "--out", str(tmp_path / "bad.h5")]
+        with pytest.raises(error, match=match):
+            run_restore_command(parser.parse_args(argv))
+    assert not (tmp_path / "bad.h5").exists()

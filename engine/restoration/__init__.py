@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from engine.restoration.conditional import METHODS, restore
 from engine.restoration.metrics import consistency, diversity, psnr, ssim
-from engine.restoration.operators import TASKS, Degradation, make_degradation
+from engine.restoration.operators import TASKS, Degradation, make_degradation, tasks_for
 from engine.restoration.run import (
     RestorationResult,
     add_restore_arguments,
+    load_items,
     restore_items,
     run_restore_command,
     summary_table,
@@ -31,6 +32,7 @@ __all__ = [
     "add_restore_arguments",
     "consistency",
     "diversity",
+    "load_items",
     "make_degradation",
     "psnr",
     "restore",
@@ -38,5 +40,6 @@ __all__ = [
     "run_restore_command",
     "ssim",
     "summary_table",
+    "tasks_for",
     "write_restoration",
 ]

@@ -28,6 +28,9 @@ same with a gain per component, which the noise-aware restoration uses
 - motions [C, T]: ``inbetween`` (keep keyframes every k frames, or the first and last few frames),
   ``missing-joints`` (whole channels missing).
 
+:attr:`TaskSpec.modalities` names the model modalities a task is for (curves and motions share the item
+shape, so the item alone cannot tell); :func:`tasks_for` lists a modality's tasks.
+
 **Heat blur.** A Gaussian blur of ``sigma`` pixels (grid points for curves) is implemented as the heat
 semigroup ``exp(sigma^2/2 Delta)`` with the Neumann (reflecting) Laplacian: diagonal in the orthonormal
 DCT-II basis with multiplier ``exp(-lambda_k sigma^2 / 2)``, where ``lambda_k`` are the *continuous*
@@ -68,6 +71,7 @@ __all__ = [
     "Subsample",
     "TaskSpec",
     "make_degradation",
+    "tasks_for",
 ]
 
 
@@ -809,39 +813,52 @@ class TaskSpec:
     description: str
     build: Callable[..., Degradation]
     options: tuple[str, ...]
+    modalities: tuple[str, ...]  # the model modalities it makes sense for ("functions", "motions", "images")
 
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec("inpaint-noise", (3,), "images: a fraction of the pixels replaced by noise",
-             _inpaint_noise, ("fraction", "seed", "noise")),
+             _inpaint_noise, ("fraction", "seed", "noise"), ("images",)),
     TaskSpec("inpaint-mask", (3,), "images: random patches, a centred box or a user mask missing",
-             _inpaint_mask, ("mode", "fraction", "patch", "box", "mask", "seed", "noise")),
+             _inpaint_mask, ("mode", "fraction", "patch", "box", "mask", "seed", "noise"), ("images",)),
     TaskSpec("super-resolution", (2, 3), "images: k x k average pooling; curves: keep every k-th point",
-             _super_resolution, ("factor", "noise")),
-    TaskSpec("pixelate", (3,), "images: k x k block averages shown at full size", _pixelate, ("factor", "noise")),
+             _super_resolution, ("factor", "noise"), ("images", "functions", "motions")),
+    TaskSpec("pixelate", (3,), "images: k x k block averages shown at full size", _pixelate, ("factor", "noise"),
+             ("images",)),
     TaskSpec("deblur", (2, 3), "heat (Gaussian) blur of sigma pixels, Neumann boundary", _deblur("deblur"),
-             ("sigma", "rcond", "noise")),
+             ("sigma", "rcond", "noise"), ("images", "functions", "motions")),
     TaskSpec("smooth", (2,), "curves: a 1D heat blur of sigma grid points (same as deblur)", _deblur("smooth"),
-             ("sigma", "rcond", "noise")),
+             ("sigma", "rcond", "noise"), ("functions", "motions")),
     TaskSpec("impute", (2,), "curves: missing points at random or missing intervals", _impute,
-             ("mode", "fraction", "intervals", "seed", "noise")),
+             ("mode", "fraction", "intervals", "seed", "noise"), ("functions", "motions")),
     TaskSpec("inbetween", (2,), "motions: keyframes every k frames, or the first/last few frames, observed",
-             _inbetween, ("mode", "factor", "keep", "noise")),
+             _inbetween, ("mode", "factor", "keep", "noise"), ("motions",)),
     TaskSpec("missing-joints", (2,), "motions: whole channels (joints) missing", _missing_joints,
-             ("channels", "joints", "per_joint", "noise")),
+             ("channels", "joints", "per_joint", "noise"), ("motions",)),
 )}
 """Tasks by name (the CLI's ``--task``)."""
 
 
-def make_degradation(task: str, shape: tuple[int, ...], **params: Any) -> Degradation:
+def tasks_for(modality: str) -> list[str]:
+    """The names of the tasks of :data:`TASKS` that apply to items of ``modality``."""
+    return [name for name, spec in TASKS.items() if modality in spec.modalities]
+
+
+def make_degradation(task: str, shape: tuple[int, ...], *, modality: str | None = None,
+                     **params: Any) -> Degradation:
     """The degradation of ``task`` for items of ``shape`` (C, n) / (C, T) / (C, H, W).
 
     ``params`` are the task's options (:attr:`TaskSpec.options`; ``seed`` seeds random masks, the same mask
-    for every item); every task takes ``noise`` (the measurement noise std, >= 0).
+    for every item); every task takes ``noise`` (the measurement noise std, >= 0). ``modality``, when given,
+    must be one the task applies to (:attr:`TaskSpec.modalities`): curves and motions share the item shape
+    [C, n], so only the modality tells in-betweening of a motion from a task on a curve.
     """
     if task not in TASKS:
         raise ConfigError(f"unknown restoration task {task!r}; choose one of {', '.join(TASKS)}")
     spec = TASKS[task]
+    if modality is not None and modality not in spec.modalities:
+        raise ConfigError(f"task {task!r} is for {' or '.join(spec.modalities)}, not {modality}; for {modality} "
+                          f"choose one of {', '.join(tasks_for(modality))}")
     try:
         shape = tuple(int(v) for v in shape)
     except (TypeError, ValueError):

@@ -51,12 +51,12 @@ from engine.io._jsonutil import json_default
 from engine.io.atomic import atomic_path
 from engine.restoration.conditional import METHODS, restore
 from engine.restoration.metrics import consistency, diversity, psnr, ssim
-from engine.restoration.operators import TASKS, Degradation, make_degradation
+from engine.restoration.operators import TASKS, Degradation, make_degradation, tasks_for
 from engine.rng import SampleRNG
 from engine.samplers import EVALS_PER_STEP, SAMPLERS, StepInfo
 
-__all__ = ["SCHEMA", "RestorationResult", "add_restore_arguments", "restore_items", "run_restore_command",
-           "summary_table", "write_restoration"]
+__all__ = ["SCHEMA", "RestorationResult", "add_restore_arguments", "load_items", "restore_items",
+           "run_restore_command", "summary_table", "write_restoration"]
 
 SCHEMA = "hdm-restoration/1"
 _METRICS = ("psnr", "ssim", "consistency")
@@ -156,10 +156,14 @@ def restore_items(model: Any, items: Any, degradation: Degradation | str, *, par
         if at.shape != (shape[-1],):
             raise DataError(f"items have {shape[-1]} points but the grid has {at.size}; pass the items' grid")
         grid = at
+    modality = getattr(model, "modality", None)
     if isinstance(degradation, str):
-        degradation = make_degradation(degradation, shape, **(params or {}))
+        degradation = make_degradation(degradation, shape, modality=modality, **(params or {}))
     elif params:
         raise ConfigError("params are for a task name; a Degradation object carries its own")
+    elif modality is not None and degradation.task in TASKS and modality not in TASKS[degradation.task].modalities:
+        raise ConfigError(f"task {degradation.task!r} is for {' or '.join(TASKS[degradation.task].modalities)}, "
+                          f"not the model's {modality}; choose one of {', '.join(tasks_for(modality))}")
     if degradation.shape != shape:
         raise ConfigError(f"{degradation.task}: built for items of shape {degradation.shape}, got {shape}")
 
@@ -327,7 +331,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``hdm restore`` options (including ``--json`` and ``--quiet``), added to ``parser``."""
     parser.add_argument("--checkpoint", default="quadratic", help="bundled name, .safetensors file or run dir")
     parser.add_argument("--data", required=True, help="dataset name or file whose items are degraded and restored")
-    parser.add_argument("--split", default="test", help="dataset split to take the items from (files: all rows)")
+    parser.add_argument("--split", default="test", help="dataset split to take the items from (paths: all of it)")
     parser.add_argument("--task", required=True, choices=list(TASKS), help="the degradation")
     parser.add_argument("--num-items", type=int, default=200, help="restore the first N items of the split")
     parser.add_argument("--num-restorations", type=int, default=4, help="restorations per item (k)")
@@ -366,15 +370,71 @@ def _task_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _load_items(model: Any, spec: str, split: str, num: int) -> tuple[np.ndarray, np.ndarray]:
-    from engine import api
+_ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 
-    if getattr(model, "modality", "functions") == "images":
-        raise ConfigError("hdm restore reads curve datasets for now; restore images through the Python API "
-                          "(engine.restoration.restore_items with an array of images)")
+
+def _is_registry_name(spec: str, modality: str) -> bool:
+    key = str(spec).strip().lower()
+    if modality == "images":
+        from engine.data.images import list_image_datasets
+
+        return key in {d.name for d in list_image_datasets()}
+    from engine.motion import list_motion_datasets
+
+    return key in {d.name for d in list_motion_datasets()}
+
+
+def load_items(model: Any, spec: str, split: str = "test", num: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Items of dataset ``spec`` (a name or a path) shaped for ``model``, in data units: ``(items, grid)``.
+
+    The dataset must hold the model's modality (:func:`engine.data.select.detect_modality`; ``.npy``/``.npz``/
+    ``.h5`` arrays are read as images for an image model). Images are resized and centre-cropped to the
+    model's (H, W) and converted to its channels, [N, C, H, W] in [0, 1], grid None; motions are loaded at the
+    model's frame rate and clip length (the held-out stream of a generated set is drawn with the model's
+    training seed), [N, 3J, T] with the training grid; curves are resampled on the training grid
+    (:func:`engine.api.reference_data`), [N, C, n]. A path has no held-out split: all of it is used. ``num``:
+    at most this many items (images: the first ``num`` after a shuffle with seed 0; motions:
+    :func:`engine.motion.load_motion_dataset`'s ``num`` with the model's training seed; curves: the first ``num``).
+    """
+    from engine.data.registry import REGISTRY
+    from engine.data.select import detect_modality
+
+    modality = getattr(model, "modality", "functions")
+    detected = detect_modality(spec)
+    array_as_image = modality == "images" and Path(str(spec)).suffix.lower() in _ARRAY_SUFFIXES
+    unknown = (detected == "functions" and str(spec).strip().lower() not in REGISTRY
+               and not Path(str(spec)).expanduser().exists())  # the loader below names the choices
+    if detected != modality and not array_as_image and not unknown:
+        raise DataError(f"{spec}: holds {detected} but the checkpoint is a model of {modality}; restore items "
+                        f"of its own kind (its training data: {model.config.data.spec})")
+    if modality == "functions":
+        from engine import api
+
+        grid = model.training_grid
+        return api.reference_data(spec, grid, split=split).values[:num], grid
+    use_split = split if _is_registry_name(spec, modality) else "train"
+    if modality == "images":
+        from engine.data.images import load_image_dataset
+
+        geometry = model.geometry
+        ds = load_image_dataset(spec, use_split, size=(geometry.height, geometry.width), num=num, seed=0,
+                                channels=geometry.channels)
+        return np.asarray(ds.values[:num]), None
+    from engine.motion import load_motion_dataset
+
     grid = model.training_grid
-    data = api.reference_data(spec, grid, split=split)
-    return data.values[:num], grid
+    fps = (model.extra_meta.get("motion") or {}).get("fps") or model.config.data.fps
+    if not fps:
+        raise DataError(f"{spec}: the motion checkpoint stores no frame rate; retrain it with this version")
+    ds = load_motion_dataset(spec, use_split, fps=float(fps), frames=int(grid.size), num=num,
+                             seed=model.config.data.seed)
+    items = np.asarray(ds.values[:num])
+    channels = model.geometry.channels
+    if items.shape[1] != channels:
+        raise DataError(f"{spec}: clips have {items.shape[1]} channels ({items.shape[1] // 3} joints) but the "
+                        f"model was trained on {channels}; restore clips of the model's skeleton")
+    return items, grid
 
 
 def run_restore_command(args: argparse.Namespace) -> int:
@@ -394,8 +454,12 @@ def run_restore_command(args: argparse.Namespace) -> int:
     options = {key: v for key, v in (("zeta", args.zeta), ("metric", args.metric)) if v is not None}
     params = _task_params(args)
     model = api.load_model(args.checkpoint, device=args.device)
-    items, grid = _load_items(model, args.data, args.split, args.num_items)
-    degradation = make_degradation(args.task, items.shape[1:], **params)
+    if model.modality not in TASKS[args.task].modalities:
+        raise ConfigError(f"--task {args.task} is for {' or '.join(TASKS[args.task].modalities)}, but "
+                          f"{args.checkpoint} is a model of {model.modality}; choose one of "
+                          f"{', '.join(tasks_for(model.modality))}")
+    items, grid = load_items(model, args.data, args.split, args.num_items)
+    degradation = make_degradation(args.task, items.shape[1:], modality=model.modality, **params)
     k = args.num_restorations
     batches = -(-len(items) * k // args.batch_size)
     bar = tqdm(total=args.steps * batches, desc="restore", unit="step", disable=args.quiet, leave=False,
