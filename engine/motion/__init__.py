@@ -13,6 +13,7 @@ channels (layout in :mod:`engine.motion.dataset`).
   :func:`channels_to_positions`.
 - :mod:`engine.motion.metrics`: :func:`bone_length_error`, :func:`foot_skating`, :func:`jerk`,
   :func:`evaluate_motion_samples`.
+- :mod:`engine.motion.render`: :func:`render_strip` (stick-figure frame strips to PNG).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.motion.dataset import (
 )
 from engine.motion.metrics import bone_length_error, evaluate_motion_samples, foot_skating, jerk
 from engine.motion.procedural import GaitParameters, generate_walks, humanoid_skeleton
+from engine.motion.render import render_strip
 from engine.motion.skeleton import Skeleton, euler_to_matrix, matrix_to_euler, positions_to_rotations
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "positions_to_channels",
     "positions_to_rotations",
     "read_bvh",
+    "render_strip",
     "resample_clip",
     "resample_positions",
     "windows",
