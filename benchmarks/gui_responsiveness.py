@@ -4,10 +4,13 @@ A QTimer probe ticks every 10 ms on the GUI thread while a job runs on the worke
 *wait* is how late it fires (gap between ticks minus 10 ms): what a user feels as a frozen
 window. Reports the maximum and the 99th percentile during a training job (and during a
 sampling job with the live trajectory view), plus how fast the trajectory view renders a frame
-of curves and how many live frames per second it actually showed while sampling.
+of curves and how many live frames per second it actually showed while sampling. With
+``--images`` also: the probe while sampling the bundled ``mnist_hdm`` with live image grids, and
+the render rates of the image grid (16 digits) and of the stick-figure view (4 walkers).
 
     python benchmarks/gui_responsiveness.py                 # default-size model, 8 s of training
     python benchmarks/gui_responsiveness.py --model tiny --seconds 3 --json out.json
+    python benchmarks/gui_responsiveness.py --model tiny --seconds 3 --images
 """
 
 from __future__ import annotations
@@ -143,12 +146,65 @@ def render_rate(app, curves: int = 32, points: int = 100, frames: int = 60) -> d
             "frames_per_s": round(frames / elapsed, 1), "ms_per_frame": round(1000 * elapsed / frames, 2)}
 
 
+def probe_image_sampling(app, window, steps: int, num: int, checkpoint: str = "mnist_hdm") -> dict:
+    """Probe while sampling a bundled image checkpoint with live image grids."""
+    panel = window.sampling_panel
+    if not panel.select_checkpoint(checkpoint):
+        return {"job": "sample images", "skipped": f"{checkpoint} is not bundled"}
+    panel.sampler.setCurrentText("ddim")
+    panel.steps.setValue(steps)
+    panel.num.setValue(num)
+    probe = LatencyProbe()
+    probe.start()
+    started = time.perf_counter()
+    window.controller.start_sampling()
+    _pump(app, 600, until=lambda: not window.jobs.busy)
+    elapsed = time.perf_counter() - started
+    stats = probe.stop()
+    stats.update({"job": "sample images", "checkpoint": checkpoint, "steps": steps, "num_samples": num,
+                  "seconds": round(elapsed, 2), "live_frames": window.view.frames,
+                  "live_frames_per_s": round(window.view.frames / elapsed, 1)})
+    return stats
+
+
+def media_render_rates(app, frames: int = 60) -> dict:
+    """Frames per second of the image grid (16 images 28 x 28) and of 4 stick figures (22 joints)."""
+    from studio.views.media import ImageGridView, SkeletonView
+
+    rng = np.random.default_rng(0)
+    out = {}
+    grid = ImageGridView()
+    grid.resize(900, 700)
+    grid.show()
+    pictures = rng.random((frames, 16, 1, 28, 28))
+    started = time.perf_counter()
+    for x in pictures:
+        grid.set_images(x)
+        grid.grab()
+    out["image_grid_frames_per_s"] = round(frames / (time.perf_counter() - started), 1)
+    grid.close()
+    sk = SkeletonView()
+    sk.resize(900, 700)
+    sk.show()
+    parents = [-1] + [j - 1 for j in range(1, 22)]
+    motions = np.cumsum(rng.normal(scale=0.05, size=(4, frames, 22, 3)), axis=2)
+    sk.set_motions(motions, parents, 30.0, animate=False)
+    started = time.perf_counter()
+    for k in range(frames):
+        sk.set_frame(k)
+        sk.grab()
+    out["skeleton_frames_per_s"] = round(frames / (time.perf_counter() - started), 1)
+    sk.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="how long to probe during training")
     ap.add_argument("--model", choices=list(MODELS), default="default")
     ap.add_argument("--sample-steps", type=int, default=200)
     ap.add_argument("--num-samples", type=int, default=64)
+    ap.add_argument("--images", action="store_true", help="also probe image sampling and the media views")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -167,6 +223,9 @@ def main() -> int:
                    "training": probe_training(app, window, args.seconds, args.model),
                    "sampling": probe_sampling(app, window, args.sample_steps, args.num_samples),
                    "render": render_rate(app)}
+        if args.images:
+            results["image_sampling"] = probe_image_sampling(app, window, 30, 16)
+            results["media_render"] = media_render_rates(app)
         window.close()
     text = json.dumps(results, indent=2)
     print(text)

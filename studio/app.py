@@ -6,6 +6,7 @@ runner's worker thread). On Python 3.11 ``asyncio.run`` has no ``loop_factory``,
 
     hdm-studio
     hdm-studio --offscreen --demo --screenshot out.png
+    hdm-studio --offscreen --demo --checkpoint mnist_hdm --screenshot out.png   # live image grids
     hdm-studio --checkpoint runs/x/model.safetensors --steps 200 --num-samples 32
 """
 
@@ -18,6 +19,9 @@ import sys
 from pathlib import Path
 
 from studio import APPLICATION, ORGANIZATION
+
+DEFAULT_CHECKPOINT = "quadratic"  # what --demo samples from when it is bundled
+IMAGE_DEMO = {"num_samples": 16, "steps": 30}  # --demo on an image checkpoint, unless given
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +54,8 @@ def configure_compute() -> int:
 
 
 def demo_checkpoint(spec: str | None) -> str:
-    """The checkpoint ``--demo`` samples from: ``spec`` or the first bundled one (ValueError if none)."""
+    """The checkpoint ``--demo`` samples from: ``spec`` or a bundled one, the curve model first (ValueError if
+    none). ``spec`` may name an image checkpoint (e.g. ``mnist_hdm``): the live view then shows image grids."""
     from engine import api
 
     bundled = api.list_checkpoints()
@@ -58,7 +63,7 @@ def demo_checkpoint(spec: str | None) -> str:
         if not bundled:
             raise ValueError("--demo needs a checkpoint: none is bundled in assets/checkpoints; "
                              "pass --checkpoint PATH")
-        return next(iter(bundled))
+        return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in bundled else next(iter(bundled))
     if spec not in bundled and not Path(spec).is_file():
         raise ValueError(f"--checkpoint {spec}: no such file or bundled name (bundled: "
                          f"{', '.join(bundled) or 'none'})")
@@ -81,6 +86,11 @@ class Demo:
         if panel.checkpoint.findData(spec) < 0:
             panel.add_checkpoint(spec, Path(spec).name)
         panel.select_checkpoint(spec)
+        if panel.modality() == "images":  # a UNet step on a CPU costs ~50x a curve step: a smaller default run
+            if self.args.num_samples is None:
+                panel.num.setValue(IMAGE_DEMO["num_samples"])
+            if self.args.steps is None:
+                panel.steps.setValue(IMAGE_DEMO["steps"])
         w.jobs.finished.connect(self._on_finished)
         w.jobs.failed.connect(lambda name, msg, _details: self.fail(f"{name} failed: {msg}"))
         w.jobs.cancelled.connect(lambda name, msg: self.fail(msg))

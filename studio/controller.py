@@ -1,4 +1,5 @@
-"""The functions journey's compute: train, sample, export, evaluate; results land in the views.
+"""The compute of every journey (curves, images, motions): train, sample, export, evaluate; results land
+in the views.
 
 The controller owns no widgets; it connects the main window's panels to the ``jobs`` runner
 and keeps the :class:`~studio.workspace.Workspace` up to date (on the GUI thread only).
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from studio.main_window import MainWindow
 
 logger = logging.getLogger("studio")
+DEFAULT_CHECKPOINT = "quadratic"  # offered first when bundled
+EXPORT_FILTERS = {"h5": "HDF5 (*.h5)", "csv": "CSV (*.csv)", "png": "A new folder for the PNG files (*)",
+                  "bvh": "A new folder for the BVH files (*)"}
 TITLES = {"train": "Training", "sample": "Sampling", "export": "Export", "evaluate": "Evaluation",
           "save_checkpoint": "Saving checkpoint"}
 
@@ -65,9 +69,11 @@ class Controller(QObject):
     def start(self) -> None:
         from engine import api
 
-        bundled = list(api.list_checkpoints())
-        self.w.sampling_panel.set_bundled(bundled)
+        paths = dict(api.list_checkpoints())
+        bundled = sorted(paths, key=lambda name: name != DEFAULT_CHECKPOINT)
+        self.w.sampling_panel.set_bundled({name: paths[name] for name in bundled})
         if bundled:
+            self.w.sampling_panel.select_checkpoint(bundled[0])
             self.w.view.show_message(f"Press Sample (Ctrl+R) to draw from the bundled '{bundled[0]}' model")
         else:
             self.w.view.show_message("No bundled checkpoint found in assets/checkpoints.\n"
@@ -88,11 +94,15 @@ class Controller(QObject):
             self.w.show_error("Training", "choose a dataset first (Data panel)")
             return
         prior, panel = self.w.prior_panel, self.w.training_panel
+        modality = self.ws.modality
+        data: dict[str, Any] = {"spec": str(self.ws.dataset_spec), "modality": modality}
+        sections: dict[str, Any] = prior.image_config() if modality == "images" else {
+            "noise": prior.noise_config(), "equation": prior.equation_config()}
+        if modality == "functions":
+            data["n_points"] = self.w.data_panel.n_points()
         try:
-            config = RunConfig().replace(
-                data={"spec": str(self.ws.dataset_spec), "n_points": self.w.data_panel.n_points()},
-                noise=prior.noise_config(), equation=prior.equation_config(),
-                model=panel.model_config(), train=panel.train_config())
+            config = RunConfig().replace(data=data, model=panel.model_config(), train=panel.train_config(),
+                                         **sections)
         except ConfigError as exc:
             self.w.show_error("Training", str(exc))
             return
@@ -122,7 +132,7 @@ class Controller(QObject):
             return
         self.ws.models.pop(TRAINED, None)
         label = f"trained here: {trainer.dataset.name}, {trainer.step_count} steps{note}"
-        self.w.sampling_panel.add_checkpoint(TRAINED, label)
+        self.w.sampling_panel.add_checkpoint(TRAINED, label, modality=trainer.modality)
         if not self.ws.has_samples:
             self.w.view.show_message("Press Sample (Ctrl+R) to draw from the model trained here")
 
@@ -159,10 +169,12 @@ class Controller(QObject):
 
         self._sample_key = key
         self._sample_settings = dict(s)
-        self.w.view.begin_live(np.zeros(0), 1.0)
+        modality = self.w.sampling_panel.modalities.get(key) or getattr(cached, "modality", None)
+        self.w.view.begin_live(np.zeros(0), 1.0, modality=modality)
         self.w.jobs.submit(ej.sample_job(get_model, sampler=s["sampler"], steps=int(s["steps"]),
                                          num=int(s["num_samples"]), seed=int(s["seed"]),
-                                         grid_size=s.get("grid_size"), device=device))
+                                         grid_size=s.get("grid_size"), device=device, prior=s.get("prior"),
+                                         preview=s.get("preview") or "state"))
 
     def _show_outcome(self, outcome: ej.SampleOutcome) -> None:
         r = outcome.result
@@ -170,9 +182,14 @@ class Controller(QObject):
         self.ws.sample_key, self.ws.sample_settings = self._sample_key, self._sample_settings
         if self._sample_key:
             self.ws.models[self._sample_key] = outcome.model
-        self.w.view.set_result(r.grid, r.samples, r.seeds, r.trajectory, r.trajectory_times, outcome.T)
+        modality = outcome.model.modality
+        self.w.sampling_panel.modalities[self._sample_key or ""] = modality
+        self.w.view.set_result(r.grid, r.samples, r.seeds, r.trajectory, r.trajectory_times, outcome.T,
+                               modality=modality, skeleton=ej.model_skeleton(outcome.model))
         states = 0 if r.trajectory is None else len(r.trajectory)
-        text = (f"{len(r.samples)} samples on {r.grid.size} points · {r.settings['sampler']}, "
+        where = (f"{r.samples.shape[-2]}×{r.samples.shape[-1]} pixels, prior {r.settings.get('prior')}"
+                 if modality == "images" else f"{r.grid.size} points")
+        text = (f"{len(r.samples)} samples ({modality}) on {where} · {r.settings['sampler']}, "
                 f"{r.settings['steps']} steps ({r.settings['network_evaluations']} evaluations) · "
                 f"{states} trajectory states")
         self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text)
@@ -187,11 +204,11 @@ class Controller(QObject):
         fmt = self.w.sampling_panel.export_settings()["format"]
         self._dialog = file_dialog(self.w, "Export samples", self.export_to,
                                    directory=str(self.w.settings.value("paths/last_dir", "")),
-                                   name_filter="HDF5 (*.h5)" if fmt == "h5" else "CSV (*.csv)", save_suffix=fmt)
+                                   name_filter=EXPORT_FILTERS[fmt], save_suffix=fmt if fmt in ("h5", "csv") else "")
 
     @Slot(str)
     def export_to(self, path: str, fmt: str | None = None) -> bool:
-        """Export the samples shown to ``path`` (format from the suffix, else the panel's)."""
+        """Export the samples shown to ``path`` (format from the suffix, else the panel's; PNG and BVH: a folder)."""
         if not path or self.w.jobs.busy:
             return False
         settings = self.w.sampling_panel.export_settings()

@@ -24,6 +24,10 @@ from studio.jobs import Job, JobContext
 TRAJECTORY_STATES = 50  # states kept for the scrubber
 TRAJECTORY_BUDGET = 256 * 1024**2  # bytes; fewer states (or none) beyond this
 PREVIEW_CURVES = 32
+PREVIEW_IMAGES = 16  # images drawn live (a 4 x 4 grid)
+PREVIEW_MOTIONS = 4  # stick figures drawn live
+PREVIEWS = {"functions": PREVIEW_CURVES, "images": PREVIEW_IMAGES, "motions": PREVIEW_MOTIONS}
+EXPORT_FORMATS = ("h5", "csv", "png", "bvh")
 
 
 @dataclass
@@ -43,13 +47,32 @@ class SampleOutcome:
     base_seed: int
 
 
-def load_dataset_job(spec: str, n_points: int | None = None, seed: int = 0) -> Job:
-    """Load the training split of an embedded dataset or a file."""
+def model_skeleton(model: Any) -> tuple[list[int], float] | None:
+    """A motion model's (skeleton parents, fps) from its metadata; None for other models."""
+    motion = model.extra_meta.get("motion") if isinstance(getattr(model, "extra_meta", None), dict) else None
+    if not isinstance(motion, dict) or "skeleton" not in motion:
+        return None
+    return [int(p) for p in motion["skeleton"]["parents"]], float(motion.get("fps", 30.0))
+
+
+def dataset_skeleton(dataset: Any) -> tuple[list[int], float] | None:
+    """A :class:`~engine.motion.MotionDataset`'s (skeleton parents, fps); None for other datasets."""
+    skeleton = getattr(dataset, "skeleton", None)
+    return None if skeleton is None else ([int(p) for p in skeleton.parents], float(dataset.fps))
+
+
+def load_dataset_job(spec: str, n_points: int | None = None, seed: int = 0, modality: str = "auto",
+                     num: int | None = None) -> Job:
+    """Load the training split of any modality's embedded dataset or file (``modality`` "auto": detected).
+
+    Returns ``(dataset, modality)``.
+    """
 
     def run(ctx: JobContext):
-        from engine.data import load_function_dataset
+        from engine.config import DataConfig
+        from engine.data.select import load_dataset
 
-        return load_function_dataset(spec, "train", n_points=n_points, seed=seed)
+        return load_dataset(DataConfig(spec=spec, modality=modality, n_points=n_points, seed=seed, num=num), "train")
 
     return Job("load_data", run, f"load {Path(spec).name}")
 
@@ -65,13 +88,15 @@ def train_job(config, dataset, handle: TrainHandle, *, device: str = "cpu", prev
         trainer = Trainer(config, dataset=dataset, device=device)
         handle.trainer = trainer
         cfg = trainer.config
-        ctx.log(f"training fno1d (width {cfg.model.width}, modes {cfg.model.modes}, layers "
-                f"{cfg.model.layers}) on {dataset.name}: {len(dataset)} curves × {dataset.n_points} points, "
-                f"{cfg.train.steps} steps, kernel {cfg.noise.kernel} "
-                f"(length scale {cfg.noise.length_scale:g}), device {device}")
+        modality = trainer.modality
+        shape = " × ".join(str(v) for v in np.shape(dataset.values)[1:])
+        ctx.log(f"training {cfg.model.name} (width {cfg.model.width}) on {dataset.name}: {len(dataset)} "
+                f"{modality} of {shape}, {cfg.train.steps} steps, equation {cfg.equation.name}, device {device}")
         total = cfg.train.steps
-        grid = np.asarray(dataset.grid, dtype=np.float64)
-        latest: dict[str, Any] = {"samples": None, "sample_step": 0}
+        grid = None if modality == "images" else np.asarray(dataset.grid, dtype=np.float64)
+        latest: dict[str, Any] = {"samples": None, "sample_step": 0, "modality": modality,
+                                  "skeleton": dataset_skeleton(dataset)}
+        shown = preview_curves if modality == "functions" else min(preview_curves, PREVIEWS[modality])
 
         def payload() -> dict[str, Any]:
             return {"losses": np.asarray(trainer.losses, dtype=np.float32), "grid": grid, **latest}
@@ -85,7 +110,7 @@ def train_job(config, dataset, handle: TrainHandle, *, device: str = "cpu", prev
             if fresh:
                 model = trainer.model()
                 with torch.inference_mode():
-                    latest["samples"] = model.sample(preview_curves, steps=20, sampler="ddim", seed=0).samples
+                    latest["samples"] = model.sample(shown, steps=20, sampler="ddim", seed=0).samples
                 latest["sample_step"] = step
             ctx.report(step, total, payload, force=fresh)
         return trainer
@@ -104,18 +129,39 @@ def _trajectory_every(steps: int, num: int, points: int, channels: int) -> int:
 
 
 def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: int, seed: int,
-               grid_size: int | None = None, device: str = "cpu", batch_size: int = 1000) -> Job:
-    """Sample ``num`` curves (seeds ``seed + k``) with live previews of the first batch."""
+               grid_size: int | None = None, device: str = "cpu", batch_size: int = 1000,
+               prior: str | None = None, preview: str = "state") -> Job:
+    """Sample ``num`` curves, images or motions (seeds ``seed + k``) with live previews of the first batch.
+
+    Args:
+        grid_size: functions and motions: a uniform grid of this many points (None: the training grid).
+        prior: images: ``hdm``, ``white`` or ``ihdm`` (None: the model's default); others: None.
+        preview: what the live view shows: ``state`` (x_t) or ``x0`` (the sampler's estimate of x_0).
+    """
+    if preview not in ("state", "x0"):
+        raise DataError(f"unknown preview {preview!r}; choose state or x0")
 
     def run(ctx: JobContext) -> SampleOutcome:
         from engine.pipeline import uniform_grid
 
         model = get_model().to(device)
-        grid = model.training_grid if grid_size is None else uniform_grid(model.geometry, grid_size)
-        T = float(model.equation_on(grid).T)
-        channels = model.geometry.channels
-        every = _trajectory_every(steps, num, grid.size, channels)
+        modality = model.modality
+        images = modality == "images"
+        if images:
+            grid = None
+            T = float(model.equation_on().T)
+            g = model.geometry
+            size = g.channels * g.height * g.width
+            where = f"{g.height}×{g.width} pixels, prior {prior or model.default_prior()}"
+        else:
+            grid = model.training_grid if grid_size is None else uniform_grid(model.geometry, grid_size)
+            T = float(model.equation_on(grid).T)
+            size = grid.size * model.geometry.channels
+            where = f"{grid.size} points"
+        every = _trajectory_every(steps, num, size, 1)
         n_batches = math.ceil(num / batch_size)
+        shown = PREVIEWS[modality]
+        skeleton = model_skeleton(model)
         count = 0
 
         def on_step(info) -> None:
@@ -123,19 +169,21 @@ def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: i
             count += 1
             first_batch = count <= info.total
 
-            def preview() -> dict[str, Any]:
-                x = info.x[:PREVIEW_CURVES].detach().float().cpu().numpy()
+            def make_preview() -> dict[str, Any]:
+                src = info.x0 if preview == "x0" and info.x0 is not None else info.x
+                x = src[:shown].detach().float().cpu().numpy()
                 return {"x": model.normalizer.denormalize(x), "t": info.t, "step": info.step,
-                        "total": info.total, "grid": grid, "T": T}
+                        "total": info.total, "grid": grid, "T": T, "modality": modality, "skeleton": skeleton,
+                        "what": "x0" if src is info.x0 else "state"}
 
-            ctx.report(count, info.total * n_batches, preview if first_batch else None)
+            ctx.report(count, info.total * n_batches, make_preview if first_batch else None)
 
-        ctx.log(f"sampling {num} curves on {grid.size} points: {sampler}, {steps} steps, "
+        ctx.log(f"sampling {num} {modality} on {where}: {sampler}, {steps} steps, "
                 f"seeds {seed}…{seed + num - 1}, device {device}")
+        kw: dict[str, Any] = {"prior": prior} if images else {"grid": grid}
         with torch.inference_mode():
-            result = model.sample(num, steps=steps, sampler=sampler, grid=grid, seed=seed,
-                                  batch_size=batch_size, callback=on_step, should_stop=ctx.should_stop,
-                                  trajectory_every=every)
+            result = model.sample(num, steps=steps, sampler=sampler, seed=seed, batch_size=batch_size,
+                                  callback=on_step, should_stop=ctx.should_stop, trajectory_every=every, **kw)
         return SampleOutcome(model, result, T, seed)
 
     return Job("sample", run, "sample")
@@ -159,13 +207,14 @@ def save_checkpoint_job(trainer, out_dir: str | Path) -> Job:
 
 def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: str | Path | None = None,
                include_trajectory: bool = True, extra: dict[str, Any] | None = None) -> Job:
-    """Export samples as HDF5 (the engine's schema) or CSV (via an HDF5 file).
+    """Export samples as HDF5 (the engine's schema), or CSV (curves), PNG (images) or BVH (motions) via an
+    HDF5 file and ``engine.api.export`` (PNG and BVH: a folder, one file per sample).
 
     Either ``result`` and ``model`` (fresh samples) or ``source`` (an HDF5 file opened earlier).
     """
     path = Path(path)
-    if fmt not in ("h5", "csv"):
-        raise DataError(f"unknown export format {fmt!r}; choose h5 or csv")
+    if fmt not in EXPORT_FORMATS:
+        raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
 
     def write_h5(target: Path) -> Path:
         from engine import api
@@ -184,10 +233,10 @@ def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: s
         if fmt == "h5":
             return write_h5(path)
         if source is not None and result is None:
-            return Path(api.export(source, "csv", path))
+            return Path(api.export(source, fmt, path))
         with tempfile.TemporaryDirectory(prefix="hdm-export-") as tmp:
             h5 = write_h5(Path(tmp) / "samples.h5")
-            return Path(api.export(h5, "csv", path))
+            return Path(api.export(h5, fmt, path))
 
     return Job("export", run, f"export {path.name}")
 
@@ -238,7 +287,17 @@ def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path 
 
 
 def summarize_evaluation(report: dict[str, Any]) -> str:
-    """One line of the evaluation report: power at each block size, then the functional errors."""
+    """One line of the evaluation report: curves: power at each block size, then the functional errors;
+    images: classifier-feature FD and KID, sliced Wasserstein, classes covered; motions: its scalar metrics."""
+    data = report.get("data", {})
+    head = f"vs {data.get('spec')} {data.get('split')} split ({data.get('num')} items): "
+    if "fd" in report:
+        return head + (f"FD {report['fd']:.4g}, KID {report['kid']:.4g} ± {report.get('kid_std', 0.0):.2g}, "
+                       f"SW1 {report['sw1']:.3g}, classes covered {report.get('classes_covered')}, "
+                       f"nearest-neighbour ratio {report.get('nn_ratio', float('nan')):.3g} (lower FD/KID = closer)")
+    if "power" not in report:
+        scalars = [f"{k} {v:.4g}" for k, v in report.items() if isinstance(v, float)][:8]
+        return head + "; ".join(scalars)
     parts = []
     for size, entry in report.get("power", {}).items():
         if isinstance(entry, dict):
@@ -246,6 +305,4 @@ def summarize_evaluation(report: dict[str, Any]) -> str:
     f = report.get("functional", {})
     if f:
         parts.append(f"mean error {f['mean_error']:.3g}, variance error {f['variance_error']:.3g}")
-    data = report.get("data", {})
-    return (f"vs {data.get('spec')} {data.get('split')} split ({data.get('num')} curves): " + "; ".join(parts)
-            + " (power near 5 % = indistinguishable)")
+    return head + "; ".join(parts) + " (power near 5 % = indistinguishable)"

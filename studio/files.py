@@ -67,7 +67,7 @@ class FileController(QObject):
 
     @Slot(str, object)
     def load_data(self, spec: str, n_points: int | None = None) -> None:
-        self._submit_io(ej.load_dataset_job(spec, n_points), spec)
+        self._submit_io(ej.load_dataset_job(spec, n_points, modality=self.w.data_panel.modality_for(spec)), spec)
 
     @Slot(str)
     def load_checkpoint(self, path: str) -> None:
@@ -89,18 +89,20 @@ class FileController(QObject):
     def _on_io_finished(self, name: str, result: Any) -> None:
         subject = self._io_subject
         if name == "load_data":
-            self._set_dataset(subject, result)
+            self._set_dataset(subject, *result)
         elif name == "open_hdf5":
             kind, value = result
             if kind == "samples":
                 self._show_sample_file(value)
             else:
-                self._set_dataset(subject, value)
+                self._set_dataset(subject, value, "functions")
         elif name == "load_model":
             self.ws.models[subject] = result
-            self.w.sampling_panel.add_checkpoint(subject, Path(subject).name)
-            logger.info(f"loaded checkpoint {subject} ({result.config.model.width} wide, "
-                        f"{len(result.geometry.grid)}-point training grid)")
+            self.w.sampling_panel.add_checkpoint(subject, Path(subject).name, modality=result.modality)
+            g = result.geometry
+            size = f"{g.height}×{g.width} images" if result.modality == "images" else f"{len(g.grid)}-point grid"
+            logger.info(f"loaded {result.modality} checkpoint {subject} ({result.config.model.name}, "
+                        f"width {result.config.model.width}, {size})")
             if not self.ws.has_samples:
                 self.w.view.show_message(f"Press Sample (Ctrl+R) to draw from {Path(subject).name}")
         self._next_io()
@@ -117,32 +119,52 @@ class FileController(QObject):
             self.w.log_panel.append("error", "studio", details)
         self._next_io()
 
-    def _set_dataset(self, spec: str, dataset: Any) -> None:
-        self.ws.dataset, self.ws.dataset_spec = dataset, spec
-        self.w.data_panel.show_dataset(spec, dataset)
-        self.w.prior_panel.set_grid(dataset.grid, dataset.default_length_scale, dataset.name)
-        logger.info(f"data: {dataset.name}, {len(dataset)} curves × {dataset.n_points} points")
+    def _set_dataset(self, spec: str, dataset: Any, modality: str) -> None:
+        self.ws.dataset, self.ws.dataset_spec, self.ws.modality = dataset, spec, modality
+        self.w.data_panel.show_dataset(spec, dataset, modality)
+        if modality == "images":
+            _, _, h, w = dataset.values.shape
+            self.w.prior_panel.set_image_size(h, w, dataset.name, dataset.values[:8])
+        else:
+            self.w.prior_panel.set_grid(dataset.grid, dataset.default_length_scale, dataset.name)
+        self.w.training_panel.set_modality(modality)
+        shape = " × ".join(str(v) for v in np.shape(dataset.values)[1:])
+        logger.info(f"data: {dataset.name}, {len(dataset)} {modality} of {shape}")
 
     def _show_sample_file(self, sf: Any) -> None:
-        if sf.modality != "functions" or sf.samples.ndim != 3:
-            self.w.show_error("Opening sample file", f"{sf.path}: holds {sf.modality}; this studio shows "
-                              "curve samples only so far")
-            return
-        grid = sf.grid if sf.grid is not None else np.arange(sf.samples.shape[-1], dtype=np.float64)
-        self.ws.opened, self.ws.outcome = sf, None
-        self.w.view.set_result(grid, sf.samples, sf.seeds, sf.trajectory, sf.trajectory_times)
         config = sf.config if isinstance(sf.config, dict) else {}
+        modality = sf.modality if sf.modality in ("functions", "images", "motions") else "functions"
+        skeleton = None
+        if modality == "motions":
+            motion = config.get("motion")
+            if not isinstance(motion, dict) or "skeleton" not in motion:
+                self.w.show_error("Opening sample file", f"{sf.path}: motion samples without a skeleton")
+                return
+            skeleton = ([int(p) for p in motion["skeleton"]["parents"]], float(motion.get("fps", 30.0)))
+        expected = 4 if modality == "images" else 3
+        if sf.samples.ndim != expected:
+            self.w.show_error("Opening sample file", f"{sf.path}: {modality} samples must have {expected} "
+                              f"dimensions, got shape {sf.samples.shape}")
+            return
+        grid = sf.grid if sf.grid is not None or modality == "images" else \
+            np.arange(sf.samples.shape[-1], dtype=np.float64)
+        self.ws.opened, self.ws.outcome = sf, None
+        self.w.view.set_result(grid, sf.samples, sf.seeds, sf.trajectory, sf.trajectory_times,
+                               modality=modality, skeleton=skeleton)
         studio = config.get("studio") if isinstance(config.get("studio"), dict) else {}
         sampling = config.get("sampling") if isinstance(config.get("sampling"), dict) else {}
         # the engine records the grid's size; the studio also whether it was the training grid
         chosen = studio.get("sampling", {})
         grid_size = chosen.get("grid_size") if "grid_size" in chosen else sampling.get("grid_size")
+        self._recall_checkpoint(studio.get("checkpoint"), config.get("checkpoint"))
         self.w.sampling_panel.set_state({
             "sampler": sampling.get("sampler"), "steps": sampling.get("steps"),
             "seed": int(sf.seeds[0]) if len(sf.seeds) else None, "num_samples": int(len(sf.seeds)),
-            "grid_size": grid_size})
-        self._recall_checkpoint(studio.get("checkpoint"), config.get("checkpoint"))
-        text = (f"Opened {Path(sf.path).name}: {sf.num_samples} samples on {grid.size} points, "
+            "grid_size": grid_size, "prior": sampling.get("prior", chosen.get("prior")),
+            "preview": chosen.get("preview")})
+        where = f"{sf.samples.shape[-2]}×{sf.samples.shape[-1]} pixels" if modality == "images" else \
+            f"{grid.size} points"
+        text = (f"Opened {Path(sf.path).name}: {sf.num_samples} {modality} samples on {where}, "
                 f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps")
         self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text)
         logger.info(f"opened sample file {sf.path} (settings recalled)")

@@ -1,5 +1,8 @@
 """The main window: docks around the live trajectory view, wired to the job runners.
 
+The central area is a tab widget (its bar hidden while it holds one tab): the trajectory view,
+and any session added with :meth:`MainWindow.add_central_tab` (the restoration session).
+
 Two runners: ``jobs`` for compute (train, sample, export, save) whose progress the status bar
 shows and the shortcuts control, ``io_jobs`` for quick loads (data, checkpoints, sample files)
 so choosing data never waits for a training run.
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QTabWidget,
     QWidget,
 )
 
@@ -30,6 +34,7 @@ from studio.jobs import IDLE, PAUSED, JobRunner
 from studio.panels.data_panel import DataPanel
 from studio.panels.log_panel import LogPanel
 from studio.panels.prior_panel import PriorPanel
+from studio.panels.restoration_panel import RestorationPanel
 from studio.panels.sampling_panel import SamplingPanel
 from studio.panels.training_panel import TrainingPanel
 from studio.status_bar import DeviceStatus, JobStatus
@@ -65,7 +70,11 @@ class MainWindow(QMainWindow):
         log.install(self.log_bridge)
 
         self.view = TrajectoryView(self)
-        self.setCentralWidget(self.view)
+        self.central_tabs = QTabWidget(self)
+        self.central_tabs.setDocumentMode(True)
+        self.central_tabs.tabBar().setAutoHide(True)
+        self.central_tabs.addTab(self.view, "Trajectory")
+        self.setCentralWidget(self.central_tabs)
         self.data_panel = DataPanel(self)
         self.prior_panel = PriorPanel(self)
         self.training_panel = TrainingPanel(self)
@@ -93,6 +102,7 @@ class MainWindow(QMainWindow):
         self.error_box.setIcon(QMessageBox.Icon.Warning)
         self.error_box.setWindowModality(Qt.WindowModality.NonModal)
         self.controller = Controller(self)
+        self.add_central_tab("Restore", RestorationPanel(self.jobs, self, device=self.device_status.device()))
         self.files = FileController(self)
         self._build_actions()
         self._restore_layout()
@@ -117,6 +127,10 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, dock)
         return dock
+
+    def add_central_tab(self, title: str, widget: QWidget) -> int:
+        """Add a session beside the trajectory view as a tab of the central area; returns its index."""
+        return self.central_tabs.addTab(widget, title)
 
     def _action(self, text: str, shortcut: QKeySequence | str | None, slot, tip: str = "") -> QAction:
         action = QAction(text, self)

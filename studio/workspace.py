@@ -14,8 +14,9 @@ TRAINED = "session:trained"  # the checkpoint key of the model trained in this s
 class Workspace:
     """Plain state owned by the main window (touched on the GUI thread only)."""
 
-    dataset: Any = None  # engine.data.FunctionDataset
+    dataset: Any = None  # engine.data.FunctionDataset, ImageDataset or engine.motion.MotionDataset
     dataset_spec: str | None = None
+    modality: str = "functions"  # of the dataset: functions | images | motions
     training: TrainHandle = field(default_factory=TrainHandle)
     models: dict[str, Any] = field(default_factory=dict)  # checkpoint key -> HDMModel
     outcome: SampleOutcome | None = None  # the latest samples drawn here

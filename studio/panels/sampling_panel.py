@@ -2,10 +2,16 @@
 
 Sample k is drawn with seed ``base + k`` (the engine's per-sample generators), so any one
 curve can be recalled on its own: "Sample this seed" redraws exactly that curve.
+
+The panel knows each checkpoint's modality (from its safetensors metadata or the loaded model)
+and offers what applies: the grid for curves and motions; the prior (hdm, white, ihdm) and the
+live preview (the state x_t or the x_0 estimate) for images; CSV, PNG or BVH export to match.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -27,7 +33,23 @@ from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.workspace import TRAINED
 
-EXPORT_FORMATS = {"h5": "HDF5", "csv": "CSV"}
+EXPORT_FORMATS = {"h5": "HDF5", "csv": "CSV (curves)", "png": "PNG (images)", "bvh": "BVH (motions)"}
+EXPORT_FOR = {"functions": ("h5", "csv"), "images": ("h5", "png"), "motions": ("h5", "bvh")}
+PRIORS = {"": "model's default", "hdm": "hdm (coloured, Q)", "white": "white (DDPM models)",
+          "ihdm": "ihdm (blurred images + noise)"}
+PREVIEWS = {"state": "state x_t", "x0": "x0 estimate"}
+
+
+def checkpoint_modality(path: str | Path) -> str | None:
+    """The modality a ``.safetensors`` checkpoint records in its metadata (a JSON string; None when unreadable)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            modality = json.loads((f.metadata() or {}).get("modality", "null"))
+    except Exception:  # noqa: BLE001 - not a readable checkpoint: the loader reports why when it is used
+        return None
+    return modality if modality in EXPORT_FOR else None
 
 
 class SamplingPanel(QWidget):
@@ -65,6 +87,19 @@ class SamplingPanel(QWidget):
         self.grid_points = self._int(2, 100_000, 256, "Points of the uniform sampling grid")
         self.grid_points.setEnabled(False)
         self.custom_grid.toggled.connect(self.grid_points.setEnabled)
+        self.prior = QComboBox(self)
+        for key, text in PRIORS.items():
+            self.prior.addItem(text, key)
+        self.prior.setToolTip("Images: the law x_T is drawn from. hdm: the coloured Gaussian of the HDM "
+                              "equation; white: N(0, I) (DDPM models only); ihdm: maximally blurred training "
+                              "images plus noise (the only one for IHDM models)")
+        self.preview = QComboBox(self)
+        for key, text in PREVIEWS.items():
+            self.preview.addItem(text, key)
+        self.preview.setToolTip("What the live view shows at each step: the state x_t or the sampler's "
+                                "estimate of the clean sample x_0")
+        self.modalities: dict[str, str] = {}  # checkpoint key -> modality
+        self.checkpoint.currentIndexChanged.connect(lambda _: self._apply_modality())
 
         ck_row = QHBoxLayout()
         ck_row.addWidget(self.checkpoint, 1)
@@ -80,6 +115,10 @@ class SamplingPanel(QWidget):
         form.addRow("Base seed", self.seed)
         form.addRow("", self.seeds_label)
         form.addRow("Grid", grid_row)
+        form.addRow("Prior", self.prior)
+        form.addRow("Live view", self.preview)
+        self._form = form
+        self._rows = {"grid": form.rowCount() - 3, "prior": form.rowCount() - 2, "preview": form.rowCount() - 1}
 
         self.sample_button = QPushButton("Sample", self)
         self.sample_button.setToolTip("Draw samples with the live trajectory (Ctrl+R)")
@@ -144,6 +183,7 @@ class SamplingPanel(QWidget):
         self._dialog: QFileDialog | None = None
         self._has_samples = False
         self._update_seeds_label()
+        self._apply_modality()
         self.set_job_state(IDLE, sampling=False)
 
     def _int(self, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
@@ -154,17 +194,24 @@ class SamplingPanel(QWidget):
         return box
 
     # -- checkpoints -------------------------------------------------------------------------
-    def set_bundled(self, names: list[str]) -> None:
-        """List the bundled checkpoints; explain what to do when there is none."""
+    def set_bundled(self, names: list[str] | dict[str, Path]) -> None:
+        """List the bundled checkpoints (names, or names -> paths to read their modality from)."""
+        paths = names if isinstance(names, dict) else {}
         for name in names:
-            self.add_checkpoint(name, f"{name} (bundled)", select=False)
+            modality = checkpoint_modality(paths[name]) if name in paths else None
+            self.add_checkpoint(name, f"{name} ({modality or 'bundled'})", select=False, modality=modality)
         if names:
             self.notice.setText("")
         else:
             self.notice.setText("<i>No bundled checkpoint found (assets/checkpoints is empty). Train a model "
                                 "in the Training panel, or open a .safetensors file.</i>")
 
-    def add_checkpoint(self, key: str, label: str, *, select: bool = True) -> None:
+    def add_checkpoint(self, key: str, label: str, *, select: bool = True, modality: str | None = None) -> None:
+        """Offer ``key``; ``modality`` (default: read from the file when ``key`` is one) shapes the settings."""
+        if modality is None and not key.startswith("session:") and Path(key).suffix == ".safetensors":
+            modality = checkpoint_modality(key)
+        if modality is not None:
+            self.modalities[key] = modality
         index = self.checkpoint.findData(key)
         if index < 0:
             self.checkpoint.addItem(label, key)
@@ -175,6 +222,25 @@ class SamplingPanel(QWidget):
             self.checkpoint.setCurrentIndex(index)
         if key == TRAINED or not key.startswith("session:"):
             self.notice.setText("")
+        self._apply_modality()
+
+    def modality(self) -> str:
+        """The current checkpoint's modality (functions when unknown)."""
+        return self.modalities.get(self.checkpoint_key() or "", "functions")
+
+    def _apply_modality(self) -> None:
+        modality = self.modality()
+        images = modality == "images"
+        for row, show in (("grid", not images), ("prior", images), ("preview", images)):
+            self._form.setRowVisible(self._rows[row], show)
+        self.num.setToolTip(f"How many {modality} to draw")
+        allowed = EXPORT_FOR[modality]
+        current = self.export_format.currentData()
+        model = self.export_format.model()
+        for i in range(self.export_format.count()):
+            model.item(i).setEnabled(self.export_format.itemData(i) in allowed)
+        if current not in allowed:
+            self.export_format.setCurrentIndex(self.export_format.findData("h5"))
 
     def checkpoint_key(self) -> str | None:
         return self.checkpoint.currentData()
@@ -192,9 +258,12 @@ class SamplingPanel(QWidget):
 
     # -- settings ----------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
+        images = self.modality() == "images"
         return {"checkpoint": self.checkpoint_key(), "sampler": self.sampler.currentData(),
                 "steps": self.steps.value(), "num_samples": self.num.value(), "seed": self.seed.value(),
-                "grid_size": self.grid_points.value() if self.custom_grid.isChecked() else None}
+                "grid_size": self.grid_points.value() if self.custom_grid.isChecked() and not images else None,
+                "prior": (self.prior.currentData() or None) if images else None,
+                "preview": self.preview.currentData()}
 
     def export_settings(self) -> dict[str, Any]:
         return {"format": self.export_format.currentData(), "trajectory": self.export_trajectory.isChecked()}
@@ -214,6 +283,10 @@ class SamplingPanel(QWidget):
         self.custom_grid.setChecked(grid is not None)
         if grid is not None:
             self.grid_points.setValue(int(grid))
+        for key, box in (("prior", self.prior), ("preview", self.preview)):
+            index = box.findData(state.get(key) or "") if key in state else -1
+            if index >= 0:
+                box.setCurrentIndex(index)
 
     def set_export_state(self, state: dict[str, Any]) -> None:
         index = self.export_format.findData(state.get("format"))

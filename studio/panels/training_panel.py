@@ -1,5 +1,9 @@
 """The training panel: model size and optimisation settings, start/pause/resume/cancel,
-a live loss curve, periodic samples from the EMA model, checkpoint save and load."""
+a live loss curve, periodic samples from the EMA model, checkpoint save and load.
+
+Curves and motions train an FNO-1D (width, modes, layers); images a UNet of a preset size
+(``UNET_PRESETS``). Periodic previews show as curves, an image grid or stick figures.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -18,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +32,14 @@ from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.views.curves_view import CurvesView
 from studio.views.loss_view import LossView
+from studio.views.media import ImageGridView, SkeletonView
+
+UNET_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"width": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_levels": (), "emb_dim": 32},
+    "small": {"width": 32, "channel_mult": (1, 2, 2), "num_res_blocks": 2, "attention_levels": (2,),
+              "emb_dim": 64},
+}
+DEFAULT_LR = {"functions": 2e-3, "motions": 2e-3, "images": 5e-4}  # the engine's defaults per network
 
 
 def format_eta(seconds: float) -> str:
@@ -62,6 +76,11 @@ class TrainingPanel(QWidget):
         self.lr_box.setValue(2e-3)
         self.lr_box.setToolTip("Peak learning rate (AdamW, warm-up then cosine decay)")
         self.seed_box = self._int(0, 2**31 - 1, 0, "Seed of the initial weights and of the batches")
+        self.unet_size = QComboBox(self)
+        for name, preset in UNET_PRESETS.items():
+            self.unet_size.addItem(f"{name} (width {preset['width']}, levels {len(preset['channel_mult'])})", name)
+        self.unet_size.setToolTip("UNet size for images: tiny for a quick look on a CPU, small for real runs")
+        self.modality = "functions"
 
         grid = QGridLayout()
         for i, (label, w) in enumerate((("Width", self.width_box), ("Modes", self.modes_box),
@@ -71,6 +90,9 @@ class TrainingPanel(QWidget):
             grid.addWidget(w, i // 2, 2 * (i % 2) + 1)
         seed_form = QFormLayout()
         seed_form.addRow("Seed", self.seed_box)
+        seed_form.addRow("UNet size", self.unet_size)
+        self._seed_form = seed_form
+        seed_form.setRowVisible(self.unet_size, False)  # images only
 
         self.start_button = QPushButton("Start", self)
         self.start_button.setToolTip("Train on the current data with the current prior (Ctrl+T)")
@@ -97,8 +119,13 @@ class TrainingPanel(QWidget):
         self.loss = LossView(self)
         self.samples = CurvesView(self, title="Samples from the EMA model", max_curves=16,
                                   empty_text="periodic previews appear while training")
+        self.sample_images = ImageGridView(self, title="Samples from the EMA model")
+        self.sample_motions = SkeletonView(self, title="Samples from the EMA model (side view)", max_figures=4)
+        self.previews = QStackedWidget(self)
+        for w in (self.samples, self.sample_images, self.sample_motions):
+            self.previews.addWidget(w)
         plots = QSplitter(Qt.Orientation.Vertical, self)
-        for w in (self.loss, self.samples):
+        for w in (self.loss, self.previews):
             w.setMinimumHeight(120)
             plots.addWidget(w)
 
@@ -120,7 +147,23 @@ class TrainingPanel(QWidget):
         return box
 
     # -- configuration -----------------------------------------------------------------------
+    def set_modality(self, modality: str) -> None:
+        """Offer the settings of ``modality``'s network (FNO-1D or UNet) and its preview."""
+        if modality == self.modality:
+            return
+        if abs(self.lr_box.value() - DEFAULT_LR[self.modality]) < 1e-12:
+            self.lr_box.setValue(DEFAULT_LR[modality])
+        self.modality = modality
+        images = modality == "images"
+        self._seed_form.setRowVisible(self.unet_size, images)
+        for box in (self.modes_box, self.layers_box, self.width_box):
+            box.setEnabled(not images)
+        self.previews.setCurrentIndex(("functions", "images", "motions").index(modality))
+        self.sample_motions.stop()
+
     def model_config(self) -> dict[str, Any]:
+        if self.modality == "images":
+            return {"name": "unet", **UNET_PRESETS[self.unet_size.currentData()]}
         return {"width": self.width_box.value(), "modes": self.modes_box.value(),
                 "layers": self.layers_box.value()}
 
@@ -138,9 +181,13 @@ class TrainingPanel(QWidget):
         return {**self.model_config(), "train": self.train_config()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        for key, box in (("width", self.width_box), ("modes", self.modes_box), ("layers", self.layers_box)):
-            if key in state:
-                box.setValue(int(state[key]))
+        if state.get("name") == "unet":
+            preset = next((k for k, v in UNET_PRESETS.items() if v["width"] == state.get("width")), "tiny")
+            self.unet_size.setCurrentIndex(self.unet_size.findData(preset))
+        else:
+            for key, box in (("width", self.width_box), ("modes", self.modes_box), ("layers", self.layers_box)):
+                if key in state:
+                    box.setValue(int(state[key]))
         train = state.get("train", {})
         if "steps" in train:
             self.steps_box.setValue(int(train["steps"]))
@@ -178,9 +225,20 @@ class TrainingPanel(QWidget):
         if losses.size:
             self.loss.set_losses(losses)
         if payload.get("samples") is not None:
-            self.samples.set_curves(payload["grid"], payload["samples"])
             title = f"Samples from the EMA model at step {payload['sample_step']}"
-            self.samples.set_title(title)
+            modality = payload.get("modality", "functions")
+            if modality == "images":
+                self.sample_images.set_images(payload["samples"])
+                self.sample_images.set_title(title)
+            elif modality == "motions" and payload.get("skeleton") is not None:
+                from engine.motion import channels_to_positions
+
+                parents, fps = payload["skeleton"]
+                self.sample_motions.set_motions(channels_to_positions(payload["samples"]), parents, fps)
+                self.sample_motions.set_title(title)
+            else:
+                self.samples.set_curves(payload["grid"], payload["samples"])
+                self.samples.set_title(title)
 
     def show_result(self, text: str) -> None:
         self.status.setText(text)

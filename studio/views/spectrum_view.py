@@ -19,9 +19,11 @@ class SpectrumView(ThemedPlotWidget):
         self._line = self.plot([], [], pen=pg.mkPen(accent_color(), width=2), symbol="o", symbolSize=4,
                                symbolBrush=accent_color(), symbolPen=None)
         self.count = 0
+        self.eigenvalues = np.zeros(0)  # the values drawn (clipped at the floor)
 
     def set_eigenvalues(self, eigenvalues: np.ndarray, floor: float = 1e-12) -> None:
         lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), floor, None)
         self._line.setData(np.arange(1, lam.size + 1), lam)
         self.count = int(lam.size)
+        self.eigenvalues = lam
         self.enableAutoRange()

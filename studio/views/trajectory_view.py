@@ -4,6 +4,9 @@ While a sampler runs, each preview (the state x_t of the first curves) replaces 
 curves, coloured by t/T (viridis: dark at T, pure noise; yellow at 0, data), with the few
 previous states fading behind them as ghosts. Afterwards the scrubber replays the saved
 trajectory (the engine's ``trajectory_every`` states) and ends on the denoised samples.
+
+Images ([K, C, H, W] states) show as a tiled image grid instead, and motions ([K, 3J, T]
+channels) as animated stick figures (:mod:`studio.views.media`); the scrubber works the same.
 """
 
 from __future__ import annotations
@@ -13,9 +16,21 @@ from collections import deque
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from studio.views.media import ImageGridView, SkeletonView
 from studio.views.plotting import ThemedPlotWidget, accent_color, stack_curves, time_color
+
+MODALITIES = ("functions", "images", "motions")
 
 
 class TrajectoryView(QWidget):
@@ -37,6 +52,13 @@ class TrajectoryView(QWidget):
         self._ghost_items = [self.plot.plot([], []) for _ in range(ghosts)]
         self._current = self.plot.plot([], [])
         self._highlight = self.plot.plot([], [], pen=pg.mkPen(accent_color(), width=3))
+        self.images = ImageGridView(self, title="Reverse-time trajectory")
+        self.skeletons = SkeletonView(self, title="Reverse-time trajectory (side view)")
+        self.stack = QStackedWidget(self)
+        for page in (self.plot, self.images, self.skeletons):
+            self.stack.addWidget(page)
+        self.modality = "functions"
+        self._skeleton: tuple[list[int], float] = ([-1], 30.0)  # motions: parents, fps
 
         self.play_button = QToolButton(self)
         self.play_button.setText("▶")
@@ -69,7 +91,7 @@ class TrajectoryView(QWidget):
         row.addWidget(self.channel_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.stack, 1)
         layout.addLayout(row)
 
         self._timer = QTimer(self)
@@ -89,12 +111,26 @@ class TrajectoryView(QWidget):
 
     # -- public API --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
-        """A note in the middle of the plot ('' hides it)."""
-        self.plot.show_placeholder(text)
+        """A note in the middle of the current page ('' hides it)."""
+        self.stack.currentWidget().show_placeholder(text)
 
-    def begin_live(self, grid: np.ndarray, T: float, seeds: np.ndarray | None = None) -> None:
+    def set_modality(self, modality: str, skeleton: tuple[list[int], float] | None = None) -> None:
+        """Show ``modality``'s page (curves, image grid, stick figures); motions need (parents, fps)."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}")
+        self.modality = modality
+        if skeleton is not None:
+            self._skeleton = (list(skeleton[0]), float(skeleton[1]))
+        if modality != "motions":
+            self.skeletons.stop()
+        self.stack.setCurrentIndex(MODALITIES.index(modality))
+
+    def begin_live(self, grid: np.ndarray, T: float, seeds: np.ndarray | None = None, *,
+                   modality: str | None = None, skeleton: tuple[list[int], float] | None = None) -> None:
         """Prepare for a run on ``grid``; ``T`` is the equation's terminal time."""
         self.stop_playing()
+        if modality is not None:
+            self.set_modality(modality, skeleton)
         self._grid = np.asarray(grid, dtype=np.float64)
         self._T = float(T) if T > 0 else 1.0
         self._history.clear()
@@ -111,8 +147,18 @@ class TrajectoryView(QWidget):
 
     @Slot(object)
     def show_frame(self, payload: dict) -> None:
-        """Draw one live preview: ``{"x": [K, C, n], "t": float, "step": int, "total": int}``."""
+        """Draw one live preview: ``{"x": [K, C, n] or [K, C, H, W], "t": float, "step": int, "total": int}``."""
         x = np.asarray(payload["x"])[: self.max_curves]
+        if payload.get("modality", self.modality) != self.modality or payload.get("skeleton") is not None:
+            self.set_modality(payload["modality"], payload.get("skeleton"))
+        if self.modality != "functions":
+            self._history.append((x, float(payload["t"])))
+            self._draw_history()
+            what = " · x0 estimate" if payload.get("what") == "x0" else ""
+            self.time_label.setText(f"t = {payload['t']:.4f} · step {payload['step']}/{payload['total']}{what}")
+            self.frames += 1
+            self.frame_drawn.emit(self.frames)
+            return
         if "grid" in payload:
             self._grid = np.asarray(payload["grid"], dtype=np.float64)
         if "T" in payload:
@@ -127,10 +173,16 @@ class TrajectoryView(QWidget):
 
     def set_result(self, grid: np.ndarray, samples: np.ndarray, seeds: np.ndarray | None = None,
                    trajectory: np.ndarray | None = None, times: np.ndarray | None = None,
-                   T: float | None = None) -> None:
-        """Show finished samples [N, C, n]; with a trajectory [S, N, C, n] the scrubber replays it."""
+                   T: float | None = None, *, modality: str | None = None,
+                   skeleton: tuple[list[int], float] | None = None) -> None:
+        """Show finished samples [N, C, n] or [N, C, H, W]; with a trajectory [S, N, ...] the scrubber replays it.
+
+        ``grid`` is ignored for images; ``modality`` (default: the current one) picks the page.
+        """
         self.stop_playing()
-        self._grid = np.asarray(grid, dtype=np.float64)
+        if modality is not None:
+            self.set_modality(modality, skeleton)
+        self._grid = np.zeros(0) if grid is None else np.asarray(grid, dtype=np.float64)
         self._final = np.asarray(samples)[: self.max_curves]
         self._seeds = None if seeds is None else np.asarray(seeds)
         if trajectory is not None and times is not None and len(trajectory):
@@ -141,7 +193,8 @@ class TrajectoryView(QWidget):
             self._states = self._times = None
         self._set_channels(self._final.shape[1])
         self.show_message("")
-        self.plot.getPlotItem().getViewBox().enableAutoRange()
+        if self.modality == "functions":
+            self.plot.getPlotItem().getViewBox().enableAutoRange()
         n_pos = (0 if self._states is None else len(self._states)) + 1
         self.slider.blockSignals(True)
         self.slider.setRange(0, n_pos - 1)
@@ -150,6 +203,8 @@ class TrajectoryView(QWidget):
         self.slider.setEnabled(n_pos > 1)
         self.play_button.setEnabled(n_pos > 1)
         self._on_scrub(n_pos - 1)
+        if self.modality == "motions":
+            self.skeletons.fit_range()
 
     def highlight_seed(self, seed: int | None) -> None:
         """Emphasise the curve drawn with ``seed`` (when it is among the shown curves)."""
@@ -167,6 +222,7 @@ class TrajectoryView(QWidget):
         return self.slider.maximum() + 1
 
     def stop_playing(self) -> None:
+        """Stop the scrubber's replay (a motion's stick figures keep walking)."""
         self._timer.stop()
         self.play_button.setText("▶")
 
@@ -176,9 +232,23 @@ class TrajectoryView(QWidget):
 
     def _set_channels(self, channels: int) -> None:
         self.channel_box.setRange(0, max(0, channels - 1))
-        self.channel_box.setVisible(channels > 1)
+        self.channel_box.setVisible(channels > 1 and self.modality == "functions")
+
+    def _draw_media(self, x: np.ndarray) -> None:
+        """Images: the grid of ``x`` [K, C, H, W]; motions: stick figures of ``x`` [K, 3J, T]."""
+        if self.modality == "images":
+            self.images.set_images(x)
+        else:
+            from engine.motion import channels_to_positions
+
+            parents, fps = self._skeleton
+            self.skeletons.set_motions(channels_to_positions(x), parents, fps)
 
     def _draw_history(self) -> None:
+        if self.modality != "functions":
+            if self._history:
+                self._draw_media(self._history[-1][0])
+            return
         c = self._channel()
         frames = list(self._history)
         ghosts = frames[:-1][::-1]  # most recent first

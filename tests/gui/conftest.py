@@ -64,6 +64,7 @@ def window(themed_app, qtbot, settings):
     from studio.main_window import MainWindow
 
     w = MainWindow(settings=settings)
+    w.jobs.max_rate_hz = 0  # every step reaches the views: frame counts must not depend on machine speed
     qtbot.addWidget(w)
     w.resize(1560, 980)
     w.show()

@@ -14,14 +14,12 @@ pytestmark = pytest.mark.gui
 
 
 def _checkpoint(qtbot, window, tiny_checkpoint) -> str:
-    """The bundled checkpoint when there is one, else the tiny in-process model (opened as a file)."""
+    """The bundled curve checkpoint when there is one, else the tiny in-process model (opened as a file)."""
     from engine import api
 
-    bundled = api.list_checkpoints()
-    if bundled:
-        name = next(iter(bundled))
-        assert window.sampling_panel.select_checkpoint(name)
-        return name
+    if "quadratic" in api.list_checkpoints():
+        assert window.sampling_panel.select_checkpoint("quadratic")
+        return "quadratic"
     return open_checkpoint(qtbot, window, tiny_checkpoint)
 
 

@@ -25,7 +25,10 @@ def test_launch_shows_docks_status_and_no_checkpoint_message(window, shot):
     assert "GiB" in window.device_status.memory.text()
     assert window.data_panel.preview.count > 0 and window.prior_panel.spectrum.count == 100
     bundled = list(api.list_checkpoints())
-    assert [window.sampling_panel.checkpoint.itemData(i) for i in range(len(bundled))] == bundled
+    offered = [window.sampling_panel.checkpoint.itemData(i) for i in range(len(bundled))]
+    assert sorted(offered) == sorted(bundled)
+    if "quadratic" in bundled:  # the curve model is offered (and selected) first
+        assert offered[0] == window.sampling_panel.checkpoint_key() == "quadratic"
     shot(window, "launch")
 
 
@@ -123,3 +126,24 @@ def test_headless_demo_writes_a_screenshot(tiny_checkpoint, tmp_path):
                           str(tmp_path / "absent.safetensors")], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "absent.safetensors" in bad.stderr
+
+
+def test_headless_demo_on_the_bundled_image_checkpoint(tmp_path):
+    """``hdm-studio --offscreen --demo --checkpoint mnist_hdm --screenshot out.png``: a grid of digits."""
+    from engine import api
+
+    if "mnist_hdm" not in api.list_checkpoints():
+        pytest.skip("mnist_hdm is not bundled here")
+    out = tmp_path / "demo_mnist.png"
+    args = ["--offscreen", "--demo", "--checkpoint", "mnist_hdm", "--steps", "10", "--num-samples", "4",
+            "--screenshot", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "studio.app", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import numpy as np
+    from PIL import Image
+
+    shot = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
+    h, w = shot.shape
+    centre = shot[h // 4: 3 * h // 4, 2 * w // 5: 3 * w // 5]  # inside the image grid
+    assert (centre < 40).mean() > 0.3 and (centre > 200).mean() > 0.02  # dark background, white strokes

@@ -1,0 +1,188 @@
+"""Image grids and stick figures: how the studio shows images and motions.
+
+Images [K, C, H, W] are tiled into one picture (a pyqtgraph ``ImageItem``, row-major, one pixel
+of gap between tiles) so a live frame is one texture upload however many images it holds.
+Motions are joint positions [K, T, J, 3] (``engine.motion.channels_to_positions``) drawn as stick
+figures under a fixed side projection: the horizontal axis is the world's x (walking direction),
+the vertical its y (up); z (depth) is dropped. All bones of all figures are one NaN-separated
+polyline, so a frame is one ``setData``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtWidgets import QWidget
+
+from studio.views.plotting import ThemedPlotWidget, series_color
+
+
+def tile_images(images: np.ndarray, columns: int | None = None, gap: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tile ``images`` [K, C, H, W] (C = 1 or 3) into one picture [rows*(H+gap)-gap, cols*(W+gap)-gap(, 3)].
+
+    Row-major order (image k at row ``k // cols``, column ``k % cols``); ``columns`` defaults to
+    ``ceil(sqrt(K))``; the gaps and unused tiles hold ``fill``.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape [K, 1 or 3, H, W], got {x.shape}")
+    k, c, h, w = x.shape
+    cols = max(1, min(k, columns or math.ceil(math.sqrt(k))))
+    rows = math.ceil(k / cols)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, c), fill, dtype=np.float32)
+    for i in range(k):
+        r, q = divmod(i, cols)
+        out[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w] = np.moveaxis(x[i], 0, -1)
+    return out[..., 0] if c == 1 else out
+
+
+class ImageGridView(ThemedPlotWidget):
+    """A tiled grid of images with a fixed intensity range (data units: 0 black, 1 white).
+
+    Args:
+        levels: the intensity range mapped to black..white; values outside are clipped (noisy
+            states at large t overshoot it, which is what the eye should see: saturated noise).
+    """
+
+    def __init__(self, parent: QWidget | None = None, title: str | None = None, *,
+                 levels: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(parent, title=title)
+        self.levels = levels
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image)
+        item = self.getPlotItem()
+        item.showGrid(x=False, y=False)
+        item.hideAxis("left")
+        item.hideAxis("bottom")
+        view = item.getViewBox()
+        view.setAspectLocked(True)
+        view.invertY(True)  # row 0 at the top, as images are read
+        view.setMouseEnabled(x=False, y=False)
+        self.shape: tuple[int, ...] | None = None  # of the last tiled picture
+
+    def set_images(self, images: np.ndarray, columns: int | None = None) -> None:
+        """Show ``images`` [K, C, H, W]."""
+        tiled = np.clip(tile_images(images, columns), *self.levels)
+        refit = tiled.shape != self.shape
+        self.image.setImage(tiled, levels=self.levels, autoLevels=False)
+        self.shape = tiled.shape
+        self.hide_placeholder()
+        if refit:
+            self.getPlotItem().getViewBox().autoRange(padding=0.01)
+
+    def picture(self) -> np.ndarray | None:
+        """The picture shown (for tests: what the user sees, before the colour map)."""
+        return self.image.image
+
+
+def bone_pairs(parents: list[int] | tuple[int, ...]) -> np.ndarray:
+    """Bones as (parent, child) joint index pairs [B, 2] from a parent list (``parents[0] == -1``)."""
+    return np.array([(p, j) for j, p in enumerate(parents) if p >= 0], dtype=np.int64).reshape(-1, 2)
+
+
+def side_projection(positions: np.ndarray) -> np.ndarray:
+    """Joint positions [..., 3] (x forward, y up, z sideways) -> [..., 2] (x, y): a fixed side view."""
+    return np.asarray(positions, dtype=np.float64)[..., :2]
+
+
+def stick_polyline(points: np.ndarray, bones: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Figures [K, J, 2] shifted by ``offsets`` [K, 2] -> one NaN-separated polyline (x, y) of all bones."""
+    p = np.asarray(points, dtype=np.float64) + np.asarray(offsets, dtype=np.float64)[:, None, :]
+    k, b = p.shape[0], len(bones)
+    seg = np.full((k, b, 3, 2), np.nan)
+    seg[:, :, 0] = p[:, bones[:, 0]]
+    seg[:, :, 1] = p[:, bones[:, 1]]
+    seg = seg.reshape(-1, 2)
+    return seg[:, 0], seg[:, 1]
+
+
+class SkeletonView(ThemedPlotWidget):
+    """Motions as stick figures side by side, animated by a QTimer at the clip's frame rate.
+
+    ``set_motions(positions [K, T, J, 3], parents, fps)``: figure k is drawn at its own root
+    track, shifted right by ``k`` times the widest figure's extent, so several samples walk in
+    parallel lanes. ``set_frame(i)`` shows frame i (the timer advances it, looping).
+    """
+
+    frame_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None, title: str | None = None, *, max_figures: int = 6) -> None:
+        super().__init__(parent, title=title)
+        self.max_figures = max_figures
+        self.getPlotItem().getViewBox().setAspectLocked(True)
+        self.getPlotItem().showGrid(x=False, y=True, alpha=0.15)
+        self.getPlotItem().setLabel("bottom", "x (side view)")
+        self._lines = self.plot([], [], pen=pg.mkPen(series_color(0), width=2), connect="finite")
+        self._joints = self.plot([], [], pen=None, symbol="o", symbolSize=4, symbolBrush=series_color(0))
+        self._positions: np.ndarray | None = None  # [K, T, J, 2] projected
+        self._bones = np.zeros((0, 2), dtype=np.int64)
+        self._offsets = np.zeros((0, 2))
+        self.frame = 0
+        self.frames_drawn = 0
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._advance)
+
+    def set_motions(self, positions: np.ndarray, parents: list[int] | tuple[int, ...], fps: float = 30.0, *,
+                    animate: bool = True) -> None:
+        """Show motions [K, T, J, 3] (the first ``max_figures``) with the skeleton ``parents``."""
+        p = side_projection(np.asarray(positions)[: self.max_figures])
+        first = self._positions is None or self._positions.shape != p.shape
+        self._positions = p
+        self._bones = bone_pairs(parents)
+        k = p.shape[0]
+        span = float(np.ptp(p[..., 0], axis=(1, 2)).max()) if p.size else 1.0
+        height = float(np.ptp(p[..., 1])) if p.size else 1.0
+        lane = max(span, 0.6 * height) * 1.15 + 1e-9
+        self._offsets = np.stack([np.arange(k) * lane - p[:, :1, 0, 0].mean(axis=1), np.zeros(k)], axis=1)
+        self.frame = min(self.frame, p.shape[1] - 1) if not first else 0
+        self.hide_placeholder()
+        if first:
+            self.fit_range()
+        self.timer.setInterval(max(15, int(1000 / max(fps, 1.0))))
+        self._draw()
+        if animate and p.shape[1] > 1:
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def fit_range(self) -> None:
+        """Frame every figure over all its frames (live runs keep the range of the first, noisy, state)."""
+        if self._positions is None or not np.isfinite(self._positions).all():
+            return
+        p = self._positions
+        xs = p[..., 0] + self._offsets[:, None, None, 0]
+        self.setRange(xRange=(float(xs.min()), float(xs.max())), yRange=(float(p[..., 1].min()),
+                      float(p[..., 1].max())), padding=0.08)
+
+    def set_frame(self, index: int) -> None:
+        if self._positions is not None:
+            self.frame = int(index) % self._positions.shape[1]
+            self._draw()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    @property
+    def num_frames(self) -> int:
+        return 0 if self._positions is None else int(self._positions.shape[1])
+
+    def polyline(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bones drawn now (x, y), NaN-separated (for tests)."""
+        x, y = self._lines.getData()
+        return (np.zeros(0), np.zeros(0)) if x is None else (np.asarray(x), np.asarray(y))
+
+    @Slot()
+    def _advance(self) -> None:
+        self.set_frame(self.frame + 1)
+
+    def _draw(self) -> None:
+        p = self._positions[:, self.frame]
+        x, y = stick_polyline(p, self._bones, self._offsets)
+        self._lines.setData(x, y, connect="finite")
+        joints = p + self._offsets[:, None, :]
+        self._joints.setData(joints[..., 0].ravel(), joints[..., 1].ravel())
+        self.frames_drawn += 1
+        self.frame_changed.emit(self.frame)

@@ -1,0 +1,104 @@
+"""The motion journey: walk data as stick figures, a tiny FNO sampled live as an animated skeleton,
+HDF5 and BVH export, reopening the file recalls the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.io import read_samples
+from tests.gui.helpers import open_checkpoint, wait_idle
+
+pytestmark = pytest.mark.gui
+FRAMES = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_walk_checkpoint(tmp_path_factory) -> Path:
+    """A tiny FNO-1D trained for 5 steps on 32 procedural walks of 32 frames, saved like any run."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.training import Trainer
+
+    torch.set_num_threads(1)
+    config = RunConfig().replace(data={"spec": "walk", "num": 32, "frames": FRAMES},
+                                 model={"width": 8, "modes": 4, "layers": 1},
+                                 train={"steps": 5, "batch_size": 8, "warmup": 1})
+    trainer = Trainer(config)
+    for _ in range(5):
+        trainer.step()
+    return Path(trainer.save(tmp_path_factory.mktemp("tiny_walk")))
+
+
+def test_side_projection_and_bones_draw_every_bone_of_every_figure():
+    from studio.views.media import bone_pairs, stick_polyline
+
+    parents = (-1, 0, 1, 0)
+    bones = bone_pairs(parents)
+    np.testing.assert_array_equal(bones, [[0, 1], [1, 2], [0, 3]])
+    pts = np.arange(2 * 4 * 2, dtype=np.float64).reshape(2, 4, 2)
+    offsets = np.array([[0.0, 0.0], [10.0, 0.0]])
+    x, y = stick_polyline(pts, bones, offsets)
+    assert x.shape == (2 * 3 * 3,) and np.isnan(x[2::3]).all()  # a NaN after each bone
+    np.testing.assert_array_equal(x[3:5], pts[0, [1, 2], 0])  # figure 0, bone 1 -> 2
+    np.testing.assert_array_equal(x[9:11], pts[1, [0, 1], 0] + 10)  # figure 1 shifted right
+
+
+def test_motion_data_sample_live_export_reopen(window, qtbot, tiny_walk_checkpoint, tmp_path, shot):
+    w, panel, view = window, window.sampling_panel, window.view
+    w.data_panel.choose("walk")
+    qtbot.waitUntil(lambda: w.workspace.dataset_spec == "walk", timeout=20_000)
+    thumbs = w.data_panel.motion_preview
+    assert w.workspace.modality == "motions" and w.data_panel.previews.currentWidget() is thumbs
+    bx, by = thumbs.polyline()
+    assert np.isfinite(bx).sum() > 50 and np.nanstd(by) > 0.1  # figures with height, not a dot
+    shot(w, "motions_data")
+
+    key = open_checkpoint(qtbot, w, tiny_walk_checkpoint)
+    assert panel.modality() == "motions"
+    panel.sampler.setCurrentText("ddim")
+    panel.steps.setValue(400)  # a tiny FNO steps fast: enough steps for >= 10 throttled previews
+    panel.num.setValue(3)
+    panel.seed.setValue(5)
+    frames: list[bytes] = []
+    view.frame_drawn.connect(lambda n: frames.append(view.skeletons.polyline()[1].tobytes()))
+    w.actions_by_name["run"].trigger()
+    wait_idle(qtbot, w, timeout=60_000)
+    assert not w.error_box.isVisible(), w.error_box.text()
+    result = w.workspace.outcome.result
+    assert result.samples.shape == (3, 66, FRAMES) and list(result.seeds) == [5, 6, 7]
+    assert len(set(frames)) >= 10, f"only {len(set(frames))} distinct live frames"
+    assert view.stack.currentWidget() is view.skeletons
+
+    # the skeleton walks: its timer steps the frames, and the drawn bones change with them
+    sk = view.skeletons
+    assert sk.timer.isActive() and sk.num_frames == FRAMES
+    before = sk.polyline()[0].copy()
+    start = sk.frames_drawn
+    qtbot.waitUntil(lambda: sk.frames_drawn >= start + 3, timeout=5_000)
+    assert not np.array_equal(before, sk.polyline()[0], equal_nan=True)
+    shot(w, "motions_done")
+
+    h5 = tmp_path / "walks.h5"
+    assert w.controller.export_to(str(h5))
+    wait_idle(qtbot, w)
+    sf = read_samples(h5)
+    assert sf.modality == "motions"
+    np.testing.assert_allclose(sf.samples, result.samples)
+    bvh = tmp_path / "bvh"
+    assert w.controller.export_to(str(bvh), "bvh")
+    wait_idle(qtbot, w)
+    assert not w.error_box.isVisible(), w.error_box.text()
+    assert len(list(bvh.glob("*.bvh"))) == 3
+
+    panel.steps.setValue(99)
+    panel.num.setValue(1)
+    panel.select_checkpoint("quadratic") if panel.checkpoint.findData("quadratic") >= 0 else None
+    w.open_path(str(h5))
+    qtbot.waitUntil(lambda: w.workspace.opened is not None, timeout=15_000)
+    s = panel.settings()
+    assert (s["checkpoint"], s["sampler"], s["steps"], s["num_samples"], s["seed"]) == (key, "ddim", 400, 3, 5)
+    assert view.stack.currentWidget() is view.skeletons and view.positions == len(result.trajectory) + 1
