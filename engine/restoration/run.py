@@ -337,8 +337,8 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-restorations", type=int, default=4, help="restorations per item (k)")
     parser.add_argument("--method", default="replace", choices=list(METHODS))
     parser.add_argument("--metric", default=None, choices=["operator", "posterior"],
-                        help="replace: correct componentwise in the operator's basis (default) or in the "
-                             "denoising covariance's metric (better for pointwise tasks with coloured noise)")
+                        help="replace: correct componentwise in the operator's basis or in the denoising "
+                             "covariance's metric (default: posterior for curves, operator for images and motions)")
     parser.add_argument("--zeta", type=float, default=None, help="dps: guidance step size (default 0.3)")
     parser.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
     parser.add_argument("--steps", type=int, default=50)
@@ -458,6 +458,11 @@ def run_restore_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--task {args.task} is for {' or '.join(TASKS[args.task].modalities)}, but "
                           f"{args.checkpoint} is a model of {model.modality}; choose one of "
                           f"{', '.join(tasks_for(model.modality))}")
+    if args.method == "replace" and args.metric is None and model.modality == "functions":
+        # measured on 200 held-out curves (ddim 50): posterior vs operator, PSNR of the posterior mean in dB:
+        # impute 57.5 vs 41.5 (quadratic), 24.2 vs 18.2 (melbourne); super-resolution 54.5 vs 23.4, 28.6 vs 18.5;
+        # deblur 80.6 vs 64.8, 34.1 vs 34.1. On MNIST the operator metric is better (inpaint-noise 18.5 vs 11.4).
+        options["metric"] = "posterior"
     items, grid = load_items(model, args.data, args.split, args.num_items)
     degradation = make_degradation(args.task, items.shape[1:], modality=model.modality, **params)
     k = args.num_restorations
