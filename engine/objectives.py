@@ -56,7 +56,7 @@ def preconditioning(equation: Equation, t: torch.Tensor) -> tuple[torch.Tensor, 
 
 def _scale(equation: Equation, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Apply the per-mode coefficient ``c`` to ``x``: ``from_modes(c * to_modes(x))``."""
-    return equation.from_modes(equation.broadcast_modes(c, x) * equation.to_modes(x))
+    return equation.scale_modes(c, x)
 
 
 def noise_predictor(backbone: Backbone, equation: Equation, parameterization: str = "v"
@@ -68,12 +68,10 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
 
     def both(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e_hat, x0_hat)``, each from F directly: ``x0_hat = (m x - s r F) / r^2`` never divides by m."""
-        t64 = t.to(torch.float64)
-        c_in, c_skip, c_out = preconditioning(equation, t64)
-        m, s = equation.mode_coefs(t64)
+        c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
         F = backbone(_scale(equation, c_in, x), t)
         e_hat = _scale(equation, c_skip, x) + _scale(equation, c_out, F)
-        x0_hat = _scale(equation, m * c_in**2, x) - _scale(equation, s * c_in, F)
+        x0_hat = _scale(equation, c_out * c_in, x) - _scale(equation, c_skip / c_in, F)  # m/r^2, s/r
         return e_hat, x0_hat
 
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

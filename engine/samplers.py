@@ -138,11 +138,6 @@ def exponential(predict_noise: NoisePredictor, equation: Equation, x: torch.Tens
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
 
 
-def _per_mode(equation: Equation, c: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``c`` applied per mode of the equation's eigenbasis: ``from_modes(c * to_modes(u))``."""
-    return equation.from_modes(equation.broadcast_modes(c, u) * equation.to_modes(u))
-
-
 def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts: torch.Tensor,
                         *, rng: SampleRNG, callback: Callback = None, should_stop: ShouldStop = None,
                         denoise_final: bool = True, snr: float = 0.16, corrector_steps: int = 1
@@ -169,7 +164,7 @@ def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: to
                 q = equation.q_score_from_noise(e_hat, sb)
                 delta = 2.0 * (snr * equation.mode_coefs(sb)[1]) ** 2  # per mode: [B] or [B, H, W]
                 noise = equation.sample_noise(rng, x.shape[1:])
-                x = x + _per_mode(equation, delta, q) + _per_mode(equation, (2 * delta).sqrt(), noise)
+                x = x + equation.scale_modes(delta, q) + equation.scale_modes((2 * delta).sqrt(), noise)
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)

@@ -269,9 +269,12 @@ class Trainer:
     # -- results and persistence -----------------------------------------------------------
     def model(self) -> HDMModel:
         """The EMA model, ready to sample (shares no parameters with the trainer)."""
-        net = copy.deepcopy(self.ema).eval()
-        return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), net, source=self.dataset.name,
-                        tensors=self.tensors, extra_meta=self.extra_meta)
+        return self._ema_model(copy.deepcopy(self.ema).eval())
+
+    def _ema_model(self, network: torch.nn.Module | None = None) -> HDMModel:
+        """An HDMModel around ``network`` (default: the live EMA itself, for saving without a copy)."""
+        return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema if network is None else network,
+                        source=self.dataset.name, tensors=self.tensors, extra_meta=self.extra_meta)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path.
@@ -287,7 +290,8 @@ class Trainer:
             return out / MODEL_FILE
         out.mkdir(parents=True, exist_ok=True)
         meta = self.model_metadata()
-        path = save_model(out / MODEL_FILE, self.model().state_tensors(), config=self.config.to_dict(), meta=meta)
+        path = save_model(out / MODEL_FILE, self._ema_model().state_tensors(), config=self.config.to_dict(),
+                          meta=meta)
         save_train_state(out / STATE_FILE, {
             "step": self.step_count,
             "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
@@ -303,8 +307,7 @@ class Trainer:
         return Path(path) if path is not None else out / MODEL_FILE
 
     def model_metadata(self) -> dict[str, Any]:
-        meta = HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema,
-                        extra_meta=self.extra_meta).metadata()
+        meta = self._ema_model().metadata()
         meta["training"] = {"step": self.step_count, "dataset": self.dataset.name,
                             "dataset_source": self.dataset.source, "num_items": len(self.dataset),
                             "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,

@@ -122,14 +122,21 @@ def resample(ds: FunctionDataset, n_points: int | None) -> FunctionDataset:
                            ds.default_length_scale, ds.domain, ds.labels)
 
 
+def subset_indices(n: int, num: int | None, seed: int, where: str) -> np.ndarray | None:
+    """Indices of the first ``num`` of ``n`` items after a shuffle seeded by ``seed``; None keeps all, in order."""
+    if num is None:
+        return None
+    check_count("num", num, minimum=1, where=where)
+    if num >= n:
+        return None
+    return np.random.default_rng(seed).permutation(n)[: int(num)]
+
+
 def subsample(ds: FunctionDataset, num: int | None, seed: int) -> FunctionDataset:
     """The first ``num`` curves of ``ds`` after a shuffle seeded by ``seed`` (all, in order, if None)."""
-    if num is None:
+    keep = subset_indices(len(ds), num, seed, ds.name)
+    if keep is None:
         return ds
-    check_count("num", num, minimum=1, where=ds.name)
-    if num >= len(ds):
-        return ds
-    keep = np.random.default_rng(seed).permutation(len(ds))[: int(num)]
     labels = None if ds.labels is None else ds.labels[keep]
     source = f"{ds.source}; {num} curves drawn with seed {seed}"
     return FunctionDataset(ds.name, ds.values[keep], ds.grid, source, ds.default_length_scale, ds.domain,

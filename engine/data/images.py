@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from engine.data.dataset import check_count
+from engine.data.dataset import check_count, subset_indices
 from engine.data.image_loaders import (
     check_labels,
     fit_size,
@@ -109,12 +109,9 @@ class ImageDataset:
 # ----------------------------------------------------------------------------------------------- helpers
 def subsample_images(ds: ImageDataset, num: int | None, seed: int) -> ImageDataset:
     """The first ``num`` images of ``ds`` after a permutation seeded by ``seed`` (``ds`` itself if None/>= N)."""
-    if num is None:
+    keep = subset_indices(len(ds), num, seed, ds.name)
+    if keep is None:
         return ds
-    check_count("num", num, minimum=1, where=ds.name)
-    if num >= len(ds):
-        return ds
-    keep = np.random.default_rng(seed).permutation(len(ds))[: int(num)]
     labels = None if ds.labels is None else ds.labels[keep]
     return ImageDataset(ds.name, ds.values[keep], f"{ds.source}; {num} images drawn with seed {seed}", labels)
 

@@ -89,6 +89,10 @@ class Equation(ABC):
         """Shape per-mode coefficients from :meth:`mode_coefs` against modal tensors like ``like``."""
         return _bc(c, like)
 
+    def scale_modes(self, c: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Per-mode coefficients ``c`` applied to ``u``: ``from_modes(c * to_modes(u))``."""
+        return self.from_modes(self.broadcast_modes(c, u) * self.to_modes(u))
+
     def bind(self, Q: GridCovariance) -> Equation:
         """The same equation with Q on another grid."""
         clone = object.__new__(type(self))

@@ -28,8 +28,8 @@ exactly, so ``g^2(t) = beta(t)`` is a true scalar and the score operator is ``S 
 the lowest mode (k = 0, the image mean, ``lambda_0 = 0``): ``m = alpha^sigma``,
 ``shat^2 = (1 - alpha^{2 sigma})/sigma``, ``f = -beta sigma/2``. They form a consistent scalar equation
 (``f = d log m/dt``, ``g^2 = d shat^2/dt - 2 f shat^2``);
-``log_snr`` (time spacing) and the PC corrector's step use them. All operations the samplers call act per
-mode through the DCT (:meth:`mode_mean`, :meth:`mode_std`).
+``log_snr`` (time spacing) uses them. All operations the samplers call act per mode through the DCT
+(:meth:`mode_mean`, :meth:`mode_std`), the PC corrector's step included.
 """
 
 from __future__ import annotations

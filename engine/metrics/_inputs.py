@@ -12,18 +12,22 @@ from engine.errors import ConfigError, DataError
 ArrayLike = np.ndarray | torch.Tensor
 
 
+def as_float64(x: ArrayLike, what: str) -> torch.Tensor:
+    """``x`` (numpy, torch or nested sequences) as a float64 CPU tensor; DataError if it is not numeric."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device="cpu", dtype=torch.float64)
+    try:
+        return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} are not numeric arrays ({exc})") from None
+
+
 def as_curves(x: ArrayLike, name: str) -> torch.Tensor:
     """``x`` ([N, n] or [N, C, n], numpy or torch) as a float64 CPU tensor [N, C, n].
 
     Raises :class:`DataError` for another rank, an empty sample or non-finite values.
     """
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to(device="cpu", dtype=torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{name} samples are not numeric arrays ({exc})") from None
+    t = as_float64(x, f"{name} samples")
     if t.ndim == 2:
         t = t[:, None, :]
     if t.ndim != 3:

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import Cancelled, DataError
-from engine.metrics._inputs import ArrayLike, check_int
+from engine.metrics._inputs import ArrayLike, as_float64, check_int
 
 if TYPE_CHECKING:
     from engine.metrics.classifier import FeatureClassifier
@@ -91,13 +91,7 @@ def as_images(x: ArrayLike, name: str) -> torch.Tensor:
     Raises:
         DataError: another rank, an empty set, NaN/inf, or values outside [0, 1] (beyond 1e-5).
     """
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to(device="cpu", dtype=torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{name} are not numeric arrays ({exc})") from None
+    t = as_float64(x, name)
     if t.ndim != 4:
         raise DataError(f"{name} must be shaped [N, C, H, W], got {tuple(t.shape)}")
     if 0 in t.shape:
@@ -113,13 +107,7 @@ def as_images(x: ArrayLike, name: str) -> torch.Tensor:
 
 def _as_features(x: ArrayLike, name: str) -> torch.Tensor:
     """Features [N, d] (N >= 2) as a float64 CPU tensor; DataError otherwise."""
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to(device="cpu", dtype=torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{name} features are not numeric arrays ({exc})") from None
+    t = as_float64(x, f"{name} features")
     if t.ndim != 2 or t.shape[1] == 0:
         raise DataError(f"{name} features must be shaped [N, d], got {tuple(t.shape)}")
     if t.shape[0] < 2:
