@@ -554,10 +554,11 @@ def test_restore_items_beats_the_naive_baseline_and_writes_hdf5(quadratic, tmp_p
         np.testing.assert_array_equal(f["metrics/naive/psnr"][...], m["naive"]["psnr"])
         assert f["original"].shape == (4, 1, 100) and f["grid"].shape == (100,)
         assert json.loads(f.attrs["config"])["data"] == "quadratic"
-    # the same seeds reproduce the restorations; the measurement noise is in data units
+    # the same seeds reproduce the restorations (up to float32 round-off of a batch of another size: the
+    # posterior metric's solves are batched); the measurement noise is in data units
     again = restore_items(quadratic, items[:1], "impute", params={"mode": "intervals", "fraction": 0.3},
                           num_restorations=2, steps=20, seed=3)
-    np.testing.assert_allclose(again.restored[0], result.restored[0], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(again.restored[0], result.restored[0], rtol=1e-5, atol=1e-3)
     noisy = restore_items(quadratic, items[:2], "deblur", params={"sigma": 2.0, "noise": 1.0},
                           num_restorations=1, steps=10, method="dps", method_options={"zeta": 0.3})
     blurred = noisy.degradation.apply(torch.as_tensor(noisy.original, dtype=torch.float64)).numpy()
@@ -623,8 +624,11 @@ def test_restore_items_on_images_with_an_exact_prior(tmp_path):
         assert r.restored.shape == (6, 8, 2, H, W) and r.modality == "images"
         assert np.isfinite(r.restored).all() and r.grid is None
         m = r.metrics
-        if params.get("noise"):  # explains y up to its noise
-            assert 0.3 < np.median(m["restored_mean"]["consistency"]) < 3, task
+        if params.get("noise"):  # explains y up to its noise, without fitting the noise
+            # exact posterior (closed form, inpaint-noise here): a draw's consistency is 1 exactly in expectation,
+            # the posterior mean's 0.13; the ancestral sampler's draws measured 0.51, their mean of 8 0.21
+            assert 0.1 < np.median(m["restored_mean"]["consistency"]) < 3, task
+            assert 0.3 < np.median(m["restored_single"]["consistency"]) < 3, task
         # smooth Gaussian fields: the naive fills are near the posterior mean (inpainting: MSE 0.051 vs 0.044),
         # which 8 draws estimate with an excess variance of 1/8 of the posterior's
         gain = np.median(m["restored_mean"]["psnr"] - m["naive"]["psnr"])

@@ -17,6 +17,8 @@ from engine.restoration.operators import TASKS, Degradation, make_degradation, t
 from engine.restoration.run import (
     RestorationResult,
     add_restore_arguments,
+    default_metric,
+    default_sampler,
     load_items,
     restore_items,
     run_restore_command,
@@ -31,6 +33,8 @@ __all__ = [
     "RestorationResult",
     "add_restore_arguments",
     "consistency",
+    "default_metric",
+    "default_sampler",
     "diversity",
     "load_items",
     "make_degradation",

@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import DataError, HDMError
-from engine.restoration import METHODS, TASKS, make_degradation
+from engine.restoration import METHODS, TASKS, default_metric, default_sampler, make_degradation
 from engine.samplers import SAMPLERS
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, Job, JobContext, JobRunner
@@ -295,7 +295,7 @@ class RestorationPanel(QWidget):
         self.sampler.addItems(list(SAMPLERS))
         self.sampler.setCurrentText("ddim")
         self.steps = self._int(1, 10_000, 25, "Reverse-time steps")
-        self.restorations = self._int(1, 64, 2, "Restorations per prior (their mean is the posterior-mean estimate)")
+        self.restorations = self._int(1, 64, 4, "Restorations per prior (their mean is the posterior-mean estimate)")
         self.seed = self._int(0, 2**31 - 1, 0, "Measurement noise and sampler seeds")
         self.compare = QCheckBox("", self)
         self.compare.setChecked(True)
@@ -526,7 +526,8 @@ class RestorationPanel(QWidget):
         if current in tasks:
             self.task.setCurrentIndex(tasks.index(current))
         self.task.blockSignals(False)
-        self.correction.setCurrentText("operator" if modality == "images" else "posterior")
+        self.correction.setCurrentText(default_metric(modality))
+        self.sampler.setCurrentText(default_sampler(modality))
         self._on_task_changed()
 
     def set_task(self, name: str) -> bool:
