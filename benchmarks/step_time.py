@@ -1,10 +1,15 @@
 """Training-step and sampling latency of the functions engine on one device (figures, not assertions).
 
 The reference configuration of the HDM paper's Quadratic experiment: FNO width 256, 4 layers, 100 points,
-batch 100. Prints JSON: median training-step time after warm-up, and the time to sample 1000 curves with
-each sampler, against the reference recipe's 1000-step Euler-Maruyama baseline measured in the same run.
+batch 100. Prints JSON: the median training-step time of each execution variant (eager fp32, the
+baseline; bf16 autocast; torch.compile; both; each also with the loss read back every k steps) with
+its ratio to the baseline measured in the same run, the compile time of the compiled variants apart,
+how far bf16's loss and gradient lie from fp32's, the device and library versions; then the time to
+sample 1000 curves with each sampler, against the reference recipe's 1000-step Euler-Maruyama.
+The training figures come from :func:`engine.bench.bench_training` (what ``hdm bench`` reports).
 
-    python benchmarks/step_time.py --device cuda --width 256 --steps 300
+    python benchmarks/step_time.py --device cuda --steps 300
+    python benchmarks/step_time.py --device cpu --threads 1 --steps 5 --warmup 2 --samplers ""   # a quick CPU look
 """
 
 from __future__ import annotations
@@ -15,58 +20,56 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunConfig  # noqa: E402
-from engine.training import Trainer  # noqa: E402
+from engine.bench import TRAIN_VARIANTS, BenchOptions, Clock, bench_training, environment  # noqa: E402
+from engine.device import resolve_device  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--modes", type=int, default=16)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=300, help="timed training steps per variant")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed steps per variant (compile time for compiled ones)")
+    ap.add_argument("--readout-every", type=int, default=10)
+    ap.add_argument("--variants", default=",".join(TRAIN_VARIANTS), help=f"from {', '.join(TRAIN_VARIANTS)}")
     ap.add_argument("--samplers", default="euler_maruyama:1000,ddim:25,exponential:30")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--json", default=None, help="also write the report here")
     args = ap.parse_args()
-    cfg = RunConfig().replace(data={"spec": "quadratic", "n_points": 100},
-                              model={"width": args.width, "modes": args.modes, "layers": args.layers},
-                              train={"steps": args.steps, "batch_size": args.batch_size})
-    trainer = Trainer(cfg, device=args.device)
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    times = []
-    for _ in range(args.steps):
-        sync()
-        t0 = time.perf_counter()
-        trainer.step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    warm = np.asarray(times[min(50, args.steps // 2):])
-    report = {"device": str(trainer.device), "torch": torch.__version__,
-              "gpu": torch.cuda.get_device_name() if trainer.device.type == "cuda" else "",
-              "config": {"width": args.width, "modes": args.modes, "layers": args.layers, "batch": args.batch_size,
-                         "points": 100},
-              "train_step_ms_median": round(1000 * float(np.median(warm)), 3),
-              "train_step_ms_p90": round(1000 * float(np.percentile(warm, 90)), 3)}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    opts = BenchOptions(device=str(device), width=args.width, modes=args.modes, layers=args.layers, n_points=100,
+                        batch_size=args.batch_size, train_steps=args.steps, warmup_steps=args.warmup,
+                        readout_every=args.readout_every,
+                        train_variants=tuple(v for v in args.variants.split(",") if v))
+    clock = Clock(device)
+    training, trainer = bench_training(opts, clock)
+    report = {"environment": environment(device), "training": training, "sampling": {}}
     model = trainer.model()
     baseline = None
-    for spec in args.samplers.split(","):
+    for spec in filter(None, args.samplers.split(",")):
         name, steps = spec.split(":")
         model.sample(10, steps=3, sampler=name)
-        sync()
+        clock.sync()
         t0 = time.perf_counter()
         model.sample(1000, steps=int(steps), sampler=name, batch_size=1000)
-        sync()
+        clock.sync()
         seconds = time.perf_counter() - t0
         baseline = baseline or seconds
-        report[f"sample1000_{name}_{steps}_s"] = round(seconds, 3)
-        report[f"sample1000_{name}_{steps}_ratio_to_first"] = round(seconds / baseline, 4)
-    print(json.dumps(report))
+        report["sampling"][f"{name}:{steps}"] = {"seconds_for_1000": round(seconds, 3),
+                                                  "ratio_to_first": round(seconds / baseline, 4)}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
     return 0
 
 

@@ -63,10 +63,14 @@ def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = 
 def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
           callback: Callable[[TrainProgress], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> Trainer:
-    """Train (or resume) a model into ``out_dir``; returns the trainer (its ``model()`` samples)."""
+    """Train (or resume) a model into ``out_dir``; returns the trainer (its ``model()`` samples).
+
+    Resuming takes ``steps``, ``precision`` and ``compile`` from ``config`` and the rest from the run.
+    """
     out = Path(out_dir)
     if resume:
-        trainer = Trainer.resume(out, steps=config.train.steps, device=device)
+        trainer = Trainer.resume(out, steps=config.train.steps, device=device,
+                                 execution={"precision": config.train.precision, "compile": config.train.compile})
     else:
         trainer = Trainer(config, device=device)
     trainer.run(callback=callback, should_stop=should_stop, out_dir=out)

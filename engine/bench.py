@@ -2,14 +2,18 @@
 
 Every figure comes with its ratio to a baseline measured in the same run on the same device:
 
-- training: the eager fp32 step read back after every step (``Trainer.step``); the variant
-  reads the loss back every ``readout_every`` steps (``Trainer.step_async`` + ``flush``), the
-  mode without a host synchronisation per step;
+- training: the eager fp32 step read back after every step (``Trainer.step``); the variants
+  run in bf16 autocast and/or compiled (``train.precision``, ``train.compile``; compile time
+  reported apart), each also reading the loss back every ``readout_every`` steps
+  (``Trainer.step_async`` + ``flush``), the mode without a host synchronisation per step; with
+  bf16, how far its loss and gradient lie from fp32's (:func:`bf16_agreement`);
 - sampling: fp32 eager Euler-Maruyama with 1000 steps (the reference recipe), then each
   ``sampler:steps`` asked for;
-- quality (functions, with a checkpoint): two-sample power (%) at ``block`` vs ``block`` curves
-  against held-out curves, for each sampler at each budget of network evaluations, next to the
-  same power of the Euler-Maruyama 1000-step baseline (lower power = closer to the data).
+- quality (with a checkpoint), for each sampler at each budget of network evaluations, next to
+  the same figure of the Euler-Maruyama 1000-step baseline: for curves the two-sample power (%)
+  at ``block`` vs ``block`` curves against held-out curves (lower = closer to the data), for
+  images the Frechet distance in the bundled classifier's features of ``image_samples`` samples
+  (500 by default, CPU-sized) against held-out images (lower = closer).
 
 Peak memory: ``torch.cuda.max_memory_allocated`` per section on CUDA; on CPU the process's
 peak resident set (``resource.getrusage``, monotone over the run, so a section's figure is an
@@ -20,10 +24,11 @@ This is a benchmark: the test suite checks its schema, never its timings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +38,13 @@ import torch
 from engine.errors import ConfigError
 
 BASELINE_SAMPLER = ("euler_maruyama", 1000)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TRAIN_VARIANTS = {  # name: (train.precision, train.compile)
+    "eager_fp32": ("fp32", False),
+    "eager_bf16": ("bf16", False),
+    "compiled_fp32": ("fp32", True),
+    "compiled_bf16": ("bf16", True),
+}
 
 
 @dataclass
@@ -50,6 +61,7 @@ class BenchOptions:
     train_steps: int = 30
     warmup_steps: int = 5
     readout_every: int = 10
+    train_variants: tuple[str, ...] = tuple(TRAIN_VARIANTS)
     num_samples: int = 1000
     samplers: tuple[tuple[str, int], ...] = (("ddim", 25), ("exponential", 30))
     baseline_steps: int = BASELINE_SAMPLER[1]
@@ -60,6 +72,8 @@ class BenchOptions:
     power_block: int = 100
     power_repeats: int = 30
     power_permutations: int = 1000
+    image_samples: int = 500  # images: samples per FD figure (CPU-sized; FD is biased upward at small sizes)
+    image_reference: int = 1000  # images: held-out images FD compares with
     seed: int = 0
 
 
@@ -76,7 +90,7 @@ def parse_samplers(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-class _Clock:
+class Clock:
     """Wall time of a section, synchronised with the device, and its peak memory (bytes)."""
 
     def __init__(self, device: torch.device) -> None:
@@ -122,18 +136,8 @@ def _ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 4) if baseline > 0 else float("nan")
 
 
-def bench_training(opts: BenchOptions, clock: _Clock):
-    """Median step time (ms) and throughput (items/s) of the eager step, read back per step and every k steps."""
-    from engine.config import RunConfig
-    from engine.training import Trainer
-
-    cfg = RunConfig().replace(data={"spec": opts.data, "n_points": opts.n_points},
-                              model={"width": opts.width, "modes": opts.modes, "layers": opts.layers},
-                              train={"steps": 10 ** 9, "batch_size": opts.batch_size, "seed": opts.seed})
-    trainer = Trainer(cfg, device=opts.device)
-    clock.reset_peak()
-    for _ in range(opts.warmup_steps):
-        trainer.step()
+def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float]:
+    """Median seconds per step: read back after each step, and read back every ``readout_every`` steps."""
     per_step = [clock.time(trainer.step) for _ in range(opts.train_steps)]
     k = max(1, opts.readout_every)
 
@@ -142,21 +146,153 @@ def bench_training(opts: BenchOptions, clock: _Clock):
             trainer.step_async()
         trainer.flush()
 
-    chunks = max(1, opts.train_steps // k)
-    deferred = [clock.time(chunk) / k for _ in range(chunks)]
-    base = float(np.median(per_step))
-    variants = {"eager_fp32": base, f"eager_fp32_readout_every_{k}": float(np.median(deferred))}
+    deferred = [clock.time(chunk) / k for _ in range(max(1, opts.train_steps // k))]
+    return float(np.median(per_step)), float(np.median(deferred))
+
+
+def bench_training(opts: BenchOptions, clock: Clock):
+    """Median step time (ms) and throughput (items/s) per execution variant, against eager fp32.
+
+    Each variant (:data:`TRAIN_VARIANTS`) is a fresh trainer with the same seed (so the same
+    batches and sub-grids), timed after ``warmup_steps`` (at least 2 when compiled) read back per
+    step, then read back every ``readout_every`` steps (``NAME_readout_every_K``). Compiled
+    variants report their warm-up separately (``compile``: its seconds, the share above the
+    timed step time, and the graphs compiled during the warm-up and during the timed steps).
+    Variants the device cannot run are listed in ``skipped`` with the reason.
+    With a bf16 variant, ``bf16_agreement`` (:func:`bf16_agreement`) says what bf16 costs in
+    accuracy, measured on the baseline's weights after its timed steps. Returns the section and
+    the baseline trainer (whose model the sampling section uses).
+    """
+    from torch._dynamo.utils import counters
+
+    from engine.config import RunConfig
+    from engine.training import Trainer
+
+    cfg = RunConfig().replace(data={"spec": opts.data, "n_points": opts.n_points},
+                              model={"width": opts.width, "modes": opts.modes, "layers": opts.layers},
+                              train={"steps": 10 ** 9, "batch_size": opts.batch_size, "seed": opts.seed})
+    k = max(1, opts.readout_every)
+    names = ["eager_fp32", *(v for v in opts.train_variants if v != "eager_fp32")]
+    times: dict[str, float] = {}
+    peaks: dict[str, int] = {}
+    compiled: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    baseline = None
+    for name in names:
+        precision, compile_ = TRAIN_VARIANTS[name]
+        try:
+            trainer = Trainer(cfg.replace(train={"precision": precision, "compile": compile_}), device=opts.device)
+        except ConfigError as exc:  # e.g. bf16 on a GPU without it: the other variants still run
+            if name == "eager_fp32":
+                raise
+            skipped[name] = str(exc)
+            continue
+        clock.reset_peak()
+        graphs = counters["stats"]["unique_graphs"]
+        warm = [clock.time(trainer.step) for _ in range(max(opts.warmup_steps, 2 if compile_ else 0))]
+        graphs_warm = counters["stats"]["unique_graphs"]
+        times[name], times[f"{name}_readout_every_{k}"] = _time_steps(trainer, opts, clock)
+        peaks[name] = peaks[f"{name}_readout_every_{k}"] = clock.peak_bytes()
+        if compile_:
+            compiled[name] = {"warmup_steps": len(warm), "warmup_s": round(sum(warm), 3),
+                              "compile_s": round(max(0.0, sum(warm) - len(warm) * times[name]), 3),
+                              "graphs_compiled_in_warmup": graphs_warm - graphs,
+                              "graphs_compiled_while_timed": counters["stats"]["unique_graphs"] - graphs_warm,
+                              "compiled": trainer.compiled}
+        if baseline is None:
+            baseline = trainer
+        else:
+            del trainer
+    base = times["eager_fp32"]
     section = {"config": {"data": opts.data, "width": opts.width, "modes": opts.modes, "layers": opts.layers,
-                          "points": opts.n_points, "batch": opts.batch_size, "timed_steps": opts.train_steps},
+                          "points": opts.n_points, "batch": opts.batch_size, "timed_steps": opts.train_steps,
+                          "warmup_steps": opts.warmup_steps, "readout_every": k},
                "baseline": "eager_fp32",
                "variants": {name: {"step_ms_median": round(1000 * v, 3),
                                    "items_per_s": round(opts.batch_size / v, 1),
-                                   "ratio_to_baseline": _ratio(v, base)} for name, v in variants.items()},
-               "peak_memory_bytes": clock.peak_bytes()}
-    return section, trainer
+                                   "ratio_to_baseline": _ratio(v, base),
+                                   "peak_memory_bytes": peaks[name]} for name, v in times.items()},
+               "compile": compiled,
+               "skipped": skipped,
+               "peak_memory_bytes": max(peaks.values())}
+    if any(TRAIN_VARIANTS[n][0] == "bf16" for n in names if n not in skipped):
+        section["bf16_agreement"] = {"after_steps": baseline.step_count, **bf16_agreement(baseline)}
+    return section, baseline
 
 
-def bench_sampling(model, opts: BenchOptions, clock: _Clock) -> dict[str, Any]:
+@contextlib.contextmanager
+def spectral_layers_in_bf16() -> Iterator[None]:
+    """Within: the FNO-1D spectral layers follow autocast (bf16 bases and mode products), for comparison.
+
+    The shipped layers leave autocast and compute in float32; this restores what autocast alone
+    would do, to measure what the float32 island buys. (The FNO-2D has no such variant: torch's
+    FFTs do not take bf16.)
+    """
+    from engine.models.fno import SpectralConv1d
+
+    shipped = SpectralConv1d.forward
+    SpectralConv1d.forward = SpectralConv1d.mix  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SpectralConv1d.forward = shipped  # type: ignore[method-assign]
+
+
+def bf16_agreement(trainer, batches: int = 3) -> dict[str, Any]:
+    """How far bf16 autocast moves the DSM loss and its gradient from float32, on fixed batches.
+
+    For each of ``batches`` batches drawn by ``trainer`` (its generator advances), with the
+    trainer's current weights: the relative loss difference ``|L_bf16 - L_fp32| / L_fp32``, the
+    relative gradient difference ``|g_bf16 - g_fp32| / |g_fp32|`` (all weights as one vector) and
+    their cosine, as the mean over batches; next to the same gradient difference between two
+    float32 batches (the minibatch noise SGD already lives with: bf16 is harmless when its error
+    is far below it). ``bf16`` is the shipped autocast (FNO spectral layers in float32);
+    ``bf16_spectral_bf16`` (FNO-1D only) lets the spectral layers run in bf16 too. Leaves the
+    weights unchanged and their gradients cleared.
+    """
+    from engine.models.fno import SpectralConv1d
+    from engine.training import DenoisingLoss
+
+    net = trainer.network
+    net.train()
+    param = trainer.config.model.parameterization
+
+    def loss_and_grad(batch, bf16: bool, spectral_bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        net.zero_grad(set_to_none=True)
+        with spectral_layers_in_bf16() if spectral_bf16 else contextlib.nullcontext():
+            loss = DenoisingLoss(net, trainer.equation, param, bf16=bf16)(*batch)
+        loss.backward()
+        grad = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+        return loss.detach().double().cpu(), grad.double().cpu()
+
+    variants = {"bf16": {"spectral_bf16": False}}
+    if any(isinstance(m, SpectralConv1d) for m in net.modules()):
+        variants["bf16_spectral_bf16"] = {"spectral_bf16": True}
+    sums: dict[str, dict[str, float]] = {v: {"loss": 0.0, "grad": 0.0, "cos": 0.0} for v in variants}
+    spread = 0.0
+    previous = None
+    draws = [trainer.draw_batch() for _ in range(batches + 1)]
+    for i, batch in enumerate(draws):
+        loss32, grad32 = loss_and_grad(batch, False)
+        if previous is not None:
+            spread += float((grad32 - previous).norm() / previous.norm()) / batches
+        previous = grad32
+        if i == batches:  # the last draw only completes the batch-to-batch spread
+            break
+        for name, kw in variants.items():
+            loss16, grad16 = loss_and_grad(batch, True, **kw)
+            sums[name]["loss"] += float((loss16 - loss32).abs() / loss32.abs()) / batches
+            sums[name]["grad"] += float((grad16 - grad32).norm() / grad32.norm()) / batches
+            sums[name]["cos"] += float(torch.nn.functional.cosine_similarity(grad16, grad32, dim=0)) / batches
+    net.zero_grad(set_to_none=True)
+    out: dict[str, Any] = {"batches": batches, "fp32_batch_to_batch_grad_rel_diff": round(spread, 5)}
+    for name, v in sums.items():
+        out[name] = {"loss_rel_diff": float(f"{v['loss']:.3g}"), "grad_rel_diff": float(f"{v['grad']:.3g}"),
+                     "grad_cosine": round(v["cos"], 6)}
+    return out
+
+
+def bench_sampling(model, opts: BenchOptions, clock: Clock) -> dict[str, Any]:
     """Seconds to draw ``num_samples`` items per sampler and step count, with the EM-1000 baseline first."""
     runs = [(BASELINE_SAMPLER[0], opts.baseline_steps), *opts.samplers]
     out: dict[str, Any] = {"num_samples": opts.num_samples,
@@ -187,43 +323,91 @@ def steps_for_budget(sampler: str, evaluations: int) -> int:
     return max(1, (evaluations - 1) // EVALS_PER_STEP[sampler])
 
 
-def bench_quality(opts: BenchOptions, clock: _Clock) -> dict[str, Any]:
-    """Power (%) at ``power_block`` vs ``power_block`` per sampler and evaluation budget, against EM-1000."""
-    from engine.api import load_model, reference_data
+def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:
+    """Curves: two-sample power (%) of ``quality_samples`` samples against as many held-out curves."""
+    from engine.api import reference_data
     from engine.metrics import mmd_power
 
-    model = load_model(opts.checkpoint, device=opts.device)
-    if model.modality != "functions":
-        raise ConfigError(f"--checkpoint {opts.checkpoint}: quality per evaluation is measured for curves "
-                          f"(power); this is a {model.modality} model")
-    grid = np.asarray(model.geometry.grid)
-    spec = model.config.data.spec
-    real = reference_data(spec, grid, split="test").values[: opts.quality_samples]
+    real = reference_data(model.config.data.spec, np.asarray(model.geometry.grid), split="test").values
+    real = real[: opts.quality_samples]
 
-    def power(name: str, steps: int) -> dict[str, Any]:
+    def measure(samples: np.ndarray) -> dict[str, Any]:
+        res = mmd_power(samples, real, block_size=opts.power_block, repeats=opts.power_repeats,
+                        permutations=opts.power_permutations, seed=opts.seed)
+        return {"power": round(res.power, 2), "power_std": round(res.std, 2)}
+
+    return opts.quality_samples, measure, {"metric": "power", "held_out": len(real), "block": opts.power_block}
+
+
+def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:
+    """Images: Frechet distance in the bundled classifier's features, ``image_samples`` samples vs held-out images.
+
+    FD is biased upward at small sample sizes, so rows compare only at equal size; ``fd_real_floor``
+    is the FD of as many *training* images against the same held-out set (a perfect generator's
+    score at this size).
+    """
+    import dataclasses
+
+    from engine.api import image_classifier
+    from engine.data.select import load_dataset
+    from engine.metrics.images import frechet_distance
+
+    data = model.config.data
+    held_out = load_dataset(dataclasses.replace(data, num=opts.image_reference), "test")[0].values
+    train = load_dataset(dataclasses.replace(data, num=opts.image_samples), "train")[0].values
+    classifier, source = image_classifier(model.config.data.spec)
+    reference = classifier.features(held_out)
+
+    def measure(samples: np.ndarray) -> dict[str, Any]:
+        return {"fd": round(frechet_distance(classifier.features(np.clip(samples, 0.0, 1.0)), reference), 4)}
+
+    info = {"metric": "fd", "held_out": len(held_out), "samples": opts.image_samples,
+            "fd_real_floor": round(frechet_distance(classifier.features(train), reference), 4),
+            "classifier": source,
+            "note": f"FD of {opts.image_samples} samples vs {len(held_out)} held-out images in classifier "
+                    "features: biased upward at small sizes, compare rows only at equal size"}
+    return opts.image_samples, measure, info
+
+
+def bench_quality(opts: BenchOptions, clock: Clock) -> dict[str, Any]:
+    """Quality per sampler and network-evaluation budget, next to the Euler-Maruyama ``baseline_steps`` baseline.
+
+    Curves: two-sample power (%) at ``power_block`` vs ``power_block`` (lower: closer to the data).
+    Images: Frechet distance in classifier features (lower: closer), see :func:`_fd_metric`.
+    """
+    from engine.api import load_model
+
+    model = load_model(opts.checkpoint, device=opts.device)
+    if model.modality == "functions":
+        num, measure, info = _power_metric(model, opts)
+    elif model.modality == "images":
+        num, measure, info = _fd_metric(model, opts)
+    else:
+        raise ConfigError(f"--checkpoint {opts.checkpoint}: quality per evaluation is measured for curves "
+                          f"(power) and images (FD); this is a {model.modality} model")
+    metric = info["metric"]
+
+    def run(name: str, steps: int) -> dict[str, Any]:
         holder: dict[str, Any] = {}
 
         def draw() -> None:
-            holder["r"] = model.sample(opts.quality_samples, steps=steps, sampler=name, seed=opts.seed,
-                                       batch_size=opts.quality_samples)
+            holder["r"] = model.sample(num, steps=steps, sampler=name, seed=opts.seed, batch_size=num)
 
         seconds = clock.time(draw)
-        res = mmd_power(holder["r"].samples, real, block_size=opts.power_block, repeats=opts.power_repeats,
-                        permutations=opts.power_permutations, seed=opts.seed)
         return {"sampler": name, "steps": steps, "network_evaluations": holder["r"].settings["network_evaluations"],
-                "power": round(res.power, 2), "power_std": round(res.std, 2), "seconds": round(seconds, 4)}
+                **measure(holder["r"].samples), "seconds": round(seconds, 4)}
 
-    base = power(BASELINE_SAMPLER[0], opts.baseline_steps)
+    base = run(BASELINE_SAMPLER[0], opts.baseline_steps)
     rows = []
     for name in opts.quality_samplers:
         for budget in opts.quality_evals:
-            row = power(name, steps_for_budget(name, budget))
+            row = run(name, steps_for_budget(name, budget))
             row["budget"] = budget
-            row["power_minus_baseline"] = round(row["power"] - base["power"], 2)
+            row[f"{metric}_minus_baseline"] = round(row[metric] - base[metric], 4)
             row["time_ratio_to_baseline"] = _ratio(row["seconds"], base["seconds"])
             rows.append(row)
-    return {"checkpoint": str(opts.checkpoint), "data": spec, "held_out": len(real),
-            "block": opts.power_block, "baseline": base, "rows": rows}
+    return {"checkpoint": str(opts.checkpoint), "data": model.config.data.spec, **info, "baseline": base,
+            "rows": rows}
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -232,7 +416,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
 
     device = resolve_device(opts.device)
     opts.device = str(device)
-    clock = _Clock(device)
+    clock = Clock(device)
     report: dict[str, Any] = {"schema": SCHEMA_VERSION, "environment": environment(device)}
     report["training"], trainer = bench_training(opts, clock)
     report["sampling"] = bench_sampling(trainer.model(), opts, clock)
@@ -241,14 +425,21 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
 
 
 def quality_table(quality: dict[str, Any]) -> str:
-    """The quality section as a text table (power per sampler and evaluation budget)."""
+    """The quality section as a text table (power or FD per sampler and evaluation budget)."""
     base = quality["baseline"]
-    lines = [f"power at {quality['block']} vs {quality['block']} ({quality['held_out']} held-out curves); "
-             f"baseline {base['sampler']}-{base['steps']}: {base['power']:.1f} % ± {base['power_std']:.1f}",
-             f"{'sampler':15s} {'budget':>6s} {'steps':>5s} {'NFE':>5s} {'power %':>8s} {'diff':>6s} {'time x':>7s}"]
+    if quality["metric"] == "power":
+        head = (f"power at {quality['block']} vs {quality['block']} ({quality['held_out']} held-out curves); "
+                f"baseline {base['sampler']}-{base['steps']}: {base['power']:.1f} % ± {base['power_std']:.1f}")
+        label, fmt = "power %", "{:8.1f} {:+6.1f}"
+    else:
+        head = (f"FD of {quality['samples']} samples vs {quality['held_out']} held-out images (real floor "
+                f"{quality['fd_real_floor']:.2f}); baseline {base['sampler']}-{base['steps']}: {base['fd']:.2f}")
+        label, fmt = "FD", "{:8.2f} {:+6.2f}"
+    metric = quality["metric"]
+    lines = [head, f"{'sampler':15s} {'budget':>6s} {'steps':>5s} {'NFE':>5s} {label:>8s} {'diff':>6s} {'time x':>7s}"]
     for r in quality["rows"]:
         lines.append(f"{r['sampler']:15s} {r['budget']:6d} {r['steps']:5d} {r['network_evaluations']:5d} "
-                     f"{r['power']:8.1f} {r['power_minus_baseline']:+6.1f} {r['time_ratio_to_baseline']:7.3f}")
+                     + fmt.format(r[metric], r[f"{metric}_minus_baseline"]) + f" {r['time_ratio_to_baseline']:7.3f}")
     return "\n".join(lines)
 
 
@@ -265,17 +456,23 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-steps", type=int, default=d.train_steps, help="timed training steps")
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--readout-every", type=int, default=d.readout_every)
+    p.add_argument("--train-variants", default=",".join(d.train_variants),
+                   help=f"training variants timed against eager_fp32, from {', '.join(TRAIN_VARIANTS)}")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="items per timed sampling run")
     p.add_argument("--samplers", default="ddim:25,exponential:30", help="NAME:STEPS,... timed against EM-1000")
     p.add_argument("--baseline-steps", type=int, default=d.baseline_steps,
                    help="Euler-Maruyama steps of the baseline (1000: the reference recipe)")
-    p.add_argument("--checkpoint", default=None, help="measure power per evaluation budget for this model")
+    p.add_argument("--checkpoint", default=None,
+                   help="measure quality per evaluation budget for this model (curves: power; images: FD)")
     p.add_argument("--quality-samplers", default=",".join(d.quality_samplers))
     p.add_argument("--quality-evals", default=",".join(map(str, d.quality_evals)))
     p.add_argument("--quality-samples", type=int, default=d.quality_samples)
     p.add_argument("--power-block", type=int, default=d.power_block)
     p.add_argument("--power-repeats", type=int, default=d.power_repeats)
     p.add_argument("--power-permutations", type=int, default=d.power_permutations)
+    p.add_argument("--image-samples", type=int, default=d.image_samples,
+                   help="images: samples per FD figure (CPU-sized default; FD is biased upward at small sizes)")
+    p.add_argument("--image-reference", type=int, default=d.image_reference, help="images: held-out images for FD")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, metavar="PATH", help="write the report to PATH (stdout gets it too)")
     p.add_argument("--quiet", action="store_true", help="JSON only, no table")
@@ -286,7 +483,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     from engine.samplers import SAMPLERS
 
     for name in ("width", "modes", "layers", "n_points", "batch_size", "train_steps", "readout_every",
-                 "num_samples", "baseline_steps", "quality_samples", "power_block"):
+                 "num_samples", "baseline_steps", "quality_samples", "power_block", "image_samples",
+                 "image_reference"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     samplers = tuple(s.strip() for s in args.quality_samplers.split(",") if s.strip())
@@ -299,13 +497,18 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         raise ConfigError(f"--quality-evals must be integers separated by commas, got {args.quality_evals!r}") from None
     if not evals or min(evals) < 2:
         raise ConfigError("--quality-evals: each budget must be at least 2 network evaluations")
+    variants = tuple(v.strip() for v in args.train_variants.split(",") if v.strip())
+    unknown = [v for v in variants if v not in TRAIN_VARIANTS]
+    if unknown:
+        raise ConfigError(f"--train-variants: unknown {', '.join(unknown)}; choose from {', '.join(TRAIN_VARIANTS)}")
     return BenchOptions(device=args.device, data=args.data, width=args.width, modes=args.modes, layers=args.layers,
                         n_points=args.n_points, batch_size=args.batch_size, train_steps=args.train_steps,
                         warmup_steps=max(0, args.warmup_steps), readout_every=args.readout_every,
-                        num_samples=args.num_samples, samplers=parse_samplers(args.samplers),
+                        train_variants=variants, num_samples=args.num_samples, samplers=parse_samplers(args.samplers),
                         baseline_steps=args.baseline_steps, checkpoint=args.checkpoint, quality_samplers=samplers,
                         quality_evals=evals, quality_samples=args.quality_samples, power_block=args.power_block,
-                        power_repeats=args.power_repeats, power_permutations=args.power_permutations, seed=args.seed)
+                        power_repeats=args.power_repeats, power_permutations=args.power_permutations,
+                        image_samples=args.image_samples, image_reference=args.image_reference, seed=args.seed)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

@@ -8,8 +8,10 @@ is left half-written (every file is written to a temporary name, then renamed).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,68 @@ def _bar(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit="step", disable=quiet, leave=False, dynamic_ncols=True)
 
 
+class ProgressLog:
+    """``--progress-jsonl``: one JSON object per line, flushed at once, so another program can follow a run.
+
+    Lines are ``{"step", "total", "loss", "lr", "elapsed"}`` per read-out step, then one
+    ``{"event": "done", ...summary}`` or ``{"event": "error", "message"}``. A follower must only
+    parse complete lines (ending in a newline). A None ``path`` writes nothing (ranks other than 0).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._file = None
+        if path:
+            from engine.errors import ConfigError
+
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot write the progress file ({exc.strerror or exc})") from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            import json
+
+            self._file.write(json.dumps(record, allow_nan=False, default=str) + "\n")
+            self._file.flush()
+
+    def step(self, p: Any) -> None:
+        loss = float(p.loss)
+        self.write({"step": int(p.step), "total": int(p.total), "loss": loss if math.isfinite(loss) else None,
+                    "lr": float(p.lr), "elapsed": round(float(p.elapsed), 4)})
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.distributed import env_rank
+
+    log = ProgressLog(args.progress_jsonl if env_rank() == 0 else None)
+    try:
+        summary = _train(args, log.step)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, HDMError) else f"{type(exc).__name__}: {exc}"
+        log.write({"event": "error", "message": " ".join(message.split()) or type(exc).__name__})
+        raise
+    else:
+        if summary is not None:
+            log.write({"event": "done", **summary})
+    finally:
+        log.close()
+    return 0
+
+
+def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str, Any] | None:
+    """Train as ``args`` say; returns the summary (None on ranks other than 0)."""
     from engine import api
     from engine.config import RunConfig
 
-    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers}
+    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers,
+             "padding": args.padding}
     for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
                        ("attention_levels", args.attention), ("emb_dim", args.emb_dim)):
         if value is not None:
@@ -49,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "blur_max": args.blur_max, "heat_noise": args.heat_noise},
         model=model,
         train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-               "checkpoint_every": args.checkpoint_every},
+               "warmup": args.warmup,
+               "checkpoint_every": args.checkpoint_every, "precision": args.precision, "compile": args.compile},
     )
     from engine.distributed import env_rank, launched_by_torchrun, train_distributed
 
@@ -60,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.n = p.step
         bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
         bar.refresh()
+        on_step(p)
 
     started = time.perf_counter()
     if distributed:  # a torchrun process: rank 0 shows progress, prints the summary
@@ -67,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                     callback=progress, readout_every=args.readout_every)
         bar.close()
         if not trainer.dist.is_main:
-            return 0
+            return None
     else:
         trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress)
         bar.close()
@@ -78,21 +139,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {trainer.step_count} steps in {trainer.elapsed:.1f}s; final loss "
           f"{summary['final_loss']:.4f}; wrote {summary['out']}")
     _write_json(args.json, summary)
-    return 0
+    return summary
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from engine import api
+    from engine.distributed import init_distributed, launched_by_torchrun, shutdown
     from engine.errors import ConfigError
-    from engine.pipeline import uniform_grid
 
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps),
                         ("--batch-size", args.batch_size or 1)):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
-    model = api.load_model(args.checkpoint, device=args.device)
+    if not (args.distributed or launched_by_torchrun()):
+        return _sample(args, None, args.device)
+    if args.trajectory_every:
+        raise ConfigError("--trajectory-every: trajectories are not gathered across processes; sample them in "
+                          "one process (without torchrun)")
+    ctx, device = init_distributed(args.device)
+    try:
+        return _sample(args, ctx, device)
+    finally:
+        shutdown()
+
+
+def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
+    """Sample as ``args`` say, in one process (``ctx`` None) or split over the ranks of ``ctx``.
+
+    Distributed: whole batches are dealt to the ranks and gathered (bit-identical to one
+    process); rank 0 alone shows progress and writes the files.
+    """
+    import numpy as np
+
+    from engine import api
+    from engine.distributed import batch_ranges, sample_distributed
+    from engine.errors import ConfigError
+    from engine.pipeline import uniform_grid
+
+    main_rank = ctx is None or ctx.is_main
+    model = api.load_model(args.checkpoint, device=device)
     images = model.modality == "images"
     if images and args.grid_size:
         raise ConfigError("--grid-size is for functions and motions; use --image-size for an image model")
@@ -100,17 +184,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError("--image-size and --prior are for image models")
     grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size else None
     batch = args.batch_size or min(args.num_samples, 256 if images else 1000)
-    bar = _bar(args.steps * -(-args.num_samples // batch), "sample", args.quiet)
+    start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
+                                                                         ctx.world_size)[ctx.rank]
+    bar = _bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
+    kwargs = {"steps": args.steps, "sampler": args.sampler, "grid": grid, "size": args.image_size,
+              "prior": args.prior, "seed": args.seed, "batch_size": batch, "callback": lambda info: bar.update(1)}
     started = time.perf_counter()
-    result = model.sample(args.num_samples, steps=args.steps, sampler=args.sampler, grid=grid,
-                          size=args.image_size, prior=args.prior, seed=args.seed, batch_size=batch,
-                          callback=lambda info: bar.update(1), trajectory_every=args.trajectory_every)
+    if ctx is None:
+        result = model.sample(args.num_samples, trajectory_every=args.trajectory_every, **kwargs)
+    else:
+        result = sample_distributed(model, args.num_samples, ctx, **kwargs)
     seconds = time.perf_counter() - started
     bar.close()
+    if not main_rank:
+        return 0
     path = api.write_sample_file(args.out, result, model)
     shape = " x ".join(str(v) for v in result.samples.shape[1:])
+    where = "" if ctx is None else f" over {ctx.world_size} processes"
     print(f"sampled {args.num_samples} {model.modality} ({shape}) with {args.sampler} "
-          f"({args.steps} steps) in {seconds:.2f}s; wrote {path}")
+          f"({args.steps} steps) in {seconds:.2f}s{where}; wrote {path}")
     _write_json(args.json, {"out": str(path), "seconds": round(seconds, 3), **result.settings,
                             "num_samples": args.num_samples, "checkpoint_sha256": model.sha256,
                             "sample_mean": float(np.mean(result.samples))})
@@ -221,16 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=int, default=32, help="FNO channels / UNet base channels")
     t.add_argument("--modes", type=int, default=16)
     t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--padding", type=float, default=1.0,
+                   help="FNO-1D: extend the Fourier period by this fraction of the domain (1, the default: FNO's "
+                        "zero-padding, so the two ends of a non-periodic curve do not wrap onto each other)")
     t.add_argument("--emb-dim", type=int, default=None)
     t.add_argument("--channel-mult", type=int, nargs="+", default=None, help="UNet: channels per level (x width)")
     t.add_argument("--res-blocks", type=int, default=None, help="UNet: residual blocks per level")
     t.add_argument("--attention", type=int, nargs="*", default=None, help="UNet: levels with self-attention")
     t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps (then cosine decay)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes of `torchrun --nproc-per-node=N --no-python hdm train ...` "
                         "(on by itself under torchrun; gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
     t.add_argument("--readout-every", type=int, default=1, help="distributed runs: read the loss back every k steps")
+    t.add_argument("--progress-jsonl", default=None, metavar="PATH",
+                   help="append one JSON line per step (step, total, loss, lr, elapsed), then a done or error "
+                        "line, flushed at once so another program can follow the run (rank 0 only)")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: the network's forward under bf16 autocast (GPUs with compute capability >= 8.0; "
+                        "weights, loss and EMA stay fp32)")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the network and loss (eager, with a warning, where compiling fails)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample curves from a checkpoint into an HDF5 file")
@@ -247,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trajectory-every", type=int, default=0, help="keep every k-th reverse-time state")
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", required=True)
+    s.add_argument("--distributed", action="store_true",
+                   help="split the batches over the processes of `torchrun --nproc-per-node=N --no-python hdm "
+                        "sample ...` (on by itself under torchrun); the samples are bit-identical to one process")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("evaluate", help="two-sample power and functional errors against held-out data")

@@ -118,6 +118,11 @@ class EquationConfig:
         _positive("heat noise", self.heat_noise)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+# Settings whose default changed: a checkpoint written before the setting existed was trained with these.
+STORED_DEFAULTS: dict[str, dict[str, Any]] = {"model": {"padding": 0.0}}
+
 MODELS = {"fno1d": ("functions", "motions"), "unet": ("images",), "fno2d": ("images",)}
 
 
@@ -129,6 +134,7 @@ class ModelConfig:
     width: int = 32  # FNO channels; UNet base channels
     modes: int = 16  # FNO Fourier modes (per axis for fno2d)
     layers: int = 4  # FNO layers
+    padding: float = 1.0  # FNO-1D: Fourier period extended by this fraction of the domain (1: FNO's zero-padding)
     emb_dim: int = 64  # time embedding size
     parameterization: str = "v"  # "v" (preconditioned, default) or "noise"; see engine.objectives
     channel_mult: tuple[int, ...] = (1, 2, 2)  # UNet: channels per level, times width
@@ -152,6 +158,8 @@ class ModelConfig:
                               f"got {self.attention_levels}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not (isinstance(self.padding, int | float) and 0 <= self.padding <= 4):
+            raise ConfigError(f"model padding must lie in [0, 4] (a fraction of the domain), got {self.padding!r}")
         if self.parameterization not in ("v", "noise"):
             raise ConfigError(f"unknown parameterization {self.parameterization!r}; use v or noise")
         if self.emb_dim % 2:
@@ -174,6 +182,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     subgrid_prob: float = 0.5  # share of steps trained on a random sub-grid (resolution augmentation)
     subgrid_min_fraction: float = 0.4  # smallest sub-grid, as a fraction of the training grid
+    # How the step is executed (they do not change the model; a resumed run may change them):
+    precision: str = "fp32"  # "bf16": the network's forward under bf16 autocast (loss, weights, EMA stay fp32)
+    compile: bool = False  # torch.compile the network + DSM loss (falls back to eager, with a warning, if it fails)
 
     def validate(self) -> None:
         _positive("--steps", self.steps, integer=True)
@@ -187,6 +198,10 @@ class TrainConfig:
             raise ConfigError("subgrid_prob must lie in [0, 1] and subgrid_min_fraction in (0, 1]")
         if self.warmup < 0 or self.weight_decay < 0 or not 0 < self.min_lr_ratio <= 1:
             raise ConfigError("warmup and weight decay must be >= 0 and min_lr_ratio in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"train compile must be true or false, got {self.compile!r}")
 
 
 @dataclass(frozen=True)
@@ -211,12 +226,19 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, d: dict[str, Any], *, stored: bool = False) -> RunConfig:
+        """The configuration of a JSON object; absent settings take their defaults.
+
+        ``stored``: ``d`` comes from a checkpoint or run state, whose absent settings are those of
+        the version that wrote it (:data:`STORED_DEFAULTS`), not today's defaults.
+        """
         if not isinstance(d, dict):
             raise ConfigError("a run configuration must be a JSON object")
         parts = {}
         for f in fields(cls):
             sub = d.get(f.name, {})
+            if stored and isinstance(sub, dict):
+                sub = {**STORED_DEFAULTS.get(f.name, {}), **sub}
             sub_cls = f.default_factory  # type: ignore[misc]
             names = {g.name for g in fields(sub_cls)}
             unknown = set(sub) - names

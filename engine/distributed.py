@@ -124,7 +124,8 @@ def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "
     ctx, device = init_distributed(device)
     try:
         if resume:
-            trainer = Trainer.resume(out_dir, steps=config.train.steps, device=device, dist=ctx)
+            trainer = Trainer.resume(out_dir, steps=config.train.steps, device=device, dist=ctx,
+                                     execution={"precision": config.train.precision, "compile": config.train.compile})
         else:
             trainer = Trainer(config, device=device, dist=ctx)
         trainer.run(callback=callback if ctx.is_main else None, out_dir=out_dir, readout_every=readout_every)

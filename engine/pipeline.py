@@ -101,7 +101,7 @@ def build_network(config: RunConfig, geometry: ModelGeometry | ImageGeometry) ->
         from engine.models.fno import FNO1d
 
         return FNO1d(channels=geometry.channels, width=m.width, modes=m.modes, layers=m.layers,
-                     domain=geometry.domain, period=geometry.period, emb_dim=m.emb_dim)
+                     domain=geometry.domain, period=geometry.period, emb_dim=m.emb_dim, padding=m.padding)
     if m.name == "unet":
         from engine.models.unet import UNet
 
@@ -421,7 +421,7 @@ class HDMModel:
             modality = meta.get("modality", "functions")
             geo = meta["geometry"]
             geometry = ImageGeometry.from_dict(geo) if modality == "images" else ModelGeometry.from_dict(geo)
-            run = RunConfig.from_dict(config).resolve(modality)
+            run = RunConfig.from_dict(config, stored=True).resolve(modality)
             normalizer = meta["normalizer"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{where}: its metadata is incomplete ({exc}); "

@@ -22,12 +22,28 @@ steps by :meth:`Trainer.run`, which is where a diverged (non-finite) loss is det
 Data parallel (``dist``, see :mod:`engine.distributed`): every rank draws the global batch
 from the shared generator and trains on its slice; gradients are averaged by
 DistributedDataParallel, so the loss curve is that of one process with the same global batch.
+
+Execution (``config.train``; neither changes the model, and a resumed run may change them):
+
+- ``precision="bf16"``: the network's forward runs under ``torch.autocast(dtype=bfloat16)``; the
+  weights, their gradients, AdamW, the EMA, the perturbation and the DSM loss stay float32, and the
+  spectral layers of the FNOs leave autocast (float32 FFTs and mode products). On a CUDA GPU
+  without native bf16 (compute capability < 8.0) it is a ConfigError; on a CPU it runs (usually
+  slower than float32: it is there for testing).
+- ``compile=True``: :class:`DenoisingLoss` (network and loss, or its DDP wrapper) goes through
+  ``torch.compile`` (automatic dynamic shapes, so the training sub-grids of varying size cost one
+  more compilation, not one per size). If compiling is impossible here, or a compiled step fails
+  where the same step in eager mode succeeds, training goes on in eager mode and a warning is
+  logged (``Trainer.compiled`` then reads False). Checkpoints always hold the plain module's
+  weights.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +55,7 @@ import torch
 
 from engine.config import RunConfig
 from engine.device import resolve_device
-from engine.errors import Cancelled, CheckpointError, DataError
+from engine.errors import Cancelled, CheckpointError, ConfigError, DataError
 from engine.objectives import dsm_loss, sample_times
 from engine.pipeline import HDMModel, ImageGeometry, ModelGeometry, build_network, make_domain, prior_bank
 
@@ -48,6 +64,8 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,6 +94,42 @@ def lr_at(step: int, cfg) -> float:
     span = max(1, cfg.steps - cfg.warmup)
     progress = min(1.0, (step - cfg.warmup) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class DenoisingLoss(torch.nn.Module):
+    """The DSM loss of ``network`` (:func:`engine.objectives.dsm_loss`) as a module.
+
+    What DDP wraps and what ``torch.compile`` compiles.
+
+    ``forward(x0 [B, C, ...], t [B], e [B, C, ...], grid [n] or None) -> loss`` (0-d, float32).
+    With ``bf16`` only the network's forward runs under bf16 autocast; its output is cast back to
+    float32 before the loss, so the target, the preconditioning and the mean stay float32.
+    """
+
+    def __init__(self, network: torch.nn.Module, equation, parameterization: str, *, bf16: bool = False) -> None:
+        super().__init__()
+        self.network = network
+        self.equation = equation
+        self.parameterization = parameterization
+        self.bf16 = bf16
+
+    def forward(self, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor, grid: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        def backbone(x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.network(x, tt) if grid is None else self.network(x, tt, grid)
+            return out.float()
+
+        return dsm_loss(backbone, self.equation, x0, t, e, self.parameterization)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """ConfigError where ``precision`` cannot run natively on ``device`` (bf16 on a pre-Ampere GPU)."""
+    if precision == "bf16" and device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8:
+            raise ConfigError(f"--precision bf16 needs a GPU with native bf16 (compute capability 8.0 or newer); "
+                              f"{torch.cuda.get_device_name(device)} is {major}.{minor}: use --precision fp32")
 
 
 class Trainer:
@@ -134,13 +188,21 @@ class Trainer:
         self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
         self.dist = dist
         self._slice = dist.batch_slice(tc.batch_size) if dist is not None else slice(None)
+        check_precision(tc.precision, self.device)
+        self._loss: torch.nn.Module = DenoisingLoss(self.network, self.equation, self.config.model.parameterization,
+                                                    bf16=tc.precision == "bf16")
         if dist is not None:  # averages the gradients over the ranks during backward()
             from torch.nn.parallel import DistributedDataParallel
 
-            self._forward: torch.nn.Module = DistributedDataParallel(
-                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        else:
-            self._forward = self.network
+            self._loss = DistributedDataParallel(
+                self._loss, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self._compiled: Callable[..., torch.Tensor] | None = None
+        if tc.compile:
+            if torch._dynamo.is_dynamo_supported():
+                self._compiled = torch.compile(self._loss)
+            else:
+                log.warning("torch.compile is not supported here (Python %s, torch %s): training in eager mode",
+                            platform.python_version(), torch.__version__)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.generator = torch.Generator().manual_seed(tc.seed + 1)
         self.step_count = 0
@@ -177,27 +239,11 @@ class Trainer:
         tc = self.config.train
         started = time.perf_counter()
         self.network.train()
-        idx = torch.randint(len(self.data), (tc.batch_size,), generator=self.generator)
-        t = sample_times(tc.batch_size, self.equation, self.generator, self.device)
-        z = torch.randn((tc.batch_size, *self.data.shape[1:]), generator=self.generator)
-        sub = self._subgrid()
-        x0 = self.data[idx[self._slice].to(self.device, non_blocking=True)]
-        t = t[self._slice]
-        e = self.equation.Q.sqrt_apply(z[self._slice].to(self.device, non_blocking=True))
-        if sub is not None:  # N(0, Q) restricted to a subset of points is N(0, Q) there
-            sub = sub.to(self.device)
-            x0, e, grid = x0[..., sub], e[..., sub], self.grid[sub]
-            backbone = lambda x, tt: self._forward(x, tt, grid)  # noqa: E731
-        elif self.grid is not None:
-            backbone = lambda x, tt: self._forward(x, tt, self.grid)  # noqa: E731
-        else:
-            backbone = self._forward
+        x0, t, e, grid = self.draw_batch()
         lr = lr_at(self.step_count, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = dsm_loss(backbone, self.equation, x0, t, e, self.config.model.parameterization)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = self._backward(x0, t, e, grid)
         torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip)
         self.optimizer.step()
         self._update_ema()
@@ -206,6 +252,57 @@ class Trainer:
         self._pending.append(value)
         self.elapsed += time.perf_counter() - started
         return value
+
+    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This rank's share of the next global batch: ``(x0, t, e, grid)`` on the device.
+
+        Clean items ``x0`` [b, C, ...], times ``t`` [b], coloured noise ``e ~ N(0, Q)`` like ``x0``,
+        and the grid [n] they lie on (a random sub-grid on some steps; None for images). Advances
+        ``self.generator``.
+        """
+        tc = self.config.train
+        idx = torch.randint(len(self.data), (tc.batch_size,), generator=self.generator)
+        t = sample_times(tc.batch_size, self.equation, self.generator, self.device)
+        z = torch.randn((tc.batch_size, *self.data.shape[1:]), generator=self.generator)
+        sub = self._subgrid()
+        x0 = self.data[idx[self._slice].to(self.device, non_blocking=True)]
+        t = t[self._slice]
+        e = self.equation.Q.sqrt_apply(z[self._slice].to(self.device, non_blocking=True))
+        grid = self.grid
+        if sub is not None:  # N(0, Q) restricted to a subset of points is N(0, Q) there
+            sub = sub.to(self.device)
+            x0, e, grid = x0[..., sub], e[..., sub], self.grid[sub]
+        return x0, t, e, grid
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the steps run compiled (False when ``compile`` is off or fell back to eager)."""
+        return self._compiled is not None
+
+    def _backward(self, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor, grid: torch.Tensor | None
+                  ) -> torch.Tensor:
+        """The batch loss, with the gradients of the weights accumulated from zero.
+
+        A compiled step that fails is run again in eager mode; if that succeeds, the compiler was
+        at fault: a warning is logged and the following steps stay eager. (If eager fails too,
+        its error is the one raised.)
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._compiled is not None:
+            try:
+                loss = self._compiled(x0, t, e, grid)
+                loss.backward()
+                return loss
+            except Exception as exc:  # noqa: BLE001  (decided below: eager either succeeds or raises)
+                self.optimizer.zero_grad(set_to_none=True)
+                failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        loss = self._loss(x0, t, e, grid)
+        loss.backward()
+        if self._compiled is not None:
+            log.warning("torch.compile failed at step %d (%s); training goes on in eager mode",
+                        self.step_count + 1, failure)
+            self._compiled = None
+        return loss
 
     def flush(self) -> list[float]:
         """Read the pending losses back to the host (one synchronisation) and append them to ``losses``.
@@ -311,22 +408,33 @@ class Trainer:
         meta["training"] = {"step": self.step_count, "dataset": self.dataset.name,
                             "dataset_source": self.dataset.source, "num_items": len(self.dataset),
                             "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,
-                            "elapsed_s": round(self.elapsed, 3)}
+                            "elapsed_s": round(self.elapsed, 3), "precision": self.config.train.precision,
+                            "compiled": self.compiled}
         return meta
 
     @classmethod
     def resume(cls, out_dir: str | Path, *, steps: int | None = None, device: str = "cpu",
-               dataset=None, dist: DistContext | None = None) -> Trainer:
-        """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``)."""
+               dataset=None, dist: DistContext | None = None, execution: dict[str, Any] | None = None) -> Trainer:
+        """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``).
+
+        ``execution`` replaces how the steps run, e.g. ``{"precision": "bf16", "compile": True}``
+        (keys ``precision`` and ``compile`` only: they do not change the model).
+        """
         import json
 
         from engine.io import load_train_state
 
+        unknown = set(execution or {}) - {"precision", "compile"}
+        if unknown:
+            raise ConfigError(f"a resumed run can only change precision and compile, not {', '.join(sorted(unknown))}")
+        RunConfig().replace(train=dict(execution or {}))  # bad values: a ConfigError here, not a CheckpointError
         state = load_train_state(Path(out_dir) / STATE_FILE)
         try:
-            config = RunConfig.from_dict(json.loads(state["config"]))
+            config = RunConfig.from_dict(json.loads(state["config"]), stored=True)
             if steps is not None:
                 config = config.replace(train={"steps": steps})
+            if execution:
+                config = config.replace(train=dict(execution))
             trainer = cls(config, dataset=dataset, device=device, dist=dist)
             trainer.network.load_state_dict(state["network"])
             trainer.ema.load_state_dict(state["ema"])

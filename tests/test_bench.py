@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
-from engine.bench import BenchOptions, parse_samplers, run_bench, steps_for_budget
+from engine.bench import TRAIN_VARIANTS, BenchOptions, parse_samplers, quality_table, run_bench, steps_for_budget
 from engine.cli import main
 from engine.config import RunConfig
 from engine.errors import ConfigError
@@ -14,9 +16,19 @@ from engine.samplers import EVALS_PER_STEP
 from engine.training import Trainer
 
 TINY = dict(width=8, modes=4, layers=1, n_points=32, batch_size=16, train_steps=2, warmup_steps=1,
-            readout_every=2, num_samples=6, samplers=(("ddim", 2), ("ode_heun", 2)), baseline_steps=3,
+            readout_every=2, train_variants=("eager_fp32", "eager_bf16"),
+            num_samples=6, samplers=(("ddim", 2), ("ode_heun", 2)), baseline_steps=3,
             quality_samplers=("ddim", "exponential"), quality_evals=(3, 5), quality_samples=20, power_block=10,
             power_repeats=2, power_permutations=20)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: two OpenMP threads on a busy 2-core machine can be 100 times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +47,13 @@ def _positive(value) -> bool:
 
 def test_report_schema_and_baseline_ratios(checkpoint):
     report = run_bench(BenchOptions(checkpoint=str(checkpoint), **TINY))
-    assert report["schema"] == 1
+    assert report["schema"] == 2
     env = report["environment"]
     assert env["device"] == "cpu" and env["torch"] and env["numpy"] and env["python"]
 
     train = report["training"]
-    assert train["baseline"] == "eager_fp32" and set(train["variants"]) == {"eager_fp32", "eager_fp32_readout_every_2"}
-    assert train["variants"]["eager_fp32"]["ratio_to_baseline"] == 1.0
-    for fig in train["variants"].values():
-        assert all(_positive(fig[key]) for key in ("step_ms_median", "items_per_s", "ratio_to_baseline"))
-    assert _positive(train["peak_memory_bytes"])
+    _check_training(train, ("eager_fp32", "eager_bf16"))
+    assert train["compile"] == {} and train["skipped"] == {}
 
     sampling = report["sampling"]
     runs = sampling["runs"]
@@ -57,6 +66,7 @@ def test_report_schema_and_baseline_ratios(checkpoint):
 
     quality = report["quality"]
     assert quality["held_out"] == 20 and quality["block"] == 10 and quality["data"] == "quadratic"
+    assert quality["metric"] == "power" and "power at 10 vs 10" in quality_table(quality)
     assert (quality["baseline"]["sampler"], quality["baseline"]["steps"]) == ("euler_maruyama", 3)
     assert [(r["sampler"], r["budget"]) for r in quality["rows"]] == [
         ("ddim", 3), ("ddim", 5), ("exponential", 3), ("exponential", 5)]
@@ -67,16 +77,83 @@ def test_report_schema_and_baseline_ratios(checkpoint):
     json.dumps(report)  # plain JSON types only
 
 
+def _check_training(train, variants) -> None:
+    assert train["baseline"] == "eager_fp32"
+    assert set(train["variants"]) == {f"{v}{suffix}" for v in variants for suffix in ("", "_readout_every_2")}
+    assert train["variants"]["eager_fp32"]["ratio_to_baseline"] == 1.0
+    for fig in train["variants"].values():
+        assert all(_positive(fig[key]) for key in ("step_ms_median", "items_per_s", "ratio_to_baseline",
+                                                   "peak_memory_bytes"))
+    assert _positive(train["peak_memory_bytes"])
+    agreement = train["bf16_agreement"]
+    assert agreement["after_steps"] >= 4 and agreement["batches"] == 3  # warm-up + 2 timed steps, twice
+    for name in ("bf16", "bf16_spectral_bf16"):
+        assert 0 < agreement[name]["grad_rel_diff"] < agreement["fp32_batch_to_batch_grad_rel_diff"]
+
+
+@pytest.mark.skipif(os.environ.get("HDM_TEST_COMPILE") != "1",
+                    reason="compiles two variants (about a minute cold); set HDM_TEST_COMPILE=1")
+def test_compiled_variants_report_their_compile_time():
+    opts = {**TINY, "train_variants": tuple(TRAIN_VARIANTS), "warmup_steps": 0}
+    train = run_bench(BenchOptions(**opts))["training"]
+    _check_training(train, tuple(TRAIN_VARIANTS))
+    assert set(train["compile"]) == {"compiled_fp32", "compiled_bf16"}
+    for fig in train["compile"].values():
+        assert fig["compiled"] and fig["warmup_steps"] == 2 and fig["warmup_s"] >= fig["compile_s"] >= 0
+        assert fig["graphs_compiled_in_warmup"] + fig["graphs_compiled_while_timed"] <= 2
+
+
+@pytest.fixture(scope="module")
+def image_checkpoint(tmp_path_factory):
+    cfg = RunConfig().replace(data={"spec": "glyphs", "num": 64, "image_size": 16},
+                              model={"name": "unet", "width": 8, "channel_mult": [1, 1], "num_res_blocks": 1,
+                                     "attention_levels": [], "emb_dim": 16},
+                              train={"steps": 2, "batch_size": 8})
+    out = tmp_path_factory.mktemp("bench_images")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    Trainer(cfg).run(out_dir=out)
+    torch.set_num_threads(n)
+    return out
+
+
+def test_image_quality_is_frechet_distance_per_evaluation_budget(image_checkpoint):
+    opts = BenchOptions(checkpoint=str(image_checkpoint), baseline_steps=3, quality_samplers=("ddim",),
+                        quality_evals=(3, 5), image_samples=12, image_reference=30)
+    quality = run_bench_quality(opts)
+    assert quality["metric"] == "fd" and quality["samples"] == 12 and quality["held_out"] == 30
+    assert quality["data"] == "glyphs" and "assets/classifiers/glyphs" in quality["classifier"]
+    assert _positive(quality["fd_real_floor"]) and _positive(quality["baseline"]["fd"])
+    assert [(r["sampler"], r["budget"]) for r in quality["rows"]] == [("ddim", 3), ("ddim", 5)]
+    for r in quality["rows"]:
+        assert r["network_evaluations"] <= r["budget"] and _positive(r["fd"])
+        assert r["fd_minus_baseline"] == pytest.approx(r["fd"] - quality["baseline"]["fd"], abs=1e-3)
+    assert "FD of 12 samples vs 30 held-out images" in quality_table(quality)
+    json.dumps(quality)
+
+
+def run_bench_quality(opts: BenchOptions):
+    from engine.bench import Clock, bench_quality
+    from engine.device import resolve_device
+
+    return bench_quality(opts, Clock(resolve_device(opts.device)))
+
+
 def test_cli_bench_writes_the_same_schema(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--width", "8", "--modes", "4", "--layers", "1", "--n-points", "32", "--batch-size", "8",
                  "--train-steps", "1", "--warmup-steps", "0", "--readout-every", "1", "--num-samples", "4",
+                 "--train-variants", "eager_fp32",
                  "--samplers", "ddim:2", "--baseline-steps", "2", "--json", str(out), "--quiet"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed
     assert printed["quality"] is None and [r["sampler"] for r in printed["sampling"]["runs"]] == ["euler_maruyama",
                                                                                                   "ddim"]
+    assert set(printed["training"]["variants"]) == {"eager_fp32", "eager_fp32_readout_every_1"}
+    assert "bf16_agreement" not in printed["training"]
+    with pytest.raises(ConfigError, match="--train-variants: unknown eager_fp16"):
+        _parse_bench(["--train-variants", "eager_fp16"])
 
 
 def test_budgets_and_sampler_lists():
@@ -89,3 +166,13 @@ def test_budgets_and_sampler_lists():
     for bad in ("ddim", "ddim:0", "nope:3", "ddim:x"):
         with pytest.raises(ConfigError, match="--samplers"):
             parse_samplers(bad)
+
+
+def _parse_bench(argv):
+    import argparse
+
+    from engine.bench import add_bench_arguments, options_from_args
+
+    p = argparse.ArgumentParser()
+    add_bench_arguments(p)
+    return options_from_args(p.parse_args(argv))

@@ -100,6 +100,53 @@ def test_distributed_sampling_is_bit_identical(tmp_path):
     assert np.array_equal(np.load(str(out) + ".seeds.npy"), single.seeds)
 
 
+def test_hdm_sample_under_torchrun_is_bit_identical_to_one_process(tmp_path, capsys):
+    from engine.cli import main
+    from engine.io import read_samples
+
+    args = ["sample", "--checkpoint", "quadratic", "--num-samples", "7", "--batch-size", "2", "--steps", "3",
+            "--sampler", "exponential", "--seed", "11", "--quiet"]
+    proc = _torchrun(["-m", "engine.cli", *args, "--out", str(tmp_path / "dist.h5"),
+                      "--json", str(tmp_path / "dist.json")])
+    assert proc.stdout.count("over 2 processes") == 1  # rank 0 alone writes and reports
+    assert main([*args, "--out", str(tmp_path / "one.h5")]) == 0
+    dist, one = read_samples(tmp_path / "dist.h5"), read_samples(tmp_path / "one.h5")
+    assert dist.samples.dtype == one.samples.dtype and np.array_equal(dist.samples, one.samples)
+    assert np.array_equal(dist.seeds, one.seeds) and np.array_equal(dist.grid, one.grid)
+    assert dist.config["sampling"] == one.config["sampling"]
+    assert json.loads((tmp_path / "dist.json").read_text())["num_samples"] == 7
+
+
+def test_hdm_sample_refuses_distributed_trajectories(monkeypatch, tmp_path, capsys):
+    from engine.cli import main
+
+    for key, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(key, value)  # looks like torchrun; refused before joining any group
+    out = tmp_path / "s.h5"
+    assert main(["sample", "--num-samples", "4", "--steps", "2", "--trajectory-every", "1", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --trajectory-every") and "one process" in err and not out.exists()
+
+
+def test_progress_jsonl_follows_a_run(tmp_path):
+    from engine.cli import main
+
+    log = tmp_path / "progress.jsonl"
+    assert main(["train", *TINY_ARGS, "--steps", "3", "--warmup", "1", "--out", str(tmp_path / "run"),
+                 "--progress-jsonl", str(log)]) == 0
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["step"] for r in records[:-1]] == [1, 2, 3]
+    assert all(set(r) == {"step", "total", "loss", "lr", "elapsed"} and r["total"] == 3 for r in records[:-1])
+    done = records[-1]
+    assert done["event"] == "done" and done["steps"] == 3 and done["config"]["train"]["warmup"] == 1
+    assert main(["train", "--data", str(tmp_path / "missing.csv"), "--steps", "2", "--out", str(tmp_path / "bad"),
+                 "--progress-jsonl", str(log), "--quiet"]) == 2
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["event"] == "error" and "missing.csv" in last["message"]
+
+
 def test_batch_ranges_deal_whole_batches_in_order():
     for num, batch, world in [(7, 2, 2), (10, 3, 4), (5, 10, 3), (1000, 100, 3), (4, 1, 8)]:
         ranges = batch_ranges(num, batch, world)

@@ -42,6 +42,34 @@ def test_truncated_transform_is_resolution_consistent():
     torch.testing.assert_close(coefs[2], coefs[0], atol=0.03, rtol=0)
 
 
+def test_padding_decouples_the_two_ends_of_the_domain():
+    """Without padding the truncated transform is periodic on the domain: a spike at the left end reappears at
+    the right end (85 % of its own amplitude). With padding 1 (period twice the domain) it does not (< 5 %)."""
+    n = 100
+    grid = torch.linspace(-10, 10, n, dtype=torch.float64)
+    spike = torch.zeros(n, dtype=torch.float64)
+    spike[0] = 1.0
+    ratios = {}
+    for padding in (0.0, 1.0):
+        fwd, inv = fourier_bases(grid, 16, -10.0, _period(-10, 10, n) * (1 + padding), 1 + padding)
+        out = spike @ fwd @ inv
+        ratios[padding] = float(out[-1] / out[0])
+    assert ratios[0.0] > 0.8 and abs(ratios[1.0]) < 0.05
+    net = FNO1d(channels=1, width=8, modes=8, layers=1, domain=(-10, 10), period=_period(-10, 10, n), padding=1.0)
+    assert net.period == pytest.approx(2 * _period(-10, 10, n)) and net.bases(grid.float())[0].shape == (n, 16)
+    # a short grid resolves twice as many modes of the doubled period (n + 1 for n points)
+    assert fourier_bases(torch.linspace(-10, 10, 12), 16, -10.0, 2 * _period(-10, 10, 12), 2.0)[0].shape == (12, 26)
+
+
+def test_checkpoints_without_padding_keep_the_periodic_layers():
+    """``model.padding`` arrived with default 1; a stored config without it was trained with 0."""
+    from engine.config import RunConfig
+
+    old = {"model": {"name": "fno1d", "width": 8}}
+    assert RunConfig.from_dict(old, stored=True).model.padding == 0.0
+    assert RunConfig.from_dict(old).model.padding == 1.0 and RunConfig().model.padding == 1.0
+
+
 @pytest.mark.parametrize("n", [17, 50, 100, 257])
 def test_fno_runs_on_any_grid_including_non_uniform(n):
     torch.manual_seed(0)

@@ -36,21 +36,23 @@ def quadrature(grid: torch.Tensor, a: float, period: float) -> tuple[torch.Tenso
     return phase, w / w.sum()
 
 
-def fourier_bases(grid: torch.Tensor, modes: int, a: float, period: float
+def fourier_bases(grid: torch.Tensor, modes: int, a: float, period: float, oversample: float = 1.0
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Real forward [n, 2k] and inverse [2k, n] bases on the given grid (k usable modes).
 
     ``h @ fwd`` gives ``[Re c_0..c_{k-1}, Im c_0..c_{k-1}]`` and ``[Re c', Im c'] @ inv`` gives
     ``Re sum_k r_k c'_k exp(2 pi i k phi)``: a truncated real DFT written with real matmuls.
+    ``oversample``: the period's ratio to the grid's own (1 + padding); n points resolve
+    ``n * oversample / 2`` modes of the longer period.
     """
     phase, w = quadrature(grid.to(torch.float64), a, period)
     n = grid.numel()
-    k = min(modes, n // 2 + 1)
+    k = min(modes, int(n * oversample) // 2 + 1)
     ang = 2 * math.pi * phase[:, None] * torch.arange(k, dtype=torch.float64, device=grid.device)[None, :]
     fwd = torch.cat([w[:, None] * torch.cos(ang), -w[:, None] * torch.sin(ang)], dim=1)
     r = torch.full((k,), 2.0, dtype=torch.float64, device=grid.device)
     r[0] = 1.0
-    if n % 2 == 0 and k == n // 2 + 1:
+    if oversample == 1.0 and k == n // 2 + 1 and n % 2 == 0:
         r[-1] = 1.0  # the Nyquist mode of an even grid appears once
     inv = torch.cat([r[:, None] * torch.cos(ang.T), -r[:, None] * torch.sin(ang.T)], dim=0)
     return fwd, inv
@@ -66,6 +68,18 @@ class SpectralConv1d(nn.Module):
 
     def forward(self, h: torch.Tensor, fwd: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
         """``h`` is channels-last [B, n, W]; ``fwd`` [n, 2k], ``inv`` [2k, n] real.
+
+        Under autocast the layer leaves it and runs in float32 (input cast up, float32 output): the
+        Fourier bases and mode products are not rounded to bf16 (``benchmarks/bf16_accuracy.py``
+        measures what the rounding would cost).
+        """
+        if torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.mix(h.float(), fwd, inv)
+        return self.mix(h, fwd, inv)
+
+    def mix(self, h: torch.Tensor, fwd: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+        """The spectral convolution in the dtype it is given (see :meth:`forward`).
 
         Per mode, ``(c_re + i c_im)(w_re + i w_im)`` as four batched matmuls on views of the
         weight (no [k, 2W, 2W] real block is assembled), ``c_re w_re - c_im w_im`` fused in one
@@ -120,16 +134,21 @@ class FNO1d(nn.Module):
         domain: (a, b) of the training grid; coordinates are read relative to it.
         period: the Fourier period P in coordinate units (for a uniform training grid of n
             points: ``(b - a) n / (n - 1)``).
+        padding: the spectral layers use the period ``P (1 + padding)``, i.e. the curve extended
+            by ``padding P`` (FNO's zero-padding): with 0 the layers are periodic on the domain and
+            a non-periodic curve's two ends are coupled; 1 decouples them.
         emb_dim: time-embedding width.
 
     Shapes: ``forward(x [B, C, n], t [B], grid [n]) -> [B, C, n]``.
     """
 
     def __init__(self, channels: int = 1, width: int = 32, modes: int = 16, layers: int = 4,
-                 domain: tuple[float, float] = (0.0, 1.0), period: float = 1.0, emb_dim: int = 64) -> None:
+                 domain: tuple[float, float] = (0.0, 1.0), period: float = 1.0, emb_dim: int = 64,
+                 padding: float = 0.0) -> None:
         super().__init__()
         self.domain = (float(domain[0]), float(domain[1]))
-        self.period = float(period)
+        self.oversample = 1.0 + float(padding)
+        self.period = float(period) * self.oversample
         self.modes = modes
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, 2 * emb_dim), nn.GELU(), nn.Linear(2 * emb_dim, emb_dim))
         self.emb_dim = emb_dim
@@ -144,12 +163,16 @@ class FNO1d(nn.Module):
         Cached for the last grid *tensor* (same object, unmodified): the trainer and the
         samplers pass one grid tensor at every step, so the bases are built once per run,
         and the check never reads the grid's values (no host synchronisation on CUDA). A new
-        grid tensor (e.g. a training sub-grid) is computed on its device.
+        grid tensor (e.g. a training sub-grid) is computed on its device. Under ``torch.compile``
+        the bases are part of the compiled graph (no cache: it would guard on tensor identity).
         """
+        if torch.compiler.is_compiling():
+            fwd, inv = fourier_bases(grid.detach(), self.modes, self.domain[0], self.period, self.oversample)
+            return fwd.float(), inv.float()
         cached = self._bases_of
         version = -1 if grid.is_inference() else grid._version  # inference tensors have no version counter
         if cached is None or cached[0] is not grid or cached[1] != version:
-            fwd, inv = fourier_bases(grid.detach(), self.modes, self.domain[0], self.period)
+            fwd, inv = fourier_bases(grid.detach(), self.modes, self.domain[0], self.period, self.oversample)
             cached = self._bases_of = (grid, version, fwd.float(), inv.float())
         return cached[2], cached[3]
 

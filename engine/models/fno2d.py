@@ -72,6 +72,18 @@ class SpectralConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(2, 2 * modes - 1, modes, c_in, c_out) / c_in)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Under autocast the layer leaves it and runs in float32 (FFTs and mode products; float32 output).
+
+        Needed, not only safer: torch's CPU FFT rejects bf16 (``Unsupported dtype BFloat16``), and
+        so do the CUDA FFTs of most torch builds.
+        """
+        if torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.mix(h.float())
+        return self.mix(h)
+
+    def mix(self, h: torch.Tensor) -> torch.Tensor:
+        """The spectral convolution in the dtype it is given (float32 or float64)."""
         b, _, n1, n2 = h.shape
         m1, m2 = min(self.modes, (n1 + 1) // 2), min(self.modes, (n2 + 1) // 2)
         coef = torch.fft.rfft2(h, norm="forward")
