@@ -9,16 +9,18 @@ Loading files is :mod:`studio.files`' concern.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QStandardPaths, Slot
 from PySide6.QtWidgets import QFileDialog
 
 from engine.errors import ConfigError, HDMError
 from studio import APPLICATION
 from studio import engine_jobs as ej
+from studio.child_training import ChildTraining, new_run_dir
 from studio.dialogs import file_dialog
 from studio.jobs import PAUSED
 from studio.workspace import TRAINED
@@ -65,6 +67,14 @@ class Controller(QObject):
         jobs.failed.connect(self._on_failed)
         jobs.cancelled.connect(self._on_cancelled)
         jobs.state_changed.connect(self._on_state)
+        self.child = ChildTraining(self)  # training in several processes
+        self.child.progress.connect(self._on_child_progress)
+        self.child.preview.connect(self._on_child_preview)
+        self.child.output.connect(self._on_child_output)
+        self.child.finished.connect(self._on_child_finished)
+        self.child.failed.connect(self._on_child_failed)
+        self.child.cancelled.connect(self._on_child_cancelled)
+        self.child.state_changed.connect(lambda _state: self.w.sync_controls())
 
     def start(self) -> None:
         from engine import api
@@ -88,7 +98,7 @@ class Controller(QObject):
     def start_training(self) -> None:
         from engine.config import RunConfig
 
-        if self.w.jobs.busy:
+        if self.w.compute_busy:
             return
         if self.ws.dataset is None:
             self.w.show_error("Training", "choose a dataset first (Data panel)")
@@ -106,16 +116,52 @@ class Controller(QObject):
         except ConfigError as exc:
             self.w.show_error("Training", str(exc))
             return
+        processes = panel.processes()
+        if processes > 1 and config.train.batch_size % processes:
+            self.w.show_error("Training", f"batch {config.train.batch_size} does not split over {processes} "
+                              f"processes: make the batch a multiple of {processes} or use 1 process")
+            return
         self.ws.training = ej.TrainHandle()
         self.ws.models.pop(TRAINED, None)
         self._trained_source = TRAINED
         self._last_loss = None
-        panel.begin()
+        panel.begin(processes)
         if not self.ws.has_samples:
             self.w.view.show_message("Training… sample from the model (Ctrl+R) when it is done or cancelled")
+        if processes > 1:
+            self._start_child(config, processes)
+            return
         self.w.jobs.submit(ej.train_job(config, self.ws.dataset, self.ws.training,
                                         device=self.w.device_status.device(),
                                         preview_every=panel.preview_every()))
+
+    def runs_folder(self) -> Path:
+        """Where runs in child processes go: the setting ``paths/runs``, else the user's data folder."""
+        configured = self.w.settings.value("paths/runs", "")
+        if configured:
+            return Path(str(configured))
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+        return Path(base or Path.home() / ".hdm-studio") / "runs"
+
+    def _start_child(self, config: Any, processes: int) -> None:
+        """Train ``config`` in ``processes`` data-parallel processes (a child torchrun); follow its progress."""
+        device = self.w.device_status.device()
+        cores = os.cpu_count() or 1
+        if not device.startswith("cuda") and processes > cores:
+            logger.warning(f"{processes} training processes on {cores} CPU cores: they will share the cores "
+                           "(allowed with gloo, but slower than fewer processes)")
+        # a checkpoint about ten times per run, so Cancel keeps the latest one (never half-written)
+        config = config.replace(train={"checkpoint_every": self.w.training_panel.preview_every()})
+        try:
+            run_dir = new_run_dir(self.runs_folder().expanduser().resolve())
+            command = self.child.start(config, processes=processes, run_dir=run_dir, device=device,
+                                       modality=self.ws.modality)
+        except (HDMError, OSError) as exc:
+            self.w.training_panel.show_result(f"Training failed: {exc}")
+            self.w.show_error("Training", str(exc))
+            return
+        logger.info(f"training in {processes} processes into {run_dir}: {' '.join(command)}")
+        self._on_started("train", f"training in {processes} processes")
 
     @Slot(str)
     def save_checkpoint(self, directory: str) -> None:
@@ -140,7 +186,7 @@ class Controller(QObject):
     @Slot()
     @Slot(dict)
     def start_sampling(self, settings: dict[str, Any] | None = None) -> None:
-        if self.w.jobs.busy:
+        if self.w.compute_busy:
             return
         s = settings or self.w.sampling_panel.settings()
         key = s.get("checkpoint")
@@ -209,7 +255,7 @@ class Controller(QObject):
     @Slot(str)
     def export_to(self, path: str, fmt: str | None = None) -> bool:
         """Export the samples shown to ``path`` (format from the suffix, else the panel's; PNG and BVH: a folder)."""
-        if not path or self.w.jobs.busy:
+        if not path or self.w.compute_busy:
             return False
         settings = self.w.sampling_panel.export_settings()
         suffix = Path(path).suffix.lower().lstrip(".")
@@ -234,7 +280,7 @@ class Controller(QObject):
     @Slot()
     def evaluate(self) -> bool:
         """Compare the samples shown with the held-out split of the data their model learnt."""
-        if self.w.jobs.busy:
+        if self.w.compute_busy:
             return False
         out, opened = self.ws.outcome, self.ws.opened
         if out is not None:
@@ -256,7 +302,10 @@ class Controller(QObject):
     # -- compute runner feedback -------------------------------------------------------------
     @Slot()
     def cancel_current(self) -> None:
-        self.w.jobs.cancel()
+        if self.child.running:
+            self.child.cancel()
+        else:
+            self.w.jobs.cancel()
 
     @Slot(str, str)
     def _on_started(self, name: str, title: str) -> None:
@@ -340,6 +389,33 @@ class Controller(QObject):
         elif name == "sample":
             self.w.view.time_label.setText("sampling cancelled")
         self.w.sync_controls()
+
+    # -- training in child processes -----------------------------------------------------------
+    @Slot(int, int, float)
+    def _on_child_progress(self, step: int, total: int, eta: float) -> None:
+        self._on_progress("train", step, total, eta)
+
+    @Slot(object)
+    def _on_child_preview(self, payload: Any) -> None:
+        self._on_preview("train", payload)
+
+    @Slot(str, str)
+    def _on_child_output(self, level: str, text: str) -> None:
+        self.w.log_panel.append(level, "train", text)
+
+    @Slot(object)
+    def _on_child_finished(self, trainer: Any) -> None:
+        self.ws.training.trainer = trainer  # as if trained here: sample from it, or Save… it
+        self._on_finished("train", trainer)
+
+    @Slot(str, str)
+    def _on_child_failed(self, message: str, details: str) -> None:
+        self._on_failed("train", message, details)
+
+    @Slot(str, object)
+    def _on_child_cancelled(self, message: str, trainer: Any) -> None:
+        self.ws.training.trainer = trainer
+        self._on_cancelled("train", message)
 
     @Slot(str)
     def _on_state(self, state: str) -> None:

@@ -246,16 +246,23 @@ class MainWindow(QMainWindow):
         self.error_box.show()
         self.error_box.raise_()
 
+    @property
+    def compute_busy(self) -> bool:
+        """A compute job runs, or a training run in child processes."""
+        return self.jobs.busy or self.controller.child.running
+
     def sync_controls(self) -> None:
-        state = self.jobs.state
-        current = self.jobs.current.name if self.jobs.current else ""
+        child = self.controller.child
+        state = child.state if child.running else self.jobs.state
+        current = "train" if child.running else self.jobs.current.name if self.jobs.current else ""
         self.training_panel.set_job_state(state, training=current == "train",
-                                          has_trainer=self.workspace.training.trainer is not None)
+                                          has_trainer=self.workspace.training.trainer is not None,
+                                          pausable=not child.running)
         self.sampling_panel.set_job_state(state, sampling=current == "sample")
         a = self.actions_by_name
         a["run"].setEnabled(state == IDLE)
         a["train"].setEnabled(state == IDLE)
-        a["pause"].setEnabled(state in ("running", PAUSED))
+        a["pause"].setEnabled(state in ("running", PAUSED) and not child.running)
         a["cancel"].setEnabled(state in ("running", PAUSED))
         a["export"].setEnabled(state == IDLE and self.workspace.has_samples)
 
@@ -269,6 +276,7 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self.view.stop_playing()
         self.device_status.timer.stop()
+        self.controller.child.shutdown()
         for runner in (self.jobs, self.io_jobs):
             if not runner.shutdown(15_000):
                 logger.warning("a worker did not stop within 15 s")

@@ -39,6 +39,7 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
     "small": {"width": 32, "channel_mult": (1, 2, 2), "num_res_blocks": 2, "attention_levels": (2,),
               "emb_dim": 64},
 }
+MAX_PROCESSES = 64  # more than the cores is allowed (gloo), with a warning in the log
 DEFAULT_LR = {"functions": 2e-3, "motions": 2e-3, "images": 5e-4}  # the engine's defaults per network
 
 
@@ -76,6 +77,11 @@ class TrainingPanel(QWidget):
         self.lr_box.setValue(2e-3)
         self.lr_box.setToolTip("Peak learning rate (AdamW, warm-up then cosine decay)")
         self.seed_box = self._int(0, 2**31 - 1, 0, "Seed of the initial weights and of the batches")
+        self.processes_box = self._int(1, MAX_PROCESSES, 1, "1: train inside the studio (pausable, with live "
+                                       "sample previews). More: a data-parallel run of that many processes "
+                                       "(torchrun; gloo on a CPU, one GPU each on CUDA) started as a child "
+                                       "process; the batch is split between them, so it must be a multiple "
+                                       "of this number")
         self.unet_size = QComboBox(self)
         for name, preset in UNET_PRESETS.items():
             self.unet_size.addItem(f"{name} (width {preset['width']}, levels {len(preset['channel_mult'])})", name)
@@ -85,14 +91,14 @@ class TrainingPanel(QWidget):
         grid = QGridLayout()
         for i, (label, w) in enumerate((("Width", self.width_box), ("Modes", self.modes_box),
                                         ("Layers", self.layers_box), ("Steps", self.steps_box),
-                                        ("Batch", self.batch_box), ("LR", self.lr_box))):
+                                        ("Batch", self.batch_box), ("LR", self.lr_box),
+                                        ("Seed", self.seed_box), ("Processes", self.processes_box))):
             grid.addWidget(QLabel(label, self), i // 2, 2 * (i % 2))
             grid.addWidget(w, i // 2, 2 * (i % 2) + 1)
-        seed_form = QFormLayout()
-        seed_form.addRow("Seed", self.seed_box)
-        seed_form.addRow("UNet size", self.unet_size)
-        self._seed_form = seed_form
-        seed_form.setRowVisible(self.unet_size, False)  # images only
+        unet_form = QFormLayout()
+        unet_form.addRow("UNet size", self.unet_size)
+        self._unet_form = unet_form
+        unet_form.setRowVisible(self.unet_size, False)  # images only
 
         self.start_button = QPushButton("Start", self)
         self.start_button.setToolTip("Train on the current data with the current prior (Ctrl+T)")
@@ -116,6 +122,7 @@ class TrainingPanel(QWidget):
 
         self.status = QLabel("Not trained in this session", self)
         self.status.setWordWrap(True)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())  # never clipped to one line
         self.loss = LossView(self)
         self.samples = CurvesView(self, title="Samples from the EMA model", max_curves=16,
                                   empty_text="periodic previews appear while training")
@@ -132,7 +139,7 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(grid)
-        layout.addLayout(seed_form)
+        layout.addLayout(unet_form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(plots, 1)
@@ -155,7 +162,7 @@ class TrainingPanel(QWidget):
             self.lr_box.setValue(DEFAULT_LR[modality])
         self.modality = modality
         images = modality == "images"
-        self._seed_form.setRowVisible(self.unet_size, images)
+        self._unet_form.setRowVisible(self.unet_size, images)
         for box in (self.modes_box, self.layers_box, self.width_box):
             box.setEnabled(not images)
         self.previews.setCurrentIndex(("functions", "images", "motions").index(modality))
@@ -173,12 +180,16 @@ class TrainingPanel(QWidget):
                 "seed": self.seed_box.value(), "warmup": min(100, steps // 10),
                 "checkpoint_every": 0}
 
+    def processes(self) -> int:
+        """How many training processes: 1 trains in the studio, more in a child process (torchrun)."""
+        return self.processes_box.value()
+
     def preview_every(self) -> int:
         """Sample previews about ten times per run (not more often than every 25 steps)."""
         return max(25, self.steps_box.value() // 10)
 
     def state(self) -> dict[str, Any]:
-        return {**self.model_config(), "train": self.train_config()}
+        return {**self.model_config(), "train": self.train_config(), "processes": self.processes()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         if state.get("name") == "unet":
@@ -197,23 +208,28 @@ class TrainingPanel(QWidget):
             self.lr_box.setValue(float(train["lr"]))
         if "seed" in train:
             self.seed_box.setValue(int(train["seed"]))
+        if "processes" in state:
+            self.processes_box.setValue(int(state["processes"]))
 
     # -- job feedback ------------------------------------------------------------------------
-    def set_job_state(self, state: str, *, training: bool, has_trainer: bool) -> None:
-        """Enable what makes sense: ``training`` is whether the running job is this panel's."""
+    def set_job_state(self, state: str, *, training: bool, has_trainer: bool, pausable: bool = True) -> None:
+        """Enable what makes sense: ``training`` is whether the running job is this panel's
+        (``pausable``: False for a run in a child process)."""
         busy = state != IDLE
         self.start_button.setEnabled(not busy)
-        self.pause_button.setEnabled(training and state in (RUNNING, PAUSED))
+        self.pause_button.setEnabled(training and pausable and state in (RUNNING, PAUSED))
         self.pause_button.setText("Resume" if training and state == PAUSED else "Pause")
         self.cancel_button.setEnabled(training and state in (RUNNING, PAUSED))
         self.save_button.setEnabled(has_trainer and not busy)
         self.load_button.setEnabled(not busy)
 
-    def begin(self) -> None:
+    def begin(self, processes: int = 1) -> None:
+        """Clear the views for a new run (``processes`` > 1: a child process, previews only at its end)."""
         self.loss.clear_losses()
-        self.samples.clear_curves("periodic previews appear while training")
+        self.samples.clear_curves("periodic previews appear while training" if processes == 1 else
+                                  f"samples appear when the {processes} training processes are done")
         self.samples.set_title("Samples from the EMA model")
-        self.status.setText("Starting…")
+        self.status.setText("Starting…" if processes == 1 else f"Starting {processes} training processes…")
 
     def show_progress(self, step: int, total: int, eta: float, loss: float | None = None) -> None:
         loss_text = f" · loss {loss:.4g}" if loss is not None else ""
