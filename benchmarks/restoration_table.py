@@ -20,28 +20,34 @@ What is compared:
   super-resolution, pixelate, deblur with the defaults of :func:`engine.restoration.make_degradation`
   (50 % pixels, 4 px patches covering 50 %, x2 pooling, 4 x 4 blocks, blur sigma 2 px).
 - **curves**: the bundled ``quadratic`` model and ``runs/melbourne/model.safetensors`` when present, on their
-  held-out test splits; both are VP models with squared-exponential (coloured) noise, i.e. HDM priors. No
-  white-noise curve model exists and none is trained here, so curves report the HDM prior only. Tasks:
-  impute (50 % points at random), super-resolution (every 2nd point), deblur (sigma 2 grid points).
+  held-out test splits; both are VP models with squared-exponential (coloured) noise, i.e. HDM priors. Their
+  white-noise counterparts, when trained (same recipe, ``--kernel white``)::
 
-Nothing is tuned per prior: the primary rows use ``--method replace`` with the operator metric (DDNM
-replacement in the operator's basis), ddim, the same steps and seeds for both priors. Secondary rows, labelled:
-with ``--posterior-rows``, for the pointwise image tasks, HDM-SPDE with the posterior metric (for the white
-DDPM ``Sigma_t`` is a multiple of the identity and the two metrics coincide, so this is the one variant that
-can differ; the verdict of the primary rows ignores it); for curves, both metrics (coloured Q: the posterior
-metric is the documented choice for pointwise tasks, :mod:`engine.restoration.conditional`).
-``sigma_y`` is ``--noise`` (data units; default 0, the paper's setting, where consistency is the absolute
-RMS residual ``||A x - y|| / sqrt(m)``; with ``--noise > 0`` it is in units of ``sigma_y`` and ~1 means
-"explains y up to its noise").
+      hdm train --data quadratic --kernel white --steps 2000 --out runs/quadratic_white
+      hdm train --data melbourne --kernel white --steps 2000 --padding 0 --out runs/melbourne_white
 
-Cost on this repository's shared 2-core CPU box (one thread per process, 28 x 28 UNet), measured while
-other users loaded it: an image run of 100 restorations x 50 ddim steps took 36-241 s (1123 s for the ten runs
-of 50 images), the twelve curve runs of 400 restorations x 50 steps 143 s in all. The defaults (30 images,
-200 curves per dataset, 2 restorations, 50 steps) therefore take about 11 minutes under such load, well under
-15 on a quiet box; ``--modalities images`` and ``--modalities functions`` run as two processes overlap. The
-issue's full table (200 held-out images and curves, 4 restorations, 100 steps), on a GPU::
+  (``runs/melbourne`` was trained before FNO padding existed, so its white twin is trained with ``--padding 0``)
 
-    python benchmarks/restoration_table.py --num-items 200 --curve-items 200 --num-restorations 4 \\
+  are compared with them item by item. Tasks: impute (50 % points at random), super-resolution (every 2nd
+  point), deblur (sigma 2 grid points).
+
+Nothing is tuned per prior: the primary rows use ``--method replace`` with the operator metric for images
+(DDNM replacement in the operator's basis) and both metrics for curves, the sampler of
+:func:`engine.restoration.default_sampler` (the ancestral ``exponential`` step for images, ``ddim`` for curves),
+the same steps, measurements and seeds for both priors. With ``--posterior-rows``, the pointwise image tasks
+get secondary HDM-SPDE rows with the posterior metric (for the white DDPM ``Sigma_t`` is a multiple of the
+identity and the two metrics coincide; the verdict of the primary rows ignores these). ``sigma_y`` is
+``--noise`` (data units; default 0, the paper's setting, where consistency is the absolute RMS residual
+``||A x - y|| / sqrt(m)``; with ``--noise > 0`` it is in units of ``sigma_y`` and ~1 means "explains y up to
+its noise"). The posterior-mean estimate needs several draws: for exact draws its MSE is ``MMSE (1 + 1/k)``,
+so k = 2 gives away 1.8 dB against the posterior mean and k = 8 0.5 dB; the default is 8.
+
+Cost on this repository's shared 2-core CPU box (one thread, the 28 x 28 UNet, the box loaded by other
+jobs): an image run of 50 items x 8 restorations x 50 steps took 380-640 s, i.e. about 1.5 hours for the
+ten image runs; the curve runs take a few minutes in all. ``--modalities images`` and ``--modalities
+functions`` run as two processes overlap. The issue's full table (200 held-out images and curves), on a GPU::
+
+    python benchmarks/restoration_table.py --num-items 200 --curve-items 200 --num-restorations 8 \\
         --steps 100 --device cuda --json runs/restoration_table.json
 
 Prints a markdown table; ``--json PATH`` also writes every run's summary.
@@ -71,6 +77,10 @@ IMAGE_TASKS = ("inpaint-noise", "inpaint-mask", "super-resolution", "pixelate", 
 CURVE_TASKS = ("impute", "super-resolution", "deblur")
 POINTWISE = ("inpaint-noise", "inpaint-mask")
 IMAGE_PRIORS = (("HDM (mnist_hdm)", "mnist_hdm", "hdm"), ("white (mnist_ddpm)", "mnist_ddpm", "white"))
+BUNDLED = ("quadratic",)
+# per curve dataset: (HDM model, white-noise model) with the same recipe; run paths are relative to the repository
+CURVE_MODELS = {"quadratic": ("quadratic", "runs/quadratic_white/model.safetensors"),
+                "melbourne": ("runs/melbourne/model.safetensors", "runs/melbourne_white/model.safetensors")}
 
 
 def _run(model: Any, items: np.ndarray, grid: np.ndarray | None, task: str, prior: str, args: argparse.Namespace,
@@ -152,24 +162,33 @@ def main(argv: list[str] | None = None) -> int:
                                  "vs white: " + _verdict(per_item, results[1][2], ("HDM", "white"))))
 
     if "functions" in args.modalities:
-        curves = [("quadratic", "quadratic", "quadratic")]
-        melbourne = ROOT / "runs" / "melbourne" / "model.safetensors"
-        if melbourne.is_file():
-            curves.append(("melbourne", str(melbourne), "melbourne"))
-        else:
-            print(f"  {melbourne} absent: Melbourne skipped", file=sys.stderr)
-        for label, checkpoint, data in curves:
-            model = api.load_model(checkpoint, device=args.device)
-            items, grid = load_items(model, data, "test", args.curve_items)
+        for label, data in (("quadratic", "quadratic"), ("melbourne", "melbourne")):
+            priors = []  # (prior label, model): the HDM (coloured-noise) model, and a white-noise one if trained
+            for name, checkpoint in (("HDM", CURVE_MODELS[label][0]), ("white", CURVE_MODELS[label][1])):
+                if checkpoint in BUNDLED or (ROOT / checkpoint).is_file():
+                    priors.append((name, api.load_model(checkpoint if checkpoint in BUNDLED else str(ROOT / checkpoint),
+                                                        device=args.device)))
+                else:
+                    print(f"  {checkpoint} absent: {label} {name} prior skipped", file=sys.stderr)
+            if not priors:
+                continue
+            items, grid = load_items(priors[0][1], data, "test", args.curve_items)
             for task in CURVE_TASKS:
                 for metric in ("operator", "posterior"):
-                    try:
-                        table, _ = _run(model, items, grid, task, "hdm", args, metric=metric)
-                    except HDMError as exc:  # e.g. a factor that does not divide the grid: say so, go on
-                        rows.append(f"| {label} | {task} | HDM, {metric} metric | {exc} |" + " |" * 10)
-                        continue
-                    runs.append({"data": label, "prior": "HDM", "metric": metric, **table})
-                    rows.append(_row(f"{label} ({len(items)})", task, f"HDM, {metric} metric", table, "n/a"))
+                    results = []
+                    for name, model in priors:
+                        try:
+                            table, per_item = _run(model, items, grid, task, "hdm", args, metric=metric)
+                        except HDMError as exc:  # e.g. a factor that does not divide the grid: say so, go on
+                            rows.append(f"| {label} | {task} | {name}, {metric} metric | {exc} |" + " |" * 10)
+                            continue
+                        results.append((name, table, per_item))
+                        runs.append({"data": label, "prior": name, "metric": metric, **table})
+                    verdict = (_verdict(results[0][2], results[1][2], ("HDM", "white")) if len(results) == 2
+                               else "n/a")
+                    for i, (name, table, _) in enumerate(results):
+                        rows.append(_row(f"{label} ({len(items)})", task, f"{name}, {metric} metric", table,
+                                         verdict if i == 0 else ""))
 
     print(f"\n{settings}; total {time.perf_counter() - started:.0f} s\n")
     print(HEADER)

@@ -156,8 +156,11 @@ def test_mnist_drawn_mask_hdm_vs_white(panel, qtbot, shot, tmp_path):
 
     _bundled("quadratic")
     _load(qtbot, panel, "quadratic")  # a curve first: switching modality swaps the tasks and the views
+    assert (panel.sampler.currentText(), panel.correction.currentText()) == ("ddim", "posterior")
     _load(qtbot, panel, "mnist_hdm", index=0)
     assert panel.loaded.item.shape == (1, 28, 28)
+    # the measured defaults per modality (engine.restoration.default_sampler / default_metric)
+    assert (panel.sampler.currentText(), panel.correction.currentText()) == ("exponential", "operator")
     assert [panel.task.itemData(i) for i in range(panel.task.count())] == [
         "inpaint-noise", "inpaint-mask", "super-resolution", "pixelate", "deblur"]
     assert "no counterpart" not in panel.compare.text() and panel.compare.isChecked()
