@@ -83,7 +83,9 @@ def default_metric(modality: str | None) -> str:
 
     Measured on 200 held-out curves (ddim 50): posterior vs operator, PSNR of the posterior mean in dB: impute
     57.5 vs 41.5 (Quadratic), 24.2 vs 18.2 (Melbourne); super-resolution 54.5 vs 23.4, 28.6 vs 18.5; deblur
-    80.6 vs 64.8, 34.1 vs 34.1. On MNIST the operator metric is better (inpaint-noise 18.5 vs 11.4).
+    80.6 vs 64.8, 34.1 vs 34.1. On MNIST the operator metric is better (inpaint-noise 18.5 vs 11.4). Motions
+    have coloured noise in time, as curves do; in-betweening with a barely trained walk model (5 steps, 32
+    clips, 4 draws) scored 39.3 (posterior) vs 20.3 dB (operator); not yet measured with a trained motion model.
     """
     return "operator" if modality == "images" else "posterior"
 
