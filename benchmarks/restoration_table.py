@@ -23,10 +23,9 @@ What is compared:
   held-out test splits; both are VP models with squared-exponential (coloured) noise, i.e. HDM priors. Their
   white-noise counterparts, when trained (same recipe, ``--kernel white``)::
 
+      hdm train --data melbourne --steps 2000 --out runs/melbourne
       hdm train --data quadratic --kernel white --steps 2000 --out runs/quadratic_white
-      hdm train --data melbourne --kernel white --steps 2000 --padding 0 --out runs/melbourne_white
-
-  (``runs/melbourne`` was trained before FNO padding existed, so its white twin is trained with ``--padding 0``)
+      hdm train --data melbourne --kernel white --steps 2000 --out runs/melbourne_white
 
   are compared with them item by item. Tasks: impute (50 % points at random), super-resolution (every 2nd
   point), deblur (sigma 2 grid points).
