@@ -52,7 +52,7 @@ def config_for(kernel: str, args: argparse.Namespace) -> RunConfig:
     """The run of one variant: only ``noise.kernel`` differs between variants."""
     return RunConfig().replace(
         data={"spec": args.data, "seed": 0}, noise={"kernel": kernel},
-        model={"width": args.width, "modes": args.modes, "layers": args.layers},
+        model={"width": args.width, "modes": args.modes, "layers": args.layers, "padding": args.padding},
         train={"steps": args.steps, "batch_size": args.batch_size, "seed": 0,
                "checkpoint_every": args.steps})
 
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--modes", type=int, default=16)
+    p.add_argument("--padding", type=float, default=1.0, help="FNO-1D padding (0: periodic layers, the old default)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--sample-steps", type=int, default=100)
     p.add_argument("--num", type=int, default=None, help="samples per variant (default: see num_samples)")
