@@ -9,8 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture(autouse=True)
 def _torch_threads():
-    """Keep the suite CPU-sized and reproducible on 2-core machines."""
+    """One torch thread per test: on a busy 2-core machine two OpenMP threads per process were measured up to
+    30-100 times slower than one (they spin against the other processes' threads)."""
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)
     yield

@@ -22,15 +22,6 @@ TINY = dict(width=8, modes=4, layers=1, n_points=32, batch_size=16, train_steps=
             power_repeats=2, power_permutations=20)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: two OpenMP threads on a busy 2-core machine can be 100 times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     cfg = RunConfig().replace(data={"spec": "quadratic", "n_points": 32, "num": 100},

@@ -18,14 +18,6 @@ from tests.test_spde import SpectralGaussianOracle, _check_law, _data_spectrum, 
 H, W = 8, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class StableOracle(SpectralGaussianOracle):
     """The exact predictor with ``both``: e_hat and the posterior mean of x_0, each without cancellation."""
 

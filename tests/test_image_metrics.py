@@ -35,12 +35,6 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
-
 
 def with_moments(rng: np.random.Generator, n: int, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """n points [n, d] whose sample mean and unbiased sample covariance are exactly ``mean`` and ``cov``."""

@@ -14,16 +14,6 @@ from engine.models.fno2d import FNO2d, SpectralConv2d, even_extension, pixel_cen
 from engine.models.unet import UNET_PRESETS, UNet, _pad_to_multiple, parameter_count
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are small: one intra-op thread is as fast as two on an idle 2-core machine, and
-    on a loaded one two threads spin-wait on each other (measured: 10 tiny-UNet steps 0.36 s vs 25 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_unet(channels: int) -> UNet:
     return UNet.from_preset("tiny", channels)
 

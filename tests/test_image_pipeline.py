@@ -18,14 +18,6 @@ from engine.training import Trainer
 TINY = {"name": "unet", "width": 8, "channel_mult": [1, 1], "num_res_blocks": 1, "attention_levels": [], "emb_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _config(equation: str = "auto", **train) -> RunConfig:
     return RunConfig().replace(data={"spec": "glyphs", "num": 64, "image_size": 16}, equation={"name": equation},
                                model=TINY, train={"steps": 4, "batch_size": 8, **train})

@@ -43,15 +43,6 @@ FNO2D = RunConfig().replace(data={"spec": "glyphs", "num": 64, "image_size": 16}
                             train={"steps": 6, "batch_size": 8, "warmup": 2})
 BF16_LOSS_RTOL = 2e-3
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: two OpenMP threads on a busy 2-core machine can be 100 times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 needs_compiler = pytest.mark.skipif(os.environ.get("HDM_TEST_COMPILE") != "1",
                                     reason="torch.compile tests take about a minute cold; set HDM_TEST_COMPILE=1")
 

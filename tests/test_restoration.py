@@ -44,15 +44,6 @@ LAM = (np.pi * np.arange(N) / N) ** 2  # continuous Neumann eigenvalues on 32 po
 D = dct_matrix(N).numpy()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small matrices and FFTs are latency-bound: one thread is fastest on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def dense(d) -> tuple[np.ndarray, np.ndarray]:
     """``(A, A^+)`` of a degradation as dense matrices on flattened items/measurements."""
     n = math.prod(d.shape)

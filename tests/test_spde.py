@@ -27,15 +27,6 @@ H, W = 8, 8
 SIGMA, GAMMA = 1.0, 0.1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs are latency-bound: on a loaded 2-core machine 2 threads run them 20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _eq(h: int = H, w: int = W, schedule: str = "cosine", gamma: float = GAMMA) -> SPDEEquation:
     return make_image_equation("hdm_spde", h, w, sigma=SIGMA, gamma=gamma, schedule=schedule)
 
