@@ -36,7 +36,7 @@ from engine.equations.base import Equation, make_equation
 from engine.errors import CheckpointError, ConfigError
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
-from engine.samplers import EVALS_PER_STEP, StepInfo, get_sampler, time_grid
+from engine.samplers import EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
 
 PRIORS = {
     "hdm": "the exact Gaussian marginal at T, N(0, Shat_T^2 Q)",
@@ -367,7 +367,7 @@ class HDMModel:
         prior = prior or self.default_prior()
         fn = get_sampler(sampler)
         equation = self.domain.equation(at)
-        spacing = spacing or ("logsnr" if sampler in ("ddim", "ode_heun") else "uniform")
+        spacing = spacing or default_spacing(sampler)
         ts = time_grid(equation, steps, spacing)
         predict = self.noise_predictor(at, equation)
         shape = self.domain.shape(at)

@@ -77,7 +77,7 @@ def test_logsnr_spacing_is_the_log_spaced_blur_schedule():
     torch.testing.assert_close(time_grid(eq, 10, "logsnr"), time_grid(eq, 10, "uniform"))
 
 
-@pytest.mark.parametrize("name", ["ddim", "exponential"])
+@pytest.mark.parametrize("name", ["ddim", "exponential", "dpm2m", "dpm2m_sde"])
 def test_exact_score_from_the_exact_time_T_law_reproduces_gaussian_data(name):
     """Gaussian data N(mu, C), C DCT-diagonal: x_T ~ its exact law at T (mode by mode), exact score -> the data."""
     eq = _eq()

@@ -21,7 +21,7 @@ from engine.errors import ConfigError
 from engine.operators import KernelCovariance
 from engine.operators.dct import dct2, idct2
 from engine.rng import SampleRNG
-from engine.samplers import SAMPLERS, time_grid
+from engine.samplers import SAMPLERS, default_spacing, time_grid
 
 H, W = 8, 8
 SIGMA, GAMMA = 1.0, 0.1
@@ -196,7 +196,10 @@ def _data_spectrum() -> tuple[torch.Tensor, torch.Tensor]:
 
 # On HDM-SPDE the high modes (a_k up to ~16 here) make the stochastic samplers' discretisation bias larger
 # than on the white VP: at 100 uniform steps the exponential/PC predictor loses ~13 % of the variance.
-STEPS = {"euler_maruyama": 300, "exponential": 200, "pc": 200, "ode_heun": 40, "ddim": 100}
+# The second-order samplers (DPM-Solver++(2M)) reach the same accuracy in 25 steps: measured variance error
+# 0.036 (ODE) / 0.041 (SDE) at 25 logsnr steps against ddim's 0.259 and exponential's 0.363 (floor 0.027).
+STEPS = {"euler_maruyama": 300, "exponential": 200, "pc": 200, "ode_heun": 40, "ddim": 100, "dpm2m": 25,
+         "dpm2m_sde": 25}
 N_SAMPLES = 1000
 
 
@@ -218,7 +221,7 @@ def test_samplers_reproduce_data_with_a_dct_diagonal_covariance(name):
     c, mu = _data_spectrum()
     n = N_SAMPLES
     rng = SampleRNG(range(n))
-    spacing = "logsnr" if name in ("ddim", "ode_heun") else "uniform"
+    spacing = default_spacing(name)
     ts = time_grid(eq, STEPS[name], spacing)
     x = SAMPLERS[name](SpectralGaussianOracle(eq, c, mu), eq, eq.prior_sample(rng, (1, H, W)).double(), ts, rng=rng)
     assert x.shape == (n, 1, H, W) and x.dtype == torch.float64

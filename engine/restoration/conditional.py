@@ -81,7 +81,7 @@ from engine.equations.base import Equation
 from engine.errors import ConfigError
 from engine.restoration.operators import Degradation
 from engine.rng import SampleRNG
-from engine.samplers import Callback, NoisePredictor, ShouldStop, StepInfo, get_sampler, time_grid
+from engine.samplers import Callback, NoisePredictor, ShouldStop, StepInfo, default_spacing, get_sampler, time_grid
 
 __all__ = ["METHODS", "METRICS", "DenoisingCovariance", "dps_guidance", "replacement_predictor", "restore"]
 
@@ -341,7 +341,7 @@ def restore(predict_noise: NoisePredictor, equation: Equation, degradation: Degr
         method: ``"replace"`` or ``"dps"`` (module docstring).
         sampler: a name of :data:`engine.samplers.SAMPLERS` or a sampler with their signature.
         steps: number of sampler steps; ``spacing``: ``uniform`` or ``logsnr`` (default: ``logsnr`` for the
-            ODE samplers ``ddim``/``ode_heun``, else ``uniform``, as :meth:`HDMModel.sample`).
+            samplers in :data:`engine.samplers.DEFAULT_SPACING`, else ``uniform``, as :meth:`HDMModel.sample`).
         rng: one random stream per sample (B of them).
         x_shape: the item shape (C, *spatial); must be the degradation's.
         x_T: the starting state [B, *x_shape]; default ``equation.prior_sample(rng, x_shape)``.
@@ -365,7 +365,7 @@ def restore(predict_noise: NoisePredictor, equation: Equation, degradation: Degr
     fn = get_sampler(sampler) if isinstance(sampler, str) else sampler
     name = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", "")
     if spacing is None:
-        spacing = "logsnr" if name in ("ddim", "ode_heun") else "uniform"
+        spacing = default_spacing(name)
     ts = time_grid(equation, steps, spacing, device=y.device)
     if x_T is None:
         x_T = equation.prior_sample(rng, tuple(x_shape))
