@@ -54,14 +54,14 @@ def preconditioning(equation: Equation, t: torch.Tensor) -> tuple[torch.Tensor, 
     return 1.0 / r, s / r**2, m / r
 
 
-def _scale(equation: Equation, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Apply the per-mode coefficient ``c`` to ``x``: ``from_modes(c * to_modes(x))``."""
-    return equation.scale_modes(c, x)
-
-
 def noise_predictor(backbone: Backbone, equation: Equation, parameterization: str = "v"
                     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Wrap a backbone ``F(x, t)`` into ``e_hat(x, t)`` (the samplers' ``predict_noise``)."""
+    """Wrap a backbone ``F(x, t)`` into ``e_hat(x, t)`` (the samplers' ``predict_noise``).
+
+    The per-mode coefficients are applied in the equation's eigenbasis, with one transform of
+    ``x`` and one of ``F`` there and one back for each output (HDM-SPDE: 5 DCTs an evaluation,
+    against 10 for per-coefficient round trips).
+    """
     _check(parameterization)
     if parameterization == "noise":
         return backbone
@@ -69,14 +69,18 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
     def both(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e_hat, x0_hat)``, each from F directly: ``x0_hat = (m x - s r F) / r^2`` never divides by m."""
         c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
-        F = backbone(_scale(equation, c_in, x), t)
-        e_hat = _scale(equation, c_skip, x) + _scale(equation, c_out, F)
-        x0_hat = _scale(equation, c_out * c_in, x) - _scale(equation, c_skip / c_in, F)  # m/r^2, s/r
+        X = equation.to_modes(x)
+
+        def per_mode(c: torch.Tensor) -> torch.Tensor:
+            return equation.broadcast_modes(c, X)
+
+        F = equation.to_modes(backbone(equation.from_modes(per_mode(c_in) * X), t))
+        e_hat = equation.from_modes(per_mode(c_skip) * X + per_mode(c_out) * F)
+        x0_hat = equation.from_modes(per_mode(c_out * c_in) * X - per_mode(c_skip / c_in) * F)  # m/r^2, s/r
         return e_hat, x0_hat
 
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        c_in, c_skip, c_out = preconditioning(equation, t.to(torch.float64))
-        return _scale(equation, c_skip, x) + _scale(equation, c_out, backbone(_scale(equation, c_in, x), t))
+        return both(x, t)[0]
 
     predict.both = both  # type: ignore[attr-defined]  # read by engine.samplers.predict
     return predict
@@ -94,11 +98,15 @@ def dsm_loss(backbone: Backbone, equation: Equation, x0: torch.Tensor, t: torch.
              parameterization: str = "v") -> torch.Tensor:
     """DSM loss for clean data ``x0`` [B, C, n], times ``t`` [B] and noise ``e ~ N(0, Q)``."""
     _check(parameterization)
-    x_t = equation.perturb(x0, t, e)
     tt = t.to(x0.dtype)
     if parameterization == "noise":
-        return (backbone(x_t, tt) - e).pow(2).mean()
-    c_in, _, _ = preconditioning(equation, t)
+        return (backbone(equation.perturb(x0, t, e), tt) - e).pow(2).mean()
+    # Per mode of the eigenbasis: the network sees c_in x_t = c_in (m x0 + s e) and is fit to
+    # v = c_in (m e - s x0). Formed there from one transform of x0 and one of e, and two back (for
+    # HDM-SPDE these are DCTs: 4 instead of the 11 of composing perturb and per-mode scalings).
     m, s = equation.mode_coefs(t)
-    v = _scale(equation, c_in, _scale(equation, m, e) - _scale(equation, s, x0))
-    return (backbone(_scale(equation, c_in, x_t), tt) - v).pow(2).mean()
+    c_in = torch.rsqrt(m**2 + s**2)
+    X0, E = equation.to_modes(x0), equation.to_modes(e)
+    a, b = equation.broadcast_modes(c_in * m, X0), equation.broadcast_modes(c_in * s, X0)
+    v = equation.from_modes(a * E - b * X0)
+    return (backbone(equation.from_modes(a * X0 + b * E), tt) - v).pow(2).mean()

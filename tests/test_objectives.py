@@ -55,3 +55,31 @@ def test_v_parameterisation_is_per_mode_for_the_heat_spde():
     v = idct2((m * dct2(e) - s * dct2(x0)) / torch.sqrt(m**2 + s**2))
     torch.testing.assert_close(noise_predictor(lambda x, tt: v, eq, "v")(x_t, t), e)
     assert float(dsm_loss(lambda x, tt: v, eq, x0, t, e, "v")) < 1e-20
+
+
+@pytest.mark.parametrize("name", ["vp", "hdm_spde", "ihdm"])
+def test_the_loss_feeds_the_network_c_in_times_the_perturbed_state(name):
+    """What the backbone sees is ``c_in x_t`` with ``x_t = equation.perturb(x0, t, e)``, and its target
+    is ``v``; the loss of any backbone is the mean square of their difference."""
+    from engine.equations.spde import make_image_equation
+
+    eq = make_equation(name, Q) if name == "vp" else make_image_equation(name, 8, 6, sigma=1.0, gamma=0.1)
+    shape = (3, 1, 16) if name == "vp" else (3, 2, 8, 6)
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(shape, generator=g, dtype=torch.float64)
+    e = eq.Q.sqrt_apply(torch.randn(shape, generator=g, dtype=torch.float64))
+    t = torch.tensor([0.05, 0.5, 0.9], dtype=torch.float64)
+    c_in, _, _ = preconditioning(eq, t)
+    m, s = eq.mode_coefs(t)
+    expected_in = eq.scale_modes(c_in, eq.perturb(x0, t, e))
+    v = eq.scale_modes(c_in, eq.scale_modes(m, e) - eq.scale_modes(s, x0))
+    seen = []
+    F = torch.randn(shape, generator=g, dtype=torch.float64)
+
+    def backbone(x, tt):
+        seen.append(x)
+        return F
+
+    loss = dsm_loss(backbone, eq, x0, t, e, "v")
+    torch.testing.assert_close(seen[0], expected_in, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(loss, (F - v).pow(2).mean(), rtol=1e-12, atol=1e-12)
