@@ -3,8 +3,8 @@
 Every figure comes with its ratio to a baseline measured in the same run on the same device:
 
 - training: the eager fp32 step read back after every step (``Trainer.step``); the variants
-  run in bf16 autocast and/or compiled (``train.precision``, ``train.compile``; compile time
-  reported apart), each also reading the loss back every ``readout_every`` steps
+  run in TF32 (CUDA only; skipped elsewhere) or bf16 autocast and/or compiled (``train.precision``,
+  ``train.compile``; compile time reported apart), each also reading the loss back every ``readout_every`` steps
   (``Trainer.step_async`` + ``flush``), the mode without a host synchronisation per step; with
   bf16, how far its loss and gradient lie from fp32's (:func:`bf16_agreement`);
 - sampling: fp32 eager Euler-Maruyama with 1000 steps (the reference recipe), then each
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import platform
 import sys
 import time
@@ -38,11 +39,14 @@ import torch
 from engine.errors import ConfigError
 
 BASELINE_SAMPLER = ("euler_maruyama", 1000)
+SECTIONS = ("training", "sampling", "quality")
 SCHEMA_VERSION = 2
 TRAIN_VARIANTS = {  # name: (train.precision, train.compile)
     "eager_fp32": ("fp32", False),
+    "eager_tf32": ("tf32", False),
     "eager_bf16": ("bf16", False),
     "compiled_fp32": ("fp32", True),
+    "compiled_tf32": ("tf32", True),
     "compiled_bf16": ("bf16", True),
 }
 
@@ -63,10 +67,10 @@ class BenchOptions:
     readout_every: int = 10
     train_variants: tuple[str, ...] = tuple(TRAIN_VARIANTS)
     num_samples: int = 1000
-    samplers: tuple[tuple[str, int], ...] = (("ddim", 25), ("exponential", 30))
+    samplers: tuple[tuple[str, int], ...] = (("ddim", 25), ("exponential", 30), ("dpm2m", 20))
     baseline_steps: int = BASELINE_SAMPLER[1]
     checkpoint: str | None = None
-    quality_samplers: tuple[str, ...] = ("ddim", "exponential", "ode_heun")
+    quality_samplers: tuple[str, ...] = ("ddim", "exponential", "dpm2m", "dpm2m_sde")
     quality_evals: tuple[int, ...] = (10, 25, 50, 100)
     quality_samples: int = 1000
     power_block: int = 100
@@ -75,6 +79,7 @@ class BenchOptions:
     image_samples: int = 500  # images: samples per FD figure (CPU-sized; FD is biased upward at small sizes)
     image_reference: int = 1000  # images: held-out images FD compares with
     seed: int = 0
+    sections: tuple[str, ...] = SECTIONS  # which parts to run (quality needs ``checkpoint``)
 
 
 def parse_samplers(text: str) -> tuple[tuple[str, int], ...]:
@@ -346,8 +351,6 @@ def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], d
     is the FD of as many *training* images against the same held-out set (a perfect generator's
     score at this size).
     """
-    import dataclasses
-
     from engine.api import image_classifier
     from engine.data.select import load_dataset
     from engine.metrics.images import frechet_distance
@@ -417,10 +420,18 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     device = resolve_device(opts.device)
     opts.device = str(device)
     clock = Clock(device)
-    report: dict[str, Any] = {"schema": SCHEMA_VERSION, "environment": environment(device)}
-    report["training"], trainer = bench_training(opts, clock)
-    report["sampling"] = bench_sampling(trainer.model(), opts, clock)
-    report["quality"] = bench_quality(opts, clock) if opts.checkpoint else None
+    report: dict[str, Any] = {"schema": SCHEMA_VERSION, "environment": environment(device),
+                              "training": None, "sampling": None, "quality": None}
+    if "training" in opts.sections or "sampling" in opts.sections:
+        # sampling alone still trains the baseline briefly: its model is what the sampling section draws from
+        training, trainer = bench_training(opts if "training" in opts.sections
+                                           else dataclasses.replace(opts, train_variants=("eager_fp32",)), clock)
+        if "training" in opts.sections:
+            report["training"] = training
+        if "sampling" in opts.sections:
+            report["sampling"] = bench_sampling(trainer.model(), opts, clock)
+    if "quality" in opts.sections and opts.checkpoint:
+        report["quality"] = bench_quality(opts, clock)
     return report
 
 
@@ -459,7 +470,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-variants", default=",".join(d.train_variants),
                    help=f"training variants timed against eager_fp32, from {', '.join(TRAIN_VARIANTS)}")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="items per timed sampling run")
-    p.add_argument("--samplers", default="ddim:25,exponential:30", help="NAME:STEPS,... timed against EM-1000")
+    p.add_argument("--samplers", default=",".join(f"{n}:{k}" for n, k in d.samplers),
+                   help="NAME:STEPS,... timed against EM-1000")
     p.add_argument("--baseline-steps", type=int, default=d.baseline_steps,
                    help="Euler-Maruyama steps of the baseline (1000: the reference recipe)")
     p.add_argument("--checkpoint", default=None,
@@ -474,6 +486,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="images: samples per FD figure (CPU-sized default; FD is biased upward at small sizes)")
     p.add_argument("--image-reference", type=int, default=d.image_reference, help="images: held-out images for FD")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"which parts to run, from {', '.join(SECTIONS)} (quality needs --checkpoint)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report to PATH (stdout gets it too)")
     p.add_argument("--quiet", action="store_true", help="JSON only, no table")
 
@@ -497,6 +511,11 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         raise ConfigError(f"--quality-evals must be integers separated by commas, got {args.quality_evals!r}") from None
     if not evals or min(evals) < 2:
         raise ConfigError("--quality-evals: each budget must be at least 2 network evaluations")
+    sections = tuple(v.strip() for v in args.sections.split(",") if v.strip())
+    if not sections or set(sections) - set(SECTIONS):
+        raise ConfigError(f"--sections: choose from {', '.join(SECTIONS)}, got {args.sections!r}")
+    if sections == ("quality",) and not args.checkpoint:
+        raise ConfigError("--sections quality measures a model: give --checkpoint")
     variants = tuple(v.strip() for v in args.train_variants.split(",") if v.strip())
     unknown = [v for v in variants if v not in TRAIN_VARIANTS]
     if unknown:
@@ -508,7 +527,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
                         baseline_steps=args.baseline_steps, checkpoint=args.checkpoint, quality_samplers=samplers,
                         quality_evals=evals, quality_samples=args.quality_samples, power_block=args.power_block,
                         power_repeats=args.power_repeats, power_permutations=args.power_permutations,
-                        image_samples=args.image_samples, image_reference=args.image_reference, seed=args.seed)
+                        image_samples=args.image_samples, image_reference=args.image_reference, seed=args.seed,
+                        sections=sections)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

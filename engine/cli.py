@@ -330,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress-jsonl", default=None, metavar="PATH",
                    help="append one JSON line per step (step, total, loss, lr, elapsed), then a done or error "
                         "line, flushed at once so another program can follow the run (rank 0 only)")
-    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: the network's forward under bf16 autocast (GPUs with compute capability >= 8.0; "
-                        "weights, loss and EMA stay fp32)")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
+                   help="tf32: float32 matmuls on TF32 tensor cores (CUDA, compute capability >= 8.0); "
+                        "bf16: the network's forward under bf16 autocast (weights, loss and EMA stay fp32)")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the network and loss (eager, with a warning, where compiling fails)")
     t.set_defaults(func=cmd_train)

@@ -118,7 +118,7 @@ class EquationConfig:
         _positive("heat noise", self.heat_noise)
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 # Settings whose default changed: a checkpoint written before the setting existed was trained with these.
 STORED_DEFAULTS: dict[str, dict[str, Any]] = {"model": {"padding": 0.0}}
@@ -183,7 +183,9 @@ class TrainConfig:
     subgrid_prob: float = 0.5  # share of steps trained on a random sub-grid (resolution augmentation)
     subgrid_min_fraction: float = 0.4  # smallest sub-grid, as a fraction of the training grid
     # How the step is executed (they do not change the model; a resumed run may change them):
-    precision: str = "fp32"  # "bf16": the network's forward under bf16 autocast (loss, weights, EMA stay fp32)
+    # "tf32": float32 matmuls on a CUDA GPU's TF32 tensor cores (10-bit mantissa, float32 range and accumulation);
+    # "bf16": the network's forward under bf16 autocast (loss, weights, EMA stay fp32)
+    precision: str = "fp32"
     compile: bool = False  # torch.compile the network + DSM loss (falls back to eager, with a warning, if it fails)
 
     def validate(self) -> None:

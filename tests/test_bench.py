@@ -167,3 +167,20 @@ def _parse_bench(argv):
     p = argparse.ArgumentParser()
     add_bench_arguments(p)
     return options_from_args(p.parse_args(argv))
+
+
+def test_sections_run_only_what_is_asked(checkpoint, capsys):
+    code = main(["bench", "--sections", "quality", "--checkpoint", str(checkpoint), "--baseline-steps", "3",
+                 "--quality-samplers", "dpm2m", "--quality-evals", "4", "--quality-samples", "20",
+                 "--power-block", "10", "--power-repeats", "2", "--power-permutations", "20", "--quiet"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["training"] is None and printed["sampling"] is None
+    assert [(r["sampler"], r["steps"]) for r in printed["quality"]["rows"]] == [("dpm2m", 3)]
+    report = run_bench(BenchOptions(**{**TINY, "train_variants": ("eager_fp32", "eager_bf16")},
+                                    sections=("sampling",)))
+    assert report["training"] is None and report["quality"] is None
+    assert [r["sampler"] for r in report["sampling"]["runs"]] == ["euler_maruyama", "ddim", "ode_heun"]
+    for bad, match in ((["--sections", "speed"], "--sections"), (["--sections", "quality"], "give --checkpoint")):
+        with pytest.raises(ConfigError, match=match):
+            _parse_bench(bad)

@@ -29,7 +29,7 @@ from engine.io import load_train_state
 from engine.models.fno import FNO1d, SpectralConv1d, fourier_bases
 from engine.models.fno2d import SpectralConv2d
 from engine.paths import ASSETS_DIR
-from engine.training import STATE_FILE, Trainer, check_precision
+from engine.training import STATE_FILE, Trainer, check_precision, matmul_precision
 
 FNO = RunConfig().replace(data={"spec": "quadratic", "n_points": 32, "num": 200},
                           model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
@@ -85,6 +85,42 @@ def test_bf16_on_a_gpu_without_it_is_a_config_error(monkeypatch):
         check_precision("bf16", torch.device("cuda", 0))
     check_precision("fp32", torch.device("cuda", 0))
     check_precision("bf16", torch.device("cpu"))  # runs on any CPU (slowly where it is emulated)
+
+
+def test_tf32_is_a_cuda_mode_and_needs_ampere(monkeypatch):
+    with pytest.raises(ConfigError, match="tf32 is the TF32 tensor-core mode of CUDA GPUs; on cpu use"):
+        check_precision("tf32", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="tf32 is the TF32"):
+        Trainer(FNO.replace(train={"precision": "tf32"}))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    with pytest.raises(ConfigError, match="tf32 needs a GPU with native tf32 .* Tesla T4 is 7.5"):
+        check_precision("tf32", torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    check_precision("tf32", torch.device("cuda", 0))
+
+
+def test_tf32_holds_for_the_step_only(monkeypatch):
+    """The TF32 matmul setting is on while the step's forward and backward run, and restored after it
+    (sampling and other threads keep float32), also when the step fails."""
+    assert torch.get_float32_matmul_precision() == "highest"
+    with pytest.raises(RuntimeError, match="inside"), matmul_precision("tf32"):
+        assert torch.get_float32_matmul_precision() == "high"
+        raise RuntimeError("inside")
+    assert torch.get_float32_matmul_precision() == "highest"
+    with matmul_precision("fp32"):
+        assert torch.get_float32_matmul_precision() == "highest"
+
+    monkeypatch.setattr("engine.training.check_precision", lambda precision, device: None)  # as on a GPU
+    trainer = Trainer(FNO.replace(train={"precision": "tf32"}))
+    seen: list[str] = []
+    trainer.network.register_forward_hook(lambda *_: seen.append(torch.get_float32_matmul_precision()))
+    trainer.network.lift.weight.register_hook(lambda _: seen.append(torch.get_float32_matmul_precision()))
+    trainer.step()
+    assert seen == ["high", "high"]
+    assert torch.get_float32_matmul_precision() == "highest"
+    trainer.model().sample(2, steps=2, sampler="ddim")
+    assert torch.get_float32_matmul_precision() == "highest"
 
 
 def test_cli_flags_reach_the_checkpoint(tmp_path):
