@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,8 @@ def test_report_schema_and_baseline_ratios(checkpoint):
         assert r["network_evaluations"] <= r["budget"]
         assert 0.0 <= r["power"] <= 100.0
         assert r["power_minus_baseline"] == pytest.approx(r["power"] - quality["baseline"]["power"], abs=0.02)
+        assert np.isfinite(r["mmd2"]) and -0.1 < r["mmd2"] < 2.0  # unbiased MMD^2 of a Gaussian kernel
+    assert quality["mmd2_bandwidth"] > 0 and "MMD^2" in quality_table(quality)
     json.dumps(report)  # plain JSON types only
 
 
