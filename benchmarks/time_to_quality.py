@@ -62,7 +62,7 @@ def measure(model, real: np.ndarray, args) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="quadratic")
-    ap.add_argument("--budgets", default="250,500,750,1000,1500,2000", help="training steps, comma-separated")
+    ap.add_argument("--budgets", default="100,250,500,1000,2000", help="training steps, comma-separated")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=None, help="default: the CLI's")
@@ -70,8 +70,10 @@ def main() -> int:
     ap.add_argument("--modes", type=int, default=None)
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--readout-every", type=int, default=1, help="loss read-back interval (larger: no host sync)")
-    ap.add_argument("--sampler", default="dpm2m")
-    ap.add_argument("--sampler-steps", type=int, default=20)
+    # exponential-10 matched Euler-Maruyama-1000 on the bundled Quadratic (MMD^2 1.2e-4 vs 6.3e-4, no
+    # end-point artifacts), where the ODE samplers keep an MMD^2 floor near 3e-3 at any step count
+    ap.add_argument("--sampler", default="exponential")
+    ap.add_argument("--sampler-steps", type=int, default=10)
     ap.add_argument("--num-samples", type=int, default=1000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()

@@ -187,7 +187,8 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
                                                                          ctx.world_size)[ctx.rank]
     bar = _bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
-    kwargs = {"steps": args.steps, "sampler": args.sampler, "grid": grid, "size": args.image_size,
+    kwargs = {"steps": args.steps, "sampler": args.sampler, "spacing": args.spacing, "grid": grid,
+              "size": args.image_size,
               "prior": args.prior, "seed": args.seed, "batch_size": batch, "callback": lambda info: bar.update(1)}
     started = time.perf_counter()
     if ctx is None:
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=int, default=1000)
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--sampler", default="ddim")
+    s.add_argument("--spacing", default=None,
+                   help="the time grid: uniform (in t), logsnr (uniform in log SNR) or edm (Karras et al.'s rho = 7); "
+                        "default: logsnr for ddim, ode_heun, dpm2m and dpm2m_sde, uniform for the others")
     s.add_argument("--grid-size", type=int, default=None, help="sample on a uniform grid of this size")
     s.add_argument("--image-size", type=int, default=None, help="images: sample at this size (FNO-2D models)")
     s.add_argument("--prior", default=None, choices=["hdm", "white", "ihdm"],

@@ -50,27 +50,46 @@ Callback = Callable[[StepInfo], None] | None
 ShouldStop = Callable[[], bool] | None
 
 
+SPACINGS = ("uniform", "logsnr", "edm")
+"""Time grids of :func:`time_grid`."""
+
+EDM_RHO = 7.0
+"""The exponent of the ``edm`` grid (Karras et al. 2022's choice for their ODE samplers)."""
+
+
 def time_grid(equation: Equation, steps: int, spacing: str = "uniform", device="cpu") -> torch.Tensor:
     """Times from ``T`` to ``eps`` (``steps + 1`` points, float64).
 
-    ``uniform`` in t, or ``logsnr``: uniform in the log signal-to-noise ratio, which puts
-    steps where the sample changes most (better for few-step samplers).
+    ``uniform`` in t; ``logsnr``: uniform in the log signal-to-noise ratio ``lambda = log(m^2/s^2)``,
+    which puts steps where the sample changes most; ``edm``: the noise-to-signal ratio
+    ``sigma = s/m = exp(-lambda/2)`` spaced uniformly in ``sigma^(1/7)`` (Karras et al. 2022), which
+    spends more of a small budget near the data than ``logsnr`` does and fewer at the noisy end.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"the number of steps must be a positive integer, got {steps}")
     if spacing == "uniform":
         return torch.linspace(equation.T, equation.eps, steps + 1, dtype=torch.float64, device=device)
+    if spacing not in SPACINGS:
+        raise ConfigError(f"unknown time spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    fine = torch.linspace(equation.T, equation.eps, 4001, dtype=torch.float64)
+    lam = equation.log_snr(fine)  # increasing along ``fine``
     if spacing == "logsnr":
-        fine = torch.linspace(equation.T, equation.eps, 4001, dtype=torch.float64)
-        lam = equation.log_snr(fine)
         targets = torch.linspace(float(lam[0]), float(lam[-1]), steps + 1, dtype=torch.float64)
-        idx = torch.searchsorted(lam.contiguous(), targets.contiguous()).clamp(1, fine.numel() - 1)
-        lo, hi = lam[idx - 1], lam[idx]
-        w = ((targets - lo) / (hi - lo)).clamp(0, 1)
-        ts = fine[idx - 1] + w * (fine[idx] - fine[idx - 1])
-        ts[0], ts[-1] = equation.T, equation.eps
-        return ts.to(device)
-    raise ConfigError(f"unknown time spacing {spacing!r}; choose uniform or logsnr")
+    else:
+        root = torch.exp(-lam[[0, -1]] / (2 * EDM_RHO))  # sigma^(1/rho) at T and at eps
+        targets = -2 * EDM_RHO * torch.log(torch.linspace(float(root[0]), float(root[1]), steps + 1,
+                                                          dtype=torch.float64))
+    # Bracket each target between two points of the fine grid, then bisect: lambda is far from linear
+    # in t near eps (about -2 log t), where interpolating between grid points misplaced the last step.
+    idx = torch.searchsorted(lam.contiguous(), targets.contiguous()).clamp(1, fine.numel() - 1)
+    a, b = fine[idx - 1], fine[idx]  # lambda(a) <= target <= lambda(b)
+    for _ in range(60):
+        mid = 0.5 * (a + b)
+        below = equation.log_snr(mid) < targets
+        a, b = torch.where(below, mid, a), torch.where(below, b, mid)
+    ts = 0.5 * (a + b)
+    ts[0], ts[-1] = equation.T, equation.eps
+    return ts.to(device)
 
 
 def _batch_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

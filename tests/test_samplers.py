@@ -10,7 +10,7 @@ from engine.equations import make_equation
 from engine.errors import Cancelled, ConfigError
 from engine.operators import KernelCovariance, kernel_matrix
 from engine.rng import SampleRNG
-from engine.samplers import SAMPLERS, default_spacing, get_sampler, time_grid
+from engine.samplers import EDM_RHO, SAMPLERS, default_spacing, get_sampler, time_grid
 from tests.closed_form import GaussianNoiseOracle
 
 GRID = np.linspace(-10, 10, 32)
@@ -100,12 +100,18 @@ def test_callback_every_step_and_cancel(name):
 
 def test_time_grids():
     eq = make_equation("vp", Q)
-    for spacing in ("uniform", "logsnr"):
+    for spacing in ("uniform", "logsnr", "edm"):
         ts = time_grid(eq, 10, spacing)
         assert ts.shape == (11,) and float(ts[0]) == eq.T and float(ts[-1]) == pytest.approx(eq.eps)
         assert torch.all(ts[1:] < ts[:-1])
+    lam = eq.log_snr(time_grid(eq, 10, "logsnr"))
+    torch.testing.assert_close(lam.diff(), lam.diff().mean().expand(10), rtol=1e-3, atol=1e-3)
+    root = torch.exp(-eq.log_snr(time_grid(eq, 10, "edm")) / (2 * EDM_RHO))  # (s/m)^(1/rho)
+    torch.testing.assert_close(root.diff(), root.diff().mean().expand(10), rtol=1e-3, atol=1e-5)
     with pytest.raises(ConfigError):
         time_grid(eq, 0)
+    with pytest.raises(ConfigError, match="unknown time spacing 'karras'; choose one of uniform, logsnr, edm"):
+        time_grid(eq, 10, "karras")
     with pytest.raises(ConfigError):
         get_sampler("rk45")
 
