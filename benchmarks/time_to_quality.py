@@ -9,7 +9,10 @@ per budget, the training seconds (the trainer's own clock: steps and read-outs, 
 evaluation), the sampling seconds and the powers, and the smallest budget that meets the bar;
 beside them the unbiased MMD^2 of all samples against all held-out curves (the held-out curves'
 median-heuristic bandwidth), which keeps falling after the power bar is met and so says how much
-further training still buys.
+further training still buys. The power bar is weak: on CPU a model trained for 100 steps met it
+while its MMD^2 was 0.075, a hundred times the 2000-step model's. So the report also gives the
+first budget meeting a strict bar, MMD^2 <= 1e-3 as well (the MMD^2 of 1000 good samples scatters
+by about 3e-4 around 0; the bundled model with Euler-Maruyama-1000 scored 6.3e-4).
 
     OMP_NUM_THREADS=1 python benchmarks/time_to_quality.py --budgets 250,500,1000,2000
     python benchmarks/time_to_quality.py --device cuda --readout-every 50 --json ttq_cuda.json
@@ -39,6 +42,7 @@ from engine.metrics.twosample import median_heuristic, mmd2_unbiased  # noqa: E4
 from engine.training import Trainer  # noqa: E402
 
 BAR = {"power10": 6.0, "power100": 10.0}
+STRICT_MMD2 = 1e-3
 
 
 def _sync(device: str) -> None:
@@ -102,8 +106,13 @@ def main() -> int:
         report["budgets"].append(row)
         print(json.dumps(row), flush=True)
     met = [r for r in report["budgets"] if r["meets_bar"]]
+    strict = [r for r in met if r["mmd2"] <= STRICT_MMD2]
+    report["strict_bar_mmd2"] = STRICT_MMD2
     report["first_meeting_bar"] = met[0] if met else None
+    report["first_meeting_strict_bar"] = strict[0] if strict else None
     print("first budget meeting the bar:", json.dumps(report["first_meeting_bar"]), flush=True)
+    print(f"first budget meeting it with MMD^2 <= {STRICT_MMD2:g}:", json.dumps(report["first_meeting_strict_bar"]),
+          flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
