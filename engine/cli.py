@@ -69,9 +69,57 @@ class ProgressLog:
             self._file = None
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie awaiting its parent counts as exited)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # Linux: a killed process stays a zombie until its parent reaps it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _stop_with(pid: int, poll_s: float = 1.0) -> None:
+    """Watch ``pid`` from a daemon thread; once it has exited, end this run as Cancel would (SIGTERM).
+
+    Under torchrun the signal goes to the launcher, which stops every rank; alone, to this process.
+    The studio passes its own process id, so a training child never outlives a studio that crashed
+    or was killed (it runs in a session of its own, where the terminal's hang-up does not reach it).
+    The last periodic checkpoint is kept.
+    """
+    import os
+    import signal
+    import threading
+
+    from engine.distributed import launched_by_torchrun
+
+    target = os.getppid() if launched_by_torchrun() else os.getpid()
+
+    def watch() -> None:
+        while _process_alive(pid):
+            time.sleep(poll_s)
+        print(f"hdm train: process {pid} (--stop-with) has exited; stopping", file=sys.stderr, flush=True)
+        os.kill(target, signal.SIGTERM)
+
+    threading.Thread(target=watch, name="hdm-stop-with", daemon=True).start()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.distributed import env_rank
+    from engine.errors import ConfigError
 
+    if args.stop_with is not None:
+        if sys.platform == "win32":
+            raise ConfigError("--stop-with is for POSIX systems")
+        if args.stop_with < 1 or not _process_alive(args.stop_with):
+            raise ConfigError(f"--stop-with {args.stop_with}: no such running process")
+        _stop_with(args.stop_with)
     log = ProgressLog(args.progress_jsonl if env_rank() == 0 else None)
     try:
         summary = _train(args, log.step)
@@ -331,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress-jsonl", default=None, metavar="PATH",
                    help="append one JSON line per step (step, total, loss, lr, elapsed), then a done or error "
                         "line, flushed at once so another program can follow the run (rank 0 only)")
+    t.add_argument("--stop-with", type=int, default=None, metavar="PID",
+                   help="stop (as Cancel does) once process PID has exited: the studio's own id for its training "
+                        "children (POSIX)")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                    help="tf32: float32 matmuls on TF32 tensor cores (CUDA, compute capability >= 8.0); "
                         "bf16: the network's forward under bf16 autocast (weights, loss and EMA stay fp32)")

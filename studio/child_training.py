@@ -6,7 +6,8 @@ The user picks more than one process in the Training panel; the studio then star
         --progress-jsonl RUN_DIR/progress.jsonl --out RUN_DIR
 
 with :class:`~PySide6.QtCore.QProcess` in a session of its own (so Cancel reaches every rank:
-SIGTERM to the process group, SIGKILL after a timeout), follows ``progress.jsonl`` with a timer
+SIGTERM to the process group, SIGKILL after a timeout; and ``--stop-with`` the studio's process
+id, so the run also stops if the studio crashes or is killed), follows ``progress.jsonl`` with a timer
 (:class:`JsonlFollower` parses complete lines only), relays the child's output line by line,
 and when the child is done loads the run from ``RUN_DIR`` (its ``train_state.pt``) into a
 :class:`~engine.training.Trainer`, as if it had been trained in the studio. The engine writes
@@ -129,17 +130,20 @@ def train_arguments(config: Any) -> list[str]:
     return args
 
 
-def torchrun_command(config: Any, *, processes: int, run_dir: str | Path, device: str = "cpu") -> list[str]:
+def torchrun_command(config: Any, *, processes: int, run_dir: str | Path, device: str = "cpu",
+                     watch_pid: int | None = None) -> list[str]:
     """The child's command line (program first): ``hdm train`` under ``python -m torch.distributed.run``.
 
-    ``python -m`` twice, so neither ``torchrun`` nor ``hdm`` need be on the PATH.
+    ``python -m`` twice, so neither ``torchrun`` nor ``hdm`` need be on the PATH. On POSIX the run
+    stops once ``watch_pid`` (default: this process, the studio) has exited (``--stop-with``).
     """
     run_dir = Path(run_dir)
     cuda = device.startswith("cuda")
+    watch = ["--stop-with", str(watch_pid or os.getpid())] if os.name == "posix" else []
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
             "-m", "engine.cli", "train", *train_arguments(config), "--distributed",
             "--device", "cuda" if cuda else "cpu", "--out", str(run_dir),
-            "--progress-jsonl", str(run_dir / PROGRESS_FILE), "--quiet"]
+            "--progress-jsonl", str(run_dir / PROGRESS_FILE), *watch, "--quiet"]
 
 
 def new_run_dir(root: str | Path) -> Path:

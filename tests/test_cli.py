@@ -83,7 +83,7 @@ def test_bad_data_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--length-scale", "-1"), ("--length-scale", "0"),
                                           ("--batch-size", "0"), ("--kernel", "cubic"), ("--equation", "heat"),
-                                          ("--device", "tpu")])
+                                          ("--device", "tpu"), ("--stop-with", "0"), ("--stop-with", "999999999")])
 def test_bad_training_options(option, value, tmp_path, capsys):
     out = tmp_path / "out"
     _fails(["train", "--data", "quadratic", "--out", str(out), "--quiet", "--steps", "2", option, value], capsys)
@@ -125,7 +125,7 @@ def test_checkpoint_of_another_model(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--num-samples", "0"), ("--grid-size", "1"),
-                                          ("--sampler", "rk4")])
+                                          ("--sampler", "rk4"), ("--spacing", "karras")])
 def test_bad_sampling_options(run_dir, option, value, tmp_path, capsys):
     out = tmp_path / "s.h5"
     args = ["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(out),

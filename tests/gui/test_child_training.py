@@ -178,3 +178,41 @@ def test_closing_the_window_stops_the_child(window, qtbot, tmp_path):
     w.close()
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="--stop-with watches a POSIX process id")
+def test_a_child_run_stops_when_the_studio_is_gone(tmp_path):
+    """The torchrun child watches the studio's process id: when that process dies without cleaning up
+    (a crash, SIGKILL), torchrun and every rank stop within seconds instead of training on unseen."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from studio.child_training import PROGRESS_FILE, torchrun_command
+
+    studio = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stands in for the studio
+    config = RunConfig().replace(data={"spec": "quadratic", "n_points": 16, "num": 64},
+                                 model={"width": 4, "modes": 2, "layers": 1, "emb_dim": 8},
+                                 train={"steps": 100_000, "batch_size": 4, "checkpoint_every": 0})
+    command = torchrun_command(config, processes=2, run_dir=tmp_path, watch_pid=studio.pid)
+    assert command[command.index("--stop-with") + 1] == str(studio.pid)
+    child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / PROGRESS_FILE).exists() or (tmp_path / PROGRESS_FILE).stat().st_size < 200:
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never started training"
+            time.sleep(0.2)
+        studio.kill()
+        studio.wait()
+        child.wait(timeout=30)  # torchrun ends once its ranks have stopped
+        assert "has exited; stopping" in child.stderr.read().decode()
+        time.sleep(0.5)
+        with pytest.raises(ProcessLookupError):  # nothing of the run's process group is left
+            os.killpg(child.pid, 0)
+    finally:
+        studio.kill()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
