@@ -236,8 +236,8 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
                                                                          ctx.world_size)[ctx.rank]
     bar = _bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
     kwargs = {"steps": args.steps, "sampler": args.sampler, "spacing": args.spacing, "grid": grid,
-              "size": args.image_size,
-              "prior": args.prior, "seed": args.seed, "batch_size": batch, "callback": lambda info: bar.update(1)}
+              "size": args.image_size, "prior": args.prior, "seed": args.seed, "batch_size": batch,
+              "callback": lambda info: bar.update(1)}
     started = time.perf_counter()
     if ctx is None:
         result = model.sample(args.num_samples, trajectory_every=args.trajectory_every, **kwargs)

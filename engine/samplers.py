@@ -229,7 +229,13 @@ def ddim(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, ts:
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
 
 
-def _multistep_coef(equation: Equation, t_prev: torch.Tensor, t: torch.Tensor, s: torch.Tensor, *,
+def _half_log_snr(equation: Equation, tb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per mode ``(lambda_k, m_k)`` at times ``tb``, with ``lambda_k = log(m_k / s_k)``."""
+    m, sd = equation.mode_coefs(tb)
+    return torch.log(m) - torch.log(sd), m
+
+
+def _multistep_coef(m_s: torch.Tensor, lam_prev: torch.Tensor, lam_t: torch.Tensor, lam_s: torch.Tensor, *,
                     stochastic: bool) -> torch.Tensor:
     """Per-mode weight of ``x0_hat(t) - x0_hat(t_prev)`` in a DPM-Solver++(2M) step from t to s.
 
@@ -239,13 +245,7 @@ def _multistep_coef(equation: Equation, t_prev: torch.Tensor, t: torch.Tensor, s
     ``x0_hat``. Modes whose mean has underflowed (heat equations near T) carry no signal: their
     weight is set to 0 (a first-order step there) instead of the NaN of ``log 0``.
     """
-    def lam(u: torch.Tensor) -> torch.Tensor:
-        m, sd = equation.mode_coefs(u)
-        return torch.log(m) - torch.log(sd)
-
-    lam_p, lam_t, lam_s = lam(t_prev), lam(t), lam(s)
-    h, h_prev = lam_s - lam_t, lam_t - lam_p
-    m_s = equation.mode_coefs(s)[0]
+    h, h_prev = lam_s - lam_t, lam_t - lam_prev
     c = m_s * -torch.expm1(-2 * h if stochastic else -h)
     return torch.nan_to_num(c * h / (2 * h_prev), nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -255,7 +255,8 @@ def _dpm_solver_2m(predict_noise: NoisePredictor, equation: Equation, x: torch.T
                    stochastic: bool) -> torch.Tensor:
     total = len(ts) - 1
     lower_order_final = total < 15  # as in DPM-Solver++: a first-order last step is more stable at few steps
-    x0_prev, t_prev = None, None
+    x0_prev, lam_prev = None, None
+    lam_t = _half_log_snr(equation, _batch_t(ts[0], x))[0]  # each step's lambda(s) is the next one's lambda(t)
     for i in range(total):
         _check(should_stop)
         t, s = ts[i], ts[i + 1]
@@ -265,10 +266,11 @@ def _dpm_solver_2m(predict_noise: NoisePredictor, equation: Equation, x: torch.T
             x_next = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
         else:
             x_next = equation.flow_step(x, e_hat, tb, sb, x0=x0)
+        lam_s, m_s = _half_log_snr(equation, sb)
         if x0_prev is not None and not (lower_order_final and i == total - 1):
-            coef = _multistep_coef(equation, _batch_t(t_prev, x), tb, sb, stochastic=stochastic)
+            coef = _multistep_coef(m_s, lam_prev, lam_t, lam_s, stochastic=stochastic)
             x_next = x_next + equation.scale_modes(coef, x0 - x0_prev)
-        x0_prev, t_prev, x = x0, t, x_next
+        x0_prev, lam_prev, lam_t, x = x0, lam_t, lam_s, x_next
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
