@@ -39,8 +39,10 @@ Execution (``config.train``; neither changes the model, and a resumed run may ch
   ``torch.compile`` (automatic dynamic shapes, so the training sub-grids of varying size cost one
   more compilation, not one per size). If compiling is impossible here, or a compiled step fails
   where the same step in eager mode succeeds, training goes on in eager mode and a warning is
-  logged (``Trainer.compiled`` then reads False). Checkpoints always hold the plain module's
-  weights.
+  logged (``Trainer.compiled`` then reads False). That includes torch's recompile limit (8 graphs
+  per code object and process): every Trainer compiles the same ``DenoisingLoss.forward``, so a
+  process (the studio) that trains a ninth architecture would otherwise run it eager without a
+  word, with ``compiled`` still True. Checkpoints always hold the plain module's weights.
 """
 
 from __future__ import annotations
@@ -171,6 +173,18 @@ def matmul_precision(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def _loud_recompile_limit() -> contextlib.AbstractContextManager[None]:
+    """Within: reaching torch's recompile limit raises (FailOnRecompileLimitHit) instead of silently running eager.
+
+    Scoped to the compiled call, so other compiled code of the process keeps torch's default.
+    A no-op where this torch has no such setting.
+    """
+    config = torch._dynamo.config
+    if not hasattr(config, "fail_on_recompile_limit_hit"):
+        return contextlib.nullcontext()
+    return config.patch(fail_on_recompile_limit_hit=True)
 
 
 class Trainer:
@@ -336,7 +350,7 @@ class Trainer:
         precision = self.config.train.precision
         if self._compiled is not None:
             try:
-                with matmul_precision(precision):
+                with matmul_precision(precision), _loud_recompile_limit():
                     loss = self._compiled(x0, t, e, grid)
                     loss.backward()
                 return loss
@@ -347,6 +361,10 @@ class Trainer:
             loss = self._loss(x0, t, e, grid)
             loss.backward()
         if self._compiled is not None:
+            if failure.startswith("FailOnRecompileLimitHit"):
+                failure = (f"this process reached torch's recompile limit "
+                           f"({torch._dynamo.config.recompile_limit} compiled graphs of the loss); "
+                           "a new process compiles again")
             log.warning("torch.compile failed at step %d (%s); training goes on in eager mode",
                         self.step_count + 1, failure)
             self._compiled = None

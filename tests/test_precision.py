@@ -259,3 +259,19 @@ def test_compiled_bf16_image_training_runs():
     trainer = Trainer(UNET.replace(train={"compile": True, "precision": "bf16"}))
     losses = [trainer.step() for _ in range(3)]
     assert trainer.compiled and np.isfinite(losses).all()
+
+
+@needs_compiler
+def test_reaching_the_recompile_limit_falls_back_to_eager_and_says_so(caplog):
+    # Every Trainer compiles the same DenoisingLoss.forward; past torch's recompile limit (8 graphs a
+    # process; 1 here) torch would run it eager without a word while `compiled` still read True.
+    first = Trainer(FNO.replace(train={"compile": True, "subgrid_prob": 0.0}))
+    second_config = FNO.replace(model={"width": 12}, train={"compile": True, "subgrid_prob": 0.0})
+    eager = Trainer(second_config.replace(train={"compile": False}))
+    second = Trainer(second_config)
+    with torch._dynamo.config.patch(recompile_limit=1), caplog.at_level(logging.WARNING, logger="engine.training"):
+        first.step()
+        losses = [second.step() for _ in range(3)]
+    assert not second.compiled
+    assert "recompile limit (1 compiled graphs of the loss)" in caplog.text
+    np.testing.assert_allclose(losses, [eager.step() for _ in range(3)], rtol=1e-6)
