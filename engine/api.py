@@ -89,9 +89,14 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
                          trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)
 
 
-def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0):
-    """The held-out curves of a dataset (or all curves of a file) on the samples' grid (for evaluation)."""
+def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0, num: int | None = None):
+    """The held-out curves of a dataset (or all curves of a file) on the samples' grid (for evaluation).
+
+    ``num``: at most this many, drawn at random with ``seed`` (:func:`engine.data.dataset.subsample`), never
+    the first ``num``: held-out files are often sorted (MelbournePedestrian's test file by sensor).
+    """
     from engine.data import load_function_dataset
+    from engine.data.dataset import subsample
 
     n = int(np.asarray(grid).size)
     if Path(spec).is_file():  # a file is a held-out set in itself: all its rows
@@ -102,7 +107,7 @@ def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: in
     if not np.allclose(data.grid, grid, rtol=1e-6, atol=1e-9):
         raise DataError(f"{spec}: the samples' grid ({n} points over [{grid[0]:g}, {grid[-1]:g}]) does not match "
                         f"the data's grid over [{data.grid[0]:g}, {data.grid[-1]:g}]")
-    return data
+    return subsample(data, num, seed)
 
 
 def image_classifier(data_spec: str, *, seed: int = 0):

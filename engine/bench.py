@@ -341,8 +341,8 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     from engine.metrics import mmd_power
     from engine.metrics.twosample import median_heuristic, mmd2_unbiased
 
-    real = reference_data(model.config.data.spec, np.asarray(model.geometry.grid), split="test").values
-    real = real[: opts.quality_samples]
+    real = reference_data(model.config.data.spec, np.asarray(model.geometry.grid), split="test",
+                          num=opts.quality_samples).values
     bandwidth = median_heuristic(real)
 
     def measure(samples: np.ndarray) -> dict[str, Any]:

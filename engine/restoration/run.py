@@ -364,7 +364,8 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset name or file whose items are degraded and restored")
     parser.add_argument("--split", default="test", help="dataset split to take the items from (paths: all of it)")
     parser.add_argument("--task", required=True, choices=list(TASKS), help="the degradation")
-    parser.add_argument("--num-items", type=int, default=200, help="restore the first N items of the split")
+    parser.add_argument("--num-items", type=int, default=200,
+                        help="restore N items of the split, drawn at random (not the first N: files are often sorted)")
     parser.add_argument("--num-restorations", type=int, default=4, help="restorations per item (k)")
     parser.add_argument("--method", default="replace", choices=list(METHODS))
     parser.add_argument("--metric", default=None, choices=["operator", "posterior"],
@@ -427,7 +428,8 @@ def load_items(model: Any, spec: str, split: str = "test", num: int | None = Non
     training seed), [N, 3J, T] with the training grid; curves are resampled on the training grid
     (:func:`engine.api.reference_data`), [N, C, n]. A path has no held-out split: all of it is used. ``num``:
     at most this many items (images: the first ``num`` after a shuffle with seed 0; motions:
-    :func:`engine.motion.load_motion_dataset`'s ``num`` with the model's training seed; curves: the first ``num``).
+    :func:`engine.motion.load_motion_dataset`'s ``num`` with the model's training seed; curves: as images, since the
+    first ``num`` of a sorted file, like MelbournePedestrian's test file, would all be from one sensor).
     """
     from engine.data.registry import REGISTRY
     from engine.data.select import detect_modality
@@ -444,7 +446,7 @@ def load_items(model: Any, spec: str, split: str = "test", num: int | None = Non
         from engine import api
 
         grid = model.training_grid
-        return api.reference_data(spec, grid, split=split).values[:num], grid
+        return api.reference_data(spec, grid, split=split, num=num).values, grid
     use_split = split if _is_registry_name(spec, modality) else "train"
     if modality == "images":
         from engine.data.images import load_image_dataset
@@ -470,7 +472,7 @@ def load_items(model: Any, spec: str, split: str = "test", num: int | None = Non
 
 
 def run_restore_command(args: argparse.Namespace) -> int:
-    """``hdm restore``: degrade the first ``--num-items`` items of ``--data``, restore them, write HDF5 + JSON."""
+    """``hdm restore``: degrade ``--num-items`` items of ``--data``, restore them, write HDF5 + JSON."""
     from tqdm import tqdm
 
     from engine import api
