@@ -92,22 +92,22 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
 def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0, num: int | None = None):
     """The held-out curves of a dataset (or all curves of a file) on the samples' grid (for evaluation).
 
-    ``num``: at most this many, drawn at random with ``seed`` (:func:`engine.data.dataset.subsample`), never
-    the first ``num``: held-out files are often sorted (MelbournePedestrian's test file by sensor).
+    ``num``: generated sets draw this many curves; real sets and files keep ``num`` drawn at random with
+    ``seed``, never the first ``num``: held-out files are often sorted (MelbournePedestrian's test file by
+    sensor). ``split="train"`` with another ``seed`` gives a second sample of a generated set's law.
     """
     from engine.data import load_function_dataset
-    from engine.data.dataset import subsample
 
     n = int(np.asarray(grid).size)
     if Path(spec).is_file():  # a file is a held-out set in itself: all its rows
         split = "train"
-    data = load_function_dataset(spec, split, seed=seed)
+    data = load_function_dataset(spec, split, seed=seed, num=num)
     if data.values.shape[-1] != n or not np.allclose(data.grid, grid):
-        data = load_function_dataset(spec, split, n_points=n, seed=seed)
+        data = load_function_dataset(spec, split, n_points=n, seed=seed, num=num)
     if not np.allclose(data.grid, grid, rtol=1e-6, atol=1e-9):
         raise DataError(f"{spec}: the samples' grid ({n} points over [{grid[0]:g}, {grid[-1]:g}]) does not match "
                         f"the data's grid over [{data.grid[0]:g}, {data.grid[-1]:g}]")
-    return subsample(data, num, seed)
+    return data
 
 
 def image_classifier(data_spec: str, *, seed: int = 0):

@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -334,16 +335,22 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     Beside it, ``mmd2``: the unbiased MMD^2 of all the samples against all the held-out curves, at one
     bandwidth for every row (the held-out curves' median heuristic). Power at ``block`` vs ``block``
     rests on ``quality_samples / block`` blocks and moves by several points between repeats; MMD^2
-    uses every pair, so it separates samplers the power cannot (0 in expectation for a perfect
-    generator; negative values are sampling noise).
+    uses every pair. Its noise is reported too, as ``mmd2_floor``: the MMD^2 of as many curves of the
+    data's own law (its training split, or fresh draws of a generated set) against the same held-out
+    curves, 10 times (:func:`engine.metrics.mmd2_floor`). Rows closer than that spread do not differ.
     """
     from engine.api import reference_data
-    from engine.metrics import mmd_power
+    from engine.metrics import mmd2_floor, mmd_power
     from engine.metrics.twosample import median_heuristic, mmd2_unbiased
 
-    real = reference_data(model.config.data.spec, np.asarray(model.geometry.grid), split="test",
-                          num=opts.quality_samples).values
+    spec, grid = model.config.data.spec, np.asarray(model.geometry.grid)
+    real = reference_data(spec, grid, split="test", num=opts.quality_samples).values
     bandwidth = median_heuristic(real)
+    floor = None
+    if not Path(str(spec)).expanduser().is_file():  # a file is its own held-out set: no second sample of its law
+        draws = 10
+        pool = reference_data(spec, grid, split="train", seed=1, num=draws * len(real)).values
+        floor = mmd2_floor(pool, real, len(real), draws=draws, bandwidth=bandwidth, seed=opts.seed).to_dict()
 
     def measure(samples: np.ndarray) -> dict[str, Any]:
         res = mmd_power(samples, real, block_size=opts.power_block, repeats=opts.power_repeats,
@@ -352,7 +359,7 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
                 "mmd2": float(f"{mmd2_unbiased(samples, real, bandwidth):.4g}")}
 
     return opts.quality_samples, measure, {"metric": "power", "held_out": len(real), "block": opts.power_block,
-                                           "mmd2_bandwidth": round(bandwidth, 6)}
+                                           "mmd2_bandwidth": round(bandwidth, 6), "mmd2_floor": floor}
 
 
 def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:
@@ -461,6 +468,11 @@ def quality_table(quality: dict[str, Any]) -> str:
     curves = metric == "power"
     if curves:
         head += f"; MMD^2 of all samples {base['mmd2']:.2e}"
+        floor = quality.get("mmd2_floor")
+        if floor:
+            head += (f"\nMMD^2 of {floor['size']} curves of the data's own law (a perfect generator), {floor['draws']} "
+                     f"draws: {floor['mean']:.2e} ± {floor['std']:.2e} (from {floor['low']:.2e} to {floor['high']:.2e}"
+                     f"{'' if floor['disjoint'] else '; overlapping draws: spread understated'})")
     lines = [head, f"{'sampler':15s} {'budget':>6s} {'steps':>5s} {'NFE':>5s} {label:>8s} {'diff':>6s} {'time x':>7s}"
              + (f" {'MMD^2':>9s}" if curves else "")]
     for r in quality["rows"]:

@@ -68,6 +68,9 @@ def test_report_schema_and_baseline_ratios(checkpoint):
         assert r["power_minus_baseline"] == pytest.approx(r["power"] - quality["baseline"]["power"], abs=0.02)
         assert np.isfinite(r["mmd2"]) and -0.1 < r["mmd2"] < 2.0  # unbiased MMD^2 of a Gaussian kernel
     assert quality["mmd2_bandwidth"] > 0 and "MMD^2" in quality_table(quality)
+    floor = quality["mmd2_floor"]  # 10 draws of 20 fresh Quadratic curves against the same 20 held-out ones
+    assert (floor["draws"], floor["size"], floor["disjoint"]) == (10, 20, True) and floor["std"] > 0
+    assert "a perfect generator" in quality_table(quality)
     json.dumps(report)  # plain JSON types only
 
 

@@ -16,6 +16,7 @@ from engine.metrics import (
     functional_errors,
     mean_autocorrelation,
     median_heuristic,
+    mmd2_floor,
     mmd2_unbiased,
     mmd_power,
 )
@@ -128,6 +129,27 @@ def test_detects_quadratic_sign_mixture_at_10_vs_10():
     res = mmd_power(mixed, plus, block_size=10, repeats=10, seed=0)
     assert res.n_blocks == 30
     assert res.power >= 70.0, res.power
+
+
+def test_mmd2_floor_is_what_the_data_law_itself_scores():
+    # On Quadratic the MMD^2 of 200 vs 200 follows the share of each branch: a perfect generator scatters
+    # around 0 by the floor's spread, and a generator with 65 % on one branch lies far above all of it.
+    rng = np.random.default_rng(11)
+    real, pool = quadratic(200, rng), quadratic(2000, rng)
+    gamma = median_heuristic(real)
+    floor = mmd2_floor(pool, real, 200, draws=10, bandwidth=gamma, seed=0)
+    assert floor.disjoint and (floor.draws, floor.size) == (10, 200) and floor.std > 0
+    assert floor.low <= floor.mean <= floor.high and abs(floor.mean) < 2 * floor.std
+    a = np.where(np.arange(200) < 130, 1.0, -1.0)
+    biased = a[:, None] * X[None, :] ** 2 + rng.standard_normal(200)[:, None]
+    assert mmd2_unbiased(biased, real, gamma) > floor.high + 3 * floor.std
+    assert mmd2_floor(pool, real, 200, draws=10, bandwidth=gamma, seed=0) == floor
+    overlapping = mmd2_floor(pool[:500], real, 200, draws=10, bandwidth=gamma)
+    assert not overlapping.disjoint and json.dumps(overlapping.to_dict())
+    with pytest.raises(DataError, match="fewer than one draw"):
+        mmd2_floor(pool[:100], real, 200)
+    with pytest.raises(ConfigError, match="draws"):
+        mmd2_floor(pool, real, 200, draws=1)
 
 
 def test_unequal_sizes_are_not_blind_defect_4():

@@ -29,11 +29,12 @@ from engine.metrics.images import (
     spectrum_error,
 )
 from engine.metrics.report import evaluate_function_samples
-from engine.metrics.twosample import PowerResult, median_heuristic, mmd2_unbiased, mmd_power
+from engine.metrics.twosample import MMD2Floor, PowerResult, median_heuristic, mmd2_floor, mmd2_unbiased, mmd_power
 
 __all__ = [
     "FeatureClassifier",
     "KIDResult",
+    "MMD2Floor",
     "PowerResult",
     "evaluate_function_samples",
     "evaluate_image_samples",
@@ -50,6 +51,7 @@ __all__ = [
     "mean_autocorrelation",
     "mean_power_spectrum",
     "median_heuristic",
+    "mmd2_floor",
     "mmd2_unbiased",
     "mmd_power",
 ]
