@@ -36,7 +36,7 @@ from engine.equations.base import Equation, make_equation
 from engine.errors import CheckpointError, ConfigError
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
-from engine.samplers import EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
+from engine.samplers import DEFAULT_SAMPLER, EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
 
 PRIORS = {
     "hdm": "the exact Gaussian marginal at T, N(0, Shat_T^2 Q)",
@@ -338,7 +338,7 @@ class HDMModel:
         t = torch.full((len(rng),), equation.T, dtype=torch.float64, device=self.device)
         return equation.perturb(x0, t, equation.sample_noise(rng, shape))
 
-    def sample(self, num: int, *, steps: int = 50, sampler: str = "ddim", grid: np.ndarray | None = None,
+    def sample(self, num: int, *, steps: int = 50, sampler: str = DEFAULT_SAMPLER, grid: np.ndarray | None = None,
                size: tuple[int, int] | int | None = None, prior: str | None = None,
                seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int = 1000,
                spacing: str | None = None, callback: Callable[[StepInfo], None] | None = None,

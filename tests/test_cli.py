@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import pickle
 import subprocess
@@ -41,7 +42,7 @@ def test_train_sample_evaluate_export(run_dir, tmp_path, capsys):
         assert f["grid"].shape == (50,)
         assert list(f["seeds"][:3]) == [0, 1, 2]
         assert f["trajectory"].shape[1:] == (40, 1, 50)
-        assert json.loads(f.attrs["config"])["sampling"]["sampler"] == "ddim"
+        assert json.loads(f.attrs["config"])["sampling"]["sampler"] == "dpm2m_sde"  # the default
         assert len(f.attrs["checkpoint_sha256"]) == 64
         assert "torch" in json.loads(f.attrs["versions"])
     report = tmp_path / "r.json"
@@ -152,3 +153,13 @@ def test_console_script_prints_no_traceback(tmp_path):
                           timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ")
+
+
+def test_sample_defaults_to_the_engine_default_sampler():
+    # the CLI spells the default out (its parser does not import torch); the two must not drift apart
+    from engine.cli import build_parser
+    from engine.pipeline import HDMModel
+    from engine.samplers import DEFAULT_SAMPLER
+
+    args = build_parser().parse_args(["sample", "--out", "x.h5"])
+    assert args.sampler == DEFAULT_SAMPLER == inspect.signature(HDMModel.sample).parameters["sampler"].default

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.samplers import SAMPLER_DESCRIPTIONS, SAMPLERS
+from engine.samplers import DEFAULT_SAMPLER, SAMPLER_DESCRIPTIONS, SAMPLERS
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.workspace import TRAINED
@@ -77,7 +77,7 @@ class SamplingPanel(QWidget):
             self.sampler.addItem(name, name)
             self.sampler.setItemData(self.sampler.count() - 1, SAMPLER_DESCRIPTIONS.get(name, ""),
                                      Qt.ItemDataRole.ToolTipRole)
-        self.sampler.setCurrentText("exponential")  # no endpoint artifacts on the bundled Quadratic (ddim: 1-3 %)
+        self.sampler.setCurrentText(DEFAULT_SAMPLER)
         self.steps = self._int(1, 100_000, 50, "Reverse-time steps from T to 0")
         self.num = self._int(1, 1_000_000, 64, "How many curves to draw")
         self.seed = self._int(0, 2**31 - 1, 0, "Sample k is drawn with seed base + k")
