@@ -151,12 +151,13 @@ def batch_ranges(num: int, batch_size: int, world_size: int) -> list[tuple[int, 
 
 
 def sample_distributed(model: HDMModel, num: int, ctx: DistContext, *, seeds: np.ndarray | None = None,
-                       seed: int = 0, batch_size: int = 1000, **kwargs: Any) -> SampleResult:
+                       seed: int = 0, batch_size: int | None = None, **kwargs: Any) -> SampleResult:
     """``model.sample`` with the batches split over the ranks; every rank returns the full, gathered result.
 
     ``seeds`` defaults to ``seed, seed + 1, ...`` as in :meth:`HDMModel.sample`; the gathered
-    samples equal the single-process call with the same ``batch_size`` bit for bit. Trajectories
-    are not gathered (ask for them in one process).
+    samples equal the single-process call with the same ``batch_size`` (default: the model's,
+    :meth:`HDMModel.default_batch_size`, as there) bit for bit. Trajectories are not gathered (ask for
+    them in one process).
     """
     from engine.pipeline import SampleResult
 
@@ -165,6 +166,8 @@ def sample_distributed(model: HDMModel, num: int, ctx: DistContext, *, seeds: np
     all_seeds = np.arange(seed, seed + num, dtype=np.int64) if seeds is None else np.asarray(seeds, np.int64)
     if all_seeds.shape != (num,):
         raise ConfigError(f"expected {num} seeds, got {all_seeds.size}")
+    if batch_size is None:
+        batch_size = min(num, model.default_batch_size(kwargs.get("grid"), kwargs.get("size")))
     start, stop = batch_ranges(num, batch_size, ctx.world_size)[ctx.rank]
     local = (model.sample(stop - start, seeds=all_seeds[start:stop], batch_size=batch_size, **kwargs)
              if stop > start else None)

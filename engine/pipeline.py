@@ -24,6 +24,7 @@ continuous operators of the same physical image (pixel size = training size / ne
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,8 @@ PRIORS = {
     "white": "white noise N(0, s_T^2 I) (only for white-noise equations)",
     "ihdm": "maximally blurred training images plus noise (inverse heat dissipation)",
 }
+CPU_POINTS_PER_BATCH = 25_000
+"""Sampling on a CPU: grid points (or pixels) per batch by default (:meth:`HDMModel.default_batch_size`)."""
 PRIOR_BANK_SIZE = 1000  # training images kept in an image checkpoint for the ihdm prior
 _BANK_CUTOFF = 1e-6  # DCT modes whose mean coefficient at T is below this are not stored
 
@@ -338,9 +341,28 @@ class HDMModel:
         t = torch.full((len(rng),), equation.T, dtype=torch.float64, device=self.device)
         return equation.perturb(x0, t, equation.sample_noise(rng, shape))
 
+    def default_batch_size(self, grid: np.ndarray | None = None, size: tuple[int, int] | int | None = None) -> int:
+        """Items per sampling batch when none is given (``grid``/``size`` as :meth:`sample`; default: training).
+
+        On a GPU one large batch keeps it busy: 1000 curves or motions, 256 images. On a CPU, batches of
+        about :data:`CPU_POINTS_PER_BATCH` grid points or pixels (at least 32 items, the studio's preview),
+        so the network's activations stay in cache. Measured (2-core EPYC, 1 thread, 1000 curves,
+        exponential): 100 points 3.1-3.4 s in one batch, 2.1-2.2 s in batches of 250; 400 points 26 s,
+        7.3-8.4 s in batches of 60; 256 MNIST images (UNet) 11-17 s, 7.4 s in batches of 32.
+        """
+        images = isinstance(self.geometry, ImageGeometry)
+        at = self.domain.check(size if images else grid) if (grid is not None or size is not None) \
+            else self.domain.default()
+        return self._batch_for(at)
+
+    def _batch_for(self, at: Any) -> int:
+        if self.device.type != "cpu":
+            return 256 if isinstance(self.geometry, ImageGeometry) else 1000
+        return max(32, CPU_POINTS_PER_BATCH // math.prod(self.domain.shape(at)[1:]))
+
     def sample(self, num: int, *, steps: int = 50, sampler: str = DEFAULT_SAMPLER, grid: np.ndarray | None = None,
                size: tuple[int, int] | int | None = None, prior: str | None = None,
-               seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int = 1000,
+               seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int | None = None,
                spacing: str | None = None, callback: Callable[[StepInfo], None] | None = None,
                should_stop: Callable[[], bool] | None = None, trajectory_every: int = 0) -> SampleResult:
         """Draw ``num`` samples on ``grid`` (functions, motions) or at ``size`` (images); default: training.
@@ -348,19 +370,21 @@ class HDMModel:
         Args:
             prior: ``hdm``, ``white`` or ``ihdm`` (images; default ``hdm``, ``ihdm`` for the ihdm equation).
             seeds: one seed per sample; default ``seed, seed+1, ...``. Sample k depends only on
-                its seed, not on the batch size.
+                its seed, not on the batch size (up to float rounding, about 1e-6).
+            batch_size: items per batch; default :meth:`default_batch_size` (by device and size).
             trajectory_every: keep every k-th state of the reverse trajectory (0: none).
             callback: receives each step's :class:`StepInfo` (batch-local; ``x`` normalised).
         """
         if not isinstance(num, int) or num < 1:
             raise ConfigError(f"--num-samples must be a positive integer, got {num!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         images = isinstance(self.geometry, ImageGeometry)
         if (grid is not None and images) or (size is not None and not images):
             raise ConfigError("give a grid for functions and motions, an image size for images")
         at = self.domain.check(size if images else grid) if (grid is not None or size is not None) \
             else self.domain.default()
+        batch_size = min(num, self._batch_for(at)) if batch_size is None else batch_size
         seeds = np.arange(seed, seed + num, dtype=np.int64) if seeds is None else np.asarray(seeds, np.int64)
         if seeds.shape != (num,):
             raise ConfigError(f"expected {num} seeds, got {seeds.size}")
