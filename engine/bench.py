@@ -8,7 +8,8 @@ Every figure comes with its ratio to a baseline measured in the same run on the 
   (``Trainer.step_async`` + ``flush``), the mode without a host synchronisation per step; with
   bf16, how far its loss and gradient lie from fp32's (:func:`bf16_agreement`);
 - sampling: fp32 eager Euler-Maruyama with 1000 steps (the reference recipe), then each
-  ``sampler:steps`` asked for;
+  ``sampler:steps`` asked for, all in the model's default batches for the device
+  (:meth:`engine.pipeline.HDMModel.default_batch_size`; the batch is reported);
 - quality (with a checkpoint), for each sampler at each budget of network evaluations, next to
   the same figure of the Euler-Maruyama 1000-step baseline: for curves the two-sample power (%)
   at ``block`` vs ``block`` curves against held-out curves (lower = closer to the data), for
@@ -310,14 +311,14 @@ def bench_sampling(model, opts: BenchOptions, clock: Clock) -> dict[str, Any]:
         holder: dict[str, Any] = {}
 
         def draw(name=name, steps=steps, holder=holder) -> None:
-            holder["result"] = model.sample(opts.num_samples, steps=steps, sampler=name, seed=opts.seed,
-                                            batch_size=opts.num_samples)
+            holder["result"] = model.sample(opts.num_samples, steps=steps, sampler=name, seed=opts.seed)
 
         seconds = clock.time(draw)
         base = seconds if base is None else base
         out["runs"].append({"sampler": name, "steps": steps,
                             "network_evaluations": holder["result"].settings["network_evaluations"],
-                            "seconds": round(seconds, 4), "items_per_s": round(opts.num_samples / seconds, 1),
+                            "batch_size": holder["result"].settings["batch_size"], "seconds": round(seconds, 4),
+                            "items_per_s": round(opts.num_samples / seconds, 1),
                             "ratio_to_baseline": _ratio(seconds, base), "peak_memory_bytes": clock.peak_bytes()})
     return out
 
@@ -412,7 +413,7 @@ def bench_quality(opts: BenchOptions, clock: Clock) -> dict[str, Any]:
         holder: dict[str, Any] = {}
 
         def draw() -> None:
-            holder["r"] = model.sample(num, steps=steps, sampler=name, seed=opts.seed, batch_size=num)
+            holder["r"] = model.sample(num, steps=steps, sampler=name, seed=opts.seed)
 
         seconds = clock.time(draw)
         return {"sampler": name, "steps": steps, "network_evaluations": holder["r"].settings["network_evaluations"],

@@ -54,6 +54,7 @@ def test_report_schema_and_baseline_ratios(checkpoint):
     assert runs[0]["ratio_to_baseline"] == 1.0
     for r in runs:
         assert r["network_evaluations"] == r["steps"] * EVALS_PER_STEP[r["sampler"]] + 1
+        assert r["batch_size"] == 6  # the model's default batch, capped at the 6 samples asked for
         assert _positive(r["seconds"]) and _positive(r["peak_memory_bytes"])
 
     quality = report["quality"]
