@@ -46,6 +46,8 @@ PRIORS = {
 }
 CPU_POINTS_PER_BATCH = 25_000
 """Sampling on a CPU: grid points (or pixels) per batch by default (:meth:`HDMModel.default_batch_size`)."""
+GPU_POINTS_PER_BATCH = 1_048_576
+"""Sampling on a GPU: at most this many grid points (or pixels) per batch by default."""
 PRIOR_BANK_SIZE = 1000  # training images kept in an image checkpoint for the ihdm prior
 _BANK_CUTOFF = 1e-6  # DCT modes whose mean coefficient at T is below this are not stored
 
@@ -344,7 +346,10 @@ class HDMModel:
     def default_batch_size(self, grid: np.ndarray | None = None, size: tuple[int, int] | int | None = None) -> int:
         """Items per sampling batch when none is given (``grid``/``size`` as :meth:`sample`; default: training).
 
-        On a GPU one large batch keeps it busy: 1000 curves or motions, 256 images. On a CPU, batches of
+        On a GPU one large batch keeps it busy: 1000 curves or motions, 256 images, fewer where that would
+        exceed :data:`GPU_POINTS_PER_BATCH` grid points or pixels (a 100,000-point grid, 256x256 images), whose
+        activations could outgrow the GPU's memory (the reference FNO, width 256, peaks at about 7 KiB a point
+        in inference, so 7 GiB at the cap). On a CPU, batches of
         about :data:`CPU_POINTS_PER_BATCH` grid points or pixels (at least 32 items, the studio's preview),
         so the network's activations stay in cache. Measured (2-core EPYC, 1 thread, 1000 curves,
         exponential): 100 points 3.1-3.4 s in one batch, 2.1-2.2 s in batches of 250; 400 points 26 s,
@@ -356,9 +361,11 @@ class HDMModel:
         return self._batch_for(at)
 
     def _batch_for(self, at: Any) -> int:
+        points = math.prod(self.domain.shape(at)[1:])
         if self.device.type != "cpu":
-            return 256 if isinstance(self.geometry, ImageGeometry) else 1000
-        return max(32, CPU_POINTS_PER_BATCH // math.prod(self.domain.shape(at)[1:]))
+            most = 256 if isinstance(self.geometry, ImageGeometry) else 1000
+            return max(1, min(most, GPU_POINTS_PER_BATCH // points))
+        return max(32, CPU_POINTS_PER_BATCH // points)
 
     def sample(self, num: int, *, steps: int = 50, sampler: str = DEFAULT_SAMPLER, grid: np.ndarray | None = None,
                size: tuple[int, int] | int | None = None, prior: str | None = None,

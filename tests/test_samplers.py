@@ -154,7 +154,7 @@ def test_the_default_sampling_batch_depends_on_device_and_size(monkeypatch):
     # CPU: about CPU_POINTS_PER_BATCH grid points a batch (activations stay in cache; measured 1.5-3.5x faster
     # than one batch of 1000), at least 32 items; a GPU takes one large batch.
     from engine import api
-    from engine.pipeline import CPU_POINTS_PER_BATCH, HDMModel
+    from engine.pipeline import CPU_POINTS_PER_BATCH, GPU_POINTS_PER_BATCH, HDMModel
 
     model = api.load_model("quadratic")  # trained on 100 points
     assert model.default_batch_size() == CPU_POINTS_PER_BATCH // 100 == 250
@@ -167,3 +167,4 @@ def test_the_default_sampling_batch_depends_on_device_and_size(monkeypatch):
     assert model.sample(5, steps=2, seed=0).settings["batch_size"] == 5  # never more than asked for
     monkeypatch.setattr(HDMModel, "device", property(lambda self: torch.device("cuda")))
     assert model.default_batch_size() == 1000
+    assert model.default_batch_size(np.linspace(-10, 10, 100_000)) == GPU_POINTS_PER_BATCH // 100_000 == 10
