@@ -40,7 +40,8 @@ else
              --train-variants eager_fp32,eager_tf32,eager_bf16,compiled_tf32,compiled_bf16)
   TTQ_ARGS=(--budgets 100,250,500,1000,2000 --readout-every 50)
   TTQ_REF_ARGS=(--budgets 100,250,500,1000 --readout-every 50 --width 256 --modes 16 --layers 4)
-  SAMPLE_ARGS=(--width 32 --train-steps 5 --warmup-steps 2 --samplers ddim:25,exponential:30,dpm2m:10,dpm2m:20)
+  SAMPLE_ARGS=(--width 32 --train-steps 5 --warmup-steps 2
+               --samplers ddim:25,exponential:10,exponential:30,dpm2m:10,dpm2m:20,dpm2m_sde:25,dpm2m_sde:50)
   TEST_FILES=(tests/test_precision.py tests/test_bench.py tests/test_dct.py tests/test_image_models.py
               tests/test_distributed.py)
 fi
