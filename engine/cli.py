@@ -457,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # process-wide: only entry points do it
     try:
         return args.func(args)
     except HDMError as exc:

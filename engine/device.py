@@ -1,4 +1,4 @@
-"""Device selection: a string in configs, a ``torch.device`` only at run time."""
+"""Device selection (a string in configs, a ``torch.device`` only at run time) and the CPU allocator's tuning."""
 
 from __future__ import annotations
 
@@ -30,3 +30,45 @@ def available_devices() -> list[str]:
     if torch.cuda.is_available():
         out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return out
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # glibc's largest on 64-bit systems
+TRIM_THRESHOLD = 256 << 20
+_allocator_tuned: bool | None = None
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in the process instead of returning it to the OS tensor by tensor (Linux, glibc).
+
+    glibc serves blocks above a moving threshold with ``mmap`` and trims the heap once twice that
+    lies free at its top, so a sampling loop whose activations are a few MB page-faults fresh
+    memory for almost every operation's output (the profile showed a GELU and a bias copy on
+    [250, 100, 64] at 8-9 ms each, 16-50x slower per element than the same operations at width 32).
+    Fixing the mmap threshold at 32 MiB and the trim threshold at 256 MiB keeps those pages (the
+    process then holds up to 256 MiB it no longer uses). Measured in-process A/B, 2-core CPU, 1000
+    Quadratic curves, exponential-10: one batch of 1000 2.3-2.8 s -> 1.5-2.2 s, the default batches
+    1.6-1.9 s -> 1.4-1.9 s, and no slow first call; 256 MNIST images in one batch 7.9-9.1 s ->
+    5.4-7.0 s; the training step unchanged within noise.
+
+    Process-wide, so the entry points (``hdm``, ``hdm-studio``) call it and the engine itself never
+    does; ``HDM_MALLOC_TUNING=0`` turns it off. Returns whether the settings are in force.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is not None:
+        return _allocator_tuned
+    import ctypes
+    import os
+    import platform
+
+    _allocator_tuned = False
+    if os.environ.get("HDM_MALLOC_TUNING", "1") == "0" or platform.system() != "Linux" \
+            or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                        TRIM_THRESHOLD))
+    return _allocator_tuned

@@ -351,9 +351,12 @@ class HDMModel:
         activations could outgrow the GPU's memory (the reference FNO, width 256, peaks at about 7 KiB a point
         in inference, so 7 GiB at the cap). On a CPU, batches of
         about :data:`CPU_POINTS_PER_BATCH` grid points or pixels (at least 32 items, the studio's preview),
-        so the network's activations stay in cache. Measured (2-core EPYC, 1 thread, 1000 curves,
-        exponential): 100 points 3.1-3.4 s in one batch, 2.1-2.2 s in batches of 250; 400 points 26 s,
-        7.3-8.4 s in batches of 60; 256 MNIST images (UNet) 11-17 s, 7.4 s in batches of 32.
+        so the network's activations stay in cache and below glibc's mmap threshold. Measured (2-core
+        EPYC, 1 thread, 1000 curves, exponential-5): 100 points 3.1-3.4 s in one batch, 2.1-2.2 s in batches
+        of 250; 400 points 26 s, 7.3-8.4 s in batches of 60; 256 MNIST images (UNet) 11-17 s, 7.4 s in
+        batches of 32. With :func:`engine.device.tune_cpu_allocator` (what ``hdm`` and the studio run
+        with) 100 points take 1.4-1.9 s whatever the batch, and 400 points still 10-13 s in one batch
+        against 5.0 s in batches of 60.
         """
         images = isinstance(self.geometry, ImageGeometry)
         at = self.domain.check(size if images else grid) if (grid is not None or size is not None) \

@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # process-wide: only entry points do it
 
     import qasync
     from PySide6.QtWidgets import QApplication

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -163,3 +164,21 @@ def test_sample_defaults_to_the_engine_default_sampler():
 
     args = build_parser().parse_args(["sample", "--out", "x.h5"])
     assert args.sampler == DEFAULT_SAMPLER == inspect.signature(HDMModel.sample).parameters["sampler"].default
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_entry_points_tune_the_cpu_allocator_and_the_engine_alone_does_not():
+    code = ("import engine.api, engine.training, engine.device as d; before = d._allocator_tuned; "
+            "print(before, d.tune_cpu_allocator(), d.tune_cpu_allocator())")
+
+    def run(**env: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})
+        return out.stdout.strip()
+
+    assert run() == "None True True"  # importing the engine changes nothing; the call is idempotent
+    assert run(HDM_MALLOC_TUNING="0") == "None False False"
+    code = ("import sys, engine.device as d; from engine.cli import main; main(['list']); "
+            "sys.stderr.write(str(d._allocator_tuned))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.endswith("True")  # `hdm` tunes it
