@@ -43,6 +43,9 @@ def evaluate(samples: np.ndarray, real: np.ndarray) -> dict:
 
 
 def main() -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="quadratic")
     ap.add_argument("--steps", type=int, default=2000)

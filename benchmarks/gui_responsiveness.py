@@ -199,6 +199,9 @@ def media_render_rates(app, frames: int = 60) -> dict:
 
 
 def main() -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="how long to probe during training")
     ap.add_argument("--model", choices=list(MODELS), default="default")

@@ -145,6 +145,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser()
     ap.add_argument("phase", choices=["train", "evaluate", "speed"])
     ap.add_argument("--out", default="runs/mnist")

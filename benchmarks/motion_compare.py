@@ -122,6 +122,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="cmu07", help="cmu07 or walk")
     p.add_argument("--out", required=True)

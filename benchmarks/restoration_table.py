@@ -115,6 +115,9 @@ HEADER = ("| data | task | prior | PSNR mean | PSNR single | PSNR naive | SSIM m
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-items", type=int, default=30, help="held-out MNIST images per task")
     parser.add_argument("--curve-items", type=int, default=200, help="held-out curves per dataset and task")

@@ -30,6 +30,9 @@ from engine import api  # noqa: E402
 
 
 def main() -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default="quadratic")
     ap.add_argument("--num-samples", type=int, default=200)

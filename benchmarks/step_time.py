@@ -25,10 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.bench import TRAIN_VARIANTS, BenchOptions, Clock, bench_training, environment  # noqa: E402
-from engine.device import resolve_device  # noqa: E402
+from engine.device import resolve_device, tune_cpu_allocator  # noqa: E402
 
 
 def main() -> int:
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--width", type=int, default=256)

@@ -67,6 +67,9 @@ def measure(model, real: np.ndarray, args) -> dict:
 
 
 def main() -> int:
+    from engine.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # time what `hdm` and the studio run with
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="quadratic")
     ap.add_argument("--budgets", default="100,250,500,1000,2000", help="training steps, comma-separated")
