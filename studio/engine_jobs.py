@@ -159,8 +159,8 @@ def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: i
             size = grid.size * model.geometry.channels
             where = f"{grid.size} points"
         every = _trajectory_every(steps, num, size, 1)
-        batch_size_ = batch_size or min(num, model.default_batch_size(grid))  # the model's choice for its device
-        n_batches = math.ceil(num / batch_size_)
+        batch = batch_size or min(num, model.default_batch_size(grid))  # the model's choice for its device
+        n_batches = math.ceil(num / batch)
         shown = PREVIEWS[modality]
         skeleton = model_skeleton(model)
         count = 0
@@ -183,7 +183,7 @@ def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: i
                 f"seeds {seed}…{seed + num - 1}, device {device}")
         kw: dict[str, Any] = {"prior": prior} if images else {"grid": grid}
         with torch.inference_mode():
-            result = model.sample(num, steps=steps, sampler=sampler, seed=seed, batch_size=batch_size_,
+            result = model.sample(num, steps=steps, sampler=sampler, seed=seed, batch_size=batch,
                                   callback=on_step, should_stop=ctx.should_stop, trajectory_every=every, **kw)
         return SampleOutcome(model, result, T, seed)
 
