@@ -289,6 +289,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   f"({res['n_blocks']} blocks x {res['repeats']} repeats)")
         else:
             print(f"power {key} vs {key}: skipped ({res})")
+    mmd = report.get("mmd2")
+    if mmd:
+        line = f"MMD^2 ({mmd['n_generated']} vs {mmd['n_real']}): {mmd['value']:.3g}"
+        floor = mmd["floor"]
+        if floor:
+            line += (f"; a perfect generator scores {floor['mean']:.3g} ± {floor['std']:.2g} "
+                     f"({floor['low']:.3g} to {floor['high']:.3g}, {floor['draws']} draws"
+                     f"{'' if floor['disjoint'] else ', overlapping: spread understated'})")
+        else:
+            line += f" ({mmd.get('floor_note', 'no floor')})"
+        print(line)
     for key, value in report["functional"].items():
         print(f"{key}: {value:.4g}")
     _write_json(args.json, report)

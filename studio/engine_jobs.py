@@ -303,6 +303,11 @@ def summarize_evaluation(report: dict[str, Any]) -> str:
     for size, entry in report.get("power", {}).items():
         if isinstance(entry, dict):
             parts.append(f"power {size} vs {size}: {entry['power']:.1f} % ± {entry['std']:.1f}")
+    mmd = report.get("mmd2")
+    if mmd:
+        floor = mmd.get("floor")
+        parts.append(f"MMD² {mmd['value']:.2g}" + (f" (a perfect generator: {floor['mean']:.2g} ± {floor['std']:.1g})"
+                                                    if floor else ""))
     f = report.get("functional", {})
     if f:
         parts.append(f"mean error {f['mean_error']:.3g}, variance error {f['variance_error']:.3g}")

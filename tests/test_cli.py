@@ -51,6 +51,10 @@ def test_train_sample_evaluate_export(run_dir, tmp_path, capsys):
                  "--repeats", "2", "--permutations", "100", "--balanced", "--json", str(report)]) == 0
     rep = json.loads(report.read_text())
     assert 0 <= rep["power"]["10"]["power"] <= 100
+    mmd = rep["mmd2"]  # beside it, what 10 draws of 40 fresh Quadratic curves score against the same held-out ones
+    floor = mmd["floor"]
+    assert (mmd["n_generated"], floor["draws"], floor["size"], floor["disjoint"]) == (40, 10, 40, True)
+    assert "a perfect generator scores" in capsys.readouterr().out
     csv = tmp_path / "s.csv"
     assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(csv)]) == 0
     assert len(csv.read_text().splitlines()) == 41
@@ -182,3 +186,14 @@ def test_entry_points_tune_the_cpu_allocator_and_the_engine_alone_does_not():
             "sys.stderr.write(str(d._allocator_tuned))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.endswith("True")  # `hdm` tunes it
+
+
+def test_evaluate_has_no_mmd2_floor_for_a_held_out_file(tmp_path):
+    from engine.api import _mmd2_with_floor
+
+    held_out = tmp_path / "held_out.csv"
+    x = np.random.default_rng(0).standard_normal((30, 1, 8))
+    np.savetxt(held_out, x[:, 0], delimiter=",")
+    out = _mmd2_with_floor(x[:15], x[15:], str(held_out), np.arange(8.0), split="train", seed=0)
+    assert out["floor"] is None and "no second sample" in out["floor_note"]
+    assert (out["n_generated"], out["n_real"]) == (15, 15) and np.isfinite(out["value"])
