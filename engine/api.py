@@ -2,7 +2,7 @@
 
 >>> from engine import api
 >>> model = api.load_model("quadratic")
->>> result = model.sample(100, steps=50, sampler="ddim", seed=0)
+>>> result = model.sample(100, steps=50, seed=0)  # dpm2m_sde, the default sampler
 >>> api.write_sample_file("samples.h5", result, model)
 """
 
