@@ -326,10 +326,11 @@ EVALS_PER_STEP = {"euler_maruyama": 1, "exponential": 1, "pc": 2, "ode_heun": 2,
 
 DEFAULT_SAMPLER = "dpm2m_sde"
 """What ``HDMModel.sample``, ``hdm sample`` and the studio use unless told (with 50 steps). Measured (CPU,
-2026-12, ``hdm bench --sections quality``): at 25 and 50 network evaluations it is within a perfect
-generator's MMD^2 spread on Quadratic and Melbourne (ddim needs 50 on Melbourne, exponential 100) and
-leaves none of the end-point artifacts the ODE samplers leave on Quadratic (3-8 curves in 1000); on
-MNIST (HDM-SPDE) it has the best FD at 50 evaluations (39 against ddim's 52, exponential's 44)."""
+2026-12, ``hdm bench --sections quality``): at 50 network evaluations it is within a perfect generator's
+MMD^2 spread on Quadratic (1000 and 5000 samples; just above it at 25 with 5000) and on Melbourne (from 25;
+ddim needs 50 there, exponential 100), and leaves none of the end-point artifacts the ODE samplers leave
+on Quadratic (3-8 curves in 1000); on MNIST (HDM-SPDE) it has the best FD at 50 evaluations (39 against
+ddim's 52, exponential's 44)."""
 
 DEFAULT_SPACING = {"ddim": "logsnr", "ode_heun": "logsnr", "dpm2m": "logsnr", "dpm2m_sde": "logsnr"}
 """The time grid each sampler uses unless one is asked for (others: ``uniform``); see :func:`default_spacing`."""
