@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import api  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.metrics import mmd2_floor, mmd_power  # noqa: E402
+from engine.metrics import mmd_power  # noqa: E402
 from engine.metrics.twosample import median_heuristic, mmd2_unbiased  # noqa: E402
 from engine.training import Trainer  # noqa: E402
 
@@ -53,7 +53,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model, real: np.ndarray, args) -> dict:
+def measure(model, real: np.ndarray, bandwidth: float, args) -> dict:
     _sync(args.device)
     t0 = time.perf_counter()
     samples = model.sample(args.num_samples, steps=args.sampler_steps, sampler=args.sampler, seed=10_000).samples
@@ -63,7 +63,7 @@ def measure(model, real: np.ndarray, args) -> dict:
     p100 = mmd_power(samples, real, block_size=100, repeats=10, seed=0)
     return {"sample_seconds": round(seconds, 3), "power10": round(p10.power, 2), "power10_std": round(p10.std, 2),
             "power100": round(p100.power, 2), "power100_std": round(p100.std, 2),
-            "mmd2": float(f"{mmd2_unbiased(samples, real, median_heuristic(real)):.4g}")}
+            "mmd2": float(f"{mmd2_unbiased(samples, real, bandwidth):.4g}")}
 
 
 def main() -> int:
@@ -104,9 +104,12 @@ def main() -> int:
         model = trainer.model()
         if real is None:
             real = api.reference_data(args.data, model.training_grid).values
-            pool = api.reference_data(args.data, model.training_grid, split="train", seed=args.seed + 1,
-                                      num=FLOOR_DRAWS * args.num_samples).values
-            floor = mmd2_floor(pool, real, args.num_samples, draws=FLOOR_DRAWS, bandwidth=median_heuristic(real))
+            bandwidth = median_heuristic(real)
+            floor = api.perfect_generator_floor(args.data, model.training_grid, real, args.num_samples,
+                                                bandwidth=bandwidth, seed=args.seed, draws=FLOOR_DRAWS)
+            if floor is None:
+                raise SystemExit(f"{args.data}: no second sample of its law for the MMD^2 floor (a file, or a "
+                                 f"training split smaller than --num-samples {args.num_samples})")
             strict_mmd2 = floor.mean + 2 * floor.std
             report["mmd2_floor"] = floor.to_dict()
             report["strict_bar_mmd2"] = float(f"{strict_mmd2:.4g}")
@@ -114,7 +117,7 @@ def main() -> int:
             report["config"] = {"model": trainer.config.to_dict()["model"],
                                 "batch_size": trainer.config.train.batch_size}
         row = {"steps": steps, "train_seconds": round(trainer.elapsed, 2),
-               "final_loss": round(float(np.mean(trainer.losses[-50:])), 4), **measure(model, real, args)}
+               "final_loss": round(float(np.mean(trainer.losses[-50:])), 4), **measure(model, real, bandwidth, args)}
         row["meets_bar"] = row["power10"] <= BAR["power10"] and row["power100"] <= BAR["power100"]
         report["budgets"].append(row)
         print(json.dumps(row), flush=True)

@@ -168,17 +168,33 @@ MMD2_MAX_CURVES = 2000
 """``evaluate``'s MMD^2 uses at most this many curves of each sample (a random draw): its Gram matrix is dense."""
 
 
+def perfect_generator_floor(spec: str, grid: np.ndarray, real: np.ndarray, size: int, *, bandwidth: float,
+                            seed: int = 0, draws: int = 10):
+    """What ``size`` curves of dataset ``spec``'s own law score in MMD^2 against ``real`` (its held-out curves).
+
+    :func:`engine.metrics.mmd2_floor` over ``draws`` draws from the training split (a generated set:
+    fresh draws, seed ``seed + 1``), at ``bandwidth``. None where there is no second sample of the law:
+    ``spec`` is a file (it is its own held-out set), or its training split has fewer than ``size`` curves.
+    """
+    from engine.metrics import mmd2_floor
+
+    if Path(str(spec)).expanduser().exists():
+        return None
+    pool = reference_data(spec, grid, split="train", seed=seed + 1, num=draws * size).values
+    if len(pool) < size:
+        return None
+    return mmd2_floor(pool, real, size, draws=draws, bandwidth=bandwidth, seed=seed)
+
+
 def _mmd2_with_floor(generated: np.ndarray, real: np.ndarray, data_spec: str, grid: np.ndarray, *, split: str,
                      seed: int) -> dict[str, Any]:
     """The MMD^2 of the samples against the held-out curves, beside what a perfect generator scores there.
 
-    The bandwidth is the held-out curves' median heuristic; the floor (:func:`engine.metrics.mmd2_floor`)
-    draws as many curves from the dataset's training split (a generated set: fresh draws) 10 times.
+    The bandwidth is the held-out curves' median heuristic; the floor is :func:`perfect_generator_floor`.
     Power tests blocks of 10-500 curves; MMD^2 uses every pair, so it separates generators that all
     reach ~5 % power, but only where it lies outside the floor's spread (wide on Quadratic, whose
     MMD^2 follows the share of each branch).
     """
-    from engine.metrics import mmd2_floor
     from engine.metrics.twosample import median_heuristic, mmd2_unbiased
 
     rng = np.random.default_rng(seed)
@@ -187,19 +203,14 @@ def _mmd2_with_floor(generated: np.ndarray, real: np.ndarray, data_spec: str, gr
     if len(real) > MMD2_MAX_CURVES:
         real = real[np.sort(rng.choice(len(real), MMD2_MAX_CURVES, replace=False))]
     bandwidth = median_heuristic(real)
+    floor = None if split != "test" else perfect_generator_floor(data_spec, grid, real, len(generated),
+                                                                 bandwidth=bandwidth, seed=seed)
     out: dict[str, Any] = {"value": float(f"{mmd2_unbiased(generated, real, bandwidth):.4g}"),
                            "bandwidth": float(f"{bandwidth:.6g}"), "n_generated": len(generated),
-                           "n_real": len(real), "floor": None}
-    draws = 10
-    if Path(str(data_spec)).expanduser().exists() or split != "test":
-        out["floor_note"] = "no floor: the held-out curves are a file or not the test split (no second sample)"
-        return out
-    pool = reference_data(data_spec, grid, split="train", seed=seed + 1, num=draws * len(generated)).values
-    if len(pool) < len(generated):
-        out["floor_note"] = (f"no floor: the training split has {len(pool)} curves, fewer than the "
-                             f"{len(generated)} samples")
-        return out
-    out["floor"] = mmd2_floor(pool, real, len(generated), draws=draws, bandwidth=bandwidth, seed=seed).to_dict()
+                           "n_real": len(real), "floor": None if floor is None else floor.to_dict()}
+    if floor is None:
+        out["floor_note"] = ("no floor: no second sample of the data's law (the held-out curves are a file or "
+                             "not the test split, or the training split is smaller than the samples)")
     return out
 
 

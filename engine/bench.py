@@ -32,7 +32,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -340,18 +339,14 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     data's own law (its training split, or fresh draws of a generated set) against the same held-out
     curves, 10 times (:func:`engine.metrics.mmd2_floor`). Rows closer than that spread do not differ.
     """
-    from engine.api import reference_data
-    from engine.metrics import mmd2_floor, mmd_power
+    from engine.api import perfect_generator_floor, reference_data
+    from engine.metrics import mmd_power
     from engine.metrics.twosample import median_heuristic, mmd2_unbiased
 
     spec, grid = model.config.data.spec, np.asarray(model.geometry.grid)
     real = reference_data(spec, grid, split="test", num=opts.quality_samples).values
     bandwidth = median_heuristic(real)
-    floor = None
-    if not Path(str(spec)).expanduser().is_file():  # a file is its own held-out set: no second sample of its law
-        draws = 10
-        pool = reference_data(spec, grid, split="train", seed=1, num=draws * len(real)).values
-        floor = mmd2_floor(pool, real, len(real), draws=draws, bandwidth=bandwidth, seed=opts.seed).to_dict()
+    floor = perfect_generator_floor(spec, grid, real, len(real), bandwidth=bandwidth, seed=opts.seed)
 
     def measure(samples: np.ndarray) -> dict[str, Any]:
         res = mmd_power(samples, real, block_size=opts.power_block, repeats=opts.power_repeats,
@@ -360,7 +355,8 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
                 "mmd2": float(f"{mmd2_unbiased(samples, real, bandwidth):.4g}")}
 
     return opts.quality_samples, measure, {"metric": "power", "held_out": len(real), "block": opts.power_block,
-                                           "mmd2_bandwidth": round(bandwidth, 6), "mmd2_floor": floor}
+                                           "mmd2_bandwidth": round(bandwidth, 6),
+                                           "mmd2_floor": None if floor is None else floor.to_dict()}
 
 
 def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:

@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=int, default=1000)
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--sampler", default="dpm2m_sde",  # engine.samplers.DEFAULT_SAMPLER (not imported: torch)
-                   help="see `hdm list`; default dpm2m_sde (the best measured at 25-50 steps on curves and images)")
+                   help="see `hdm list`; default dpm2m_sde (the best measured at 50 steps on curves and images)")
     s.add_argument("--spacing", default=None,
                    help="the time grid: uniform (in t), logsnr (uniform in log SNR) or edm (Karras et al.'s rho = 7); "
                         "default: logsnr for ddim, ode_heun, dpm2m and dpm2m_sde, uniform for the others")
