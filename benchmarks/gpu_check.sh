@@ -10,8 +10,9 @@
 #
 # Stages (the proof, in order):
 #   step    training-step time of the reference configuration (FNO width 256, 4 layers, 16 modes,
-#           100 points, batch 100): eager fp32, tf32, bf16 and compiled tf32, bf16, against eager fp32
-#           in the same run (target: <= 4.8 ms, a third of the official code's 14.4 ms)
+#           100 points, batch 100): eager fp32, tf32, bf16 and compiled tf32, bf16, and compiled tf32
+#           replayed as CUDA graphs, against eager fp32 in the same run (target: <= 4.8 ms, a third of
+#           the official code's 14.4 ms); host_ms_median beside each says whether the host bounds it
 #   ttq     seconds of training to the foundation's Quadratic quality bar (target <= 60 s), and the
 #           seconds to sample 1000 curves at that quality (target <= 1.3 s), default network and
 #           the reference one
@@ -37,7 +38,7 @@ if [ "${QUICK:-0}" = 1 ]; then  # tiny sizes: checks that every stage runs, meas
   TEST_FILES=(tests/test_dct.py)
 else
   STEP_ARGS=(--train-steps 100 --warmup-steps 20 --readout-every 20
-             --train-variants eager_fp32,eager_tf32,eager_bf16,compiled_tf32,compiled_bf16)
+             --train-variants eager_fp32,eager_tf32,eager_bf16,compiled_tf32,compiled_bf16,compiled_tf32_cudagraphs)
   TTQ_ARGS=(--budgets 100,250,500,1000,2000 --readout-every 50)
   TTQ_REF_ARGS=(--budgets 100,250,500,1000 --readout-every 50 --width 256 --modes 16 --layers 4)
   SAMPLE_ARGS=(--width 32 --train-steps 5 --warmup-steps 2

@@ -19,7 +19,7 @@ from engine.config import RunConfig
 from engine.errors import CheckpointError, DataError
 from engine.paths import CHECKPOINTS_DIR
 from engine.pipeline import HDMModel, SampleResult
-from engine.training import MODEL_FILE, Trainer, TrainProgress
+from engine.training import EXECUTION, MODEL_FILE, Trainer, TrainProgress
 
 
 def list_checkpoints() -> dict[str, Path]:
@@ -70,7 +70,7 @@ def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume
     out = Path(out_dir)
     if resume:
         trainer = Trainer.resume(out, steps=config.train.steps, device=device,
-                                 execution={"precision": config.train.precision, "compile": config.train.compile})
+                                 execution={k: getattr(config.train, k) for k in EXECUTION})
     else:
         trainer = Trainer(config, device=device)
     trainer.run(callback=callback, should_stop=should_stop, out_dir=out)

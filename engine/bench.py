@@ -42,13 +42,14 @@ from engine.errors import ConfigError
 BASELINE_SAMPLER = ("euler_maruyama", 1000)
 SECTIONS = ("training", "sampling", "quality")
 SCHEMA_VERSION = 2
-TRAIN_VARIANTS = {  # name: (train.precision, train.compile)
-    "eager_fp32": ("fp32", False),
-    "eager_tf32": ("tf32", False),
-    "eager_bf16": ("bf16", False),
-    "compiled_fp32": ("fp32", True),
-    "compiled_tf32": ("tf32", True),
-    "compiled_bf16": ("bf16", True),
+TRAIN_VARIANTS: dict[str, dict[str, Any]] = {  # name: the train settings of how its steps run
+    "eager_fp32": {"precision": "fp32", "compile": False},
+    "eager_tf32": {"precision": "tf32", "compile": False},
+    "eager_bf16": {"precision": "bf16", "compile": False},
+    "compiled_fp32": {"precision": "fp32", "compile": True},
+    "compiled_tf32": {"precision": "tf32", "compile": True},
+    "compiled_bf16": {"precision": "bf16", "compile": True},
+    "compiled_tf32_cudagraphs": {"precision": "tf32", "compile": True, "cuda_graphs": True},
 }
 
 
@@ -142,9 +143,22 @@ def _ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 4) if baseline > 0 else float("nan")
 
 
-def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float]:
-    """Median seconds per step: read back after each step, and read back every ``readout_every`` steps."""
-    per_step = [clock.time(trainer.step) for _ in range(opts.train_steps)]
+def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float, float]:
+    """Median seconds per step: read back after each step, and read back every ``readout_every`` steps.
+
+    Also the median host time of a step: from a synchronised start until ``step_async`` returns
+    (the work is queued, not necessarily done). Where it is close to the step time, the host bounds
+    the step (a small network on a GPU); where it is far below, the device does.
+    """
+    per_step, host = [], []
+    for _ in range(opts.train_steps):
+        clock.sync()
+        started = time.perf_counter()
+        trainer.step_async()
+        host.append(time.perf_counter() - started)
+        trainer.flush()
+        clock.sync()
+        per_step.append(time.perf_counter() - started)
     k = max(1, opts.readout_every)
 
     def chunk() -> None:
@@ -153,7 +167,7 @@ def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float
         trainer.flush()
 
     deferred = [clock.time(chunk) / k for _ in range(max(1, opts.train_steps // k))]
-    return float(np.median(per_step)), float(np.median(deferred))
+    return float(np.median(per_step)), float(np.median(deferred)), float(np.median(host))
 
 
 def bench_training(opts: BenchOptions, clock: Clock):
@@ -161,13 +175,15 @@ def bench_training(opts: BenchOptions, clock: Clock):
 
     Each variant (:data:`TRAIN_VARIANTS`) is a fresh trainer with the same seed (so the same
     batches and sub-grids), timed after ``warmup_steps`` (at least 2 when compiled) read back per
-    step, then read back every ``readout_every`` steps (``NAME_readout_every_K``). Compiled
-    variants report their warm-up separately (``compile``: its seconds, the share above the
-    timed step time, and the graphs compiled during the warm-up and during the timed steps).
-    Variants the device cannot run are listed in ``skipped`` with the reason.
-    With a bf16 variant, ``bf16_agreement`` (:func:`bf16_agreement`) says what bf16 costs in
-    accuracy, measured on the baseline's weights after its timed steps. Returns the section and
-    the baseline trainer (whose model the sampling section uses).
+    step, then read back every ``readout_every`` steps (``NAME_readout_every_K``); ``host_ms_median``
+    is the host's share of a step (:func:`_time_steps`). Compiled variants report their warm-up
+    separately (``compile``: its seconds, the share above the timed step time, the graphs compiled
+    during the warm-up and during the timed steps, and whether the steps still ran compiled, and
+    as CUDA graphs, at the end). Variants the device cannot run are listed in ``skipped`` with the
+    reason; a variant other than the baseline that raises is listed in ``failed`` with the error,
+    and the others still run. With a bf16 variant, ``bf16_agreement`` (:func:`bf16_agreement`)
+    says what bf16 costs in accuracy, measured on the baseline's weights after its timed steps.
+    Returns the section and the baseline trainer (whose model the sampling section uses).
     """
     from torch._dynamo.utils import counters
 
@@ -180,14 +196,16 @@ def bench_training(opts: BenchOptions, clock: Clock):
     k = max(1, opts.readout_every)
     names = ["eager_fp32", *(v for v in opts.train_variants if v != "eager_fp32")]
     times: dict[str, float] = {}
+    hosts: dict[str, float] = {}
     peaks: dict[str, int] = {}
     compiled: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     baseline = None
     for name in names:
-        precision, compile_ = TRAIN_VARIANTS[name]
+        execution = {"cuda_graphs": False, **TRAIN_VARIANTS[name]}
         try:
-            trainer = Trainer(cfg.replace(train={"precision": precision, "compile": compile_}), device=opts.device)
+            trainer = Trainer(cfg.replace(train=execution), device=opts.device)
         except ConfigError as exc:  # e.g. bf16 on a GPU without it: the other variants still run
             if name == "eager_fp32":
                 raise
@@ -195,16 +213,27 @@ def bench_training(opts: BenchOptions, clock: Clock):
             continue
         clock.reset_peak()
         graphs = counters["stats"]["unique_graphs"]
-        warm = [clock.time(trainer.step) for _ in range(max(opts.warmup_steps, 2 if compile_ else 0))]
-        graphs_warm = counters["stats"]["unique_graphs"]
-        times[name], times[f"{name}_readout_every_{k}"] = _time_steps(trainer, opts, clock)
+        try:
+            warm = [clock.time(trainer.step) for _ in range(max(opts.warmup_steps, 2 if execution["compile"] else 0))]
+            graphs_warm = counters["stats"]["unique_graphs"]
+            times[name], times[f"{name}_readout_every_{k}"], hosts[name] = _time_steps(trainer, opts, clock)
+        except Exception as exc:  # noqa: BLE001  (a variant's failure is a finding; the baseline's is not)
+            if name == "eager_fp32":
+                raise
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            times.pop(name, None)
+            del trainer
+            continue
+        hosts[f"{name}_readout_every_{k}"] = hosts[name]
         peaks[name] = peaks[f"{name}_readout_every_{k}"] = clock.peak_bytes()
-        if compile_:
+        if execution["compile"]:
             compiled[name] = {"warmup_steps": len(warm), "warmup_s": round(sum(warm), 3),
                               "compile_s": round(max(0.0, sum(warm) - len(warm) * times[name]), 3),
                               "graphs_compiled_in_warmup": graphs_warm - graphs,
                               "graphs_compiled_while_timed": counters["stats"]["unique_graphs"] - graphs_warm,
                               "compiled": trainer.compiled}
+            if execution["cuda_graphs"]:
+                compiled[name]["cuda_graphs"] = trainer.cuda_graphs
         if baseline is None:
             baseline = trainer
         else:
@@ -215,13 +244,15 @@ def bench_training(opts: BenchOptions, clock: Clock):
                           "warmup_steps": opts.warmup_steps, "readout_every": k},
                "baseline": "eager_fp32",
                "variants": {name: {"step_ms_median": round(1000 * v, 3),
+                                   "host_ms_median": round(1000 * hosts[name], 3),
                                    "items_per_s": round(opts.batch_size / v, 1),
                                    "ratio_to_baseline": _ratio(v, base),
                                    "peak_memory_bytes": peaks[name]} for name, v in times.items()},
                "compile": compiled,
                "skipped": skipped,
+               "failed": failed,
                "peak_memory_bytes": max(peaks.values())}
-    if any(TRAIN_VARIANTS[n][0] == "bf16" for n in names if n not in skipped):
+    if any(TRAIN_VARIANTS[n]["precision"] == "bf16" for n in names if n in times):
         section["bf16_agreement"] = {"after_steps": baseline.step_count, **bf16_agreement(baseline)}
     return section, baseline
 

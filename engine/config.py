@@ -187,6 +187,8 @@ class TrainConfig:
     # "bf16": the network's forward under bf16 autocast (loss, weights, EMA stay fp32)
     precision: str = "fp32"
     compile: bool = False  # torch.compile the network + DSM loss (falls back to eager, with a warning, if it fails)
+    # With compile, on one CUDA device: replay the compiled step as CUDA graphs (torch.compile's "reduce-overhead")
+    cuda_graphs: bool = False
 
     def validate(self) -> None:
         _positive("--steps", self.steps, integer=True)
@@ -204,6 +206,10 @@ class TrainConfig:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"train compile must be true or false, got {self.compile!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ConfigError(f"train cuda_graphs must be true or false, got {self.cuda_graphs!r}")
+        if self.cuda_graphs and not self.compile:
+            raise ConfigError("cuda_graphs replays the compiled step: set compile too")
 
 
 @dataclass(frozen=True)

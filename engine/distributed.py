@@ -119,13 +119,13 @@ def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "
 
     The process group is always torn down, also when training fails on this rank.
     """
-    from engine.training import Trainer
+    from engine.training import EXECUTION, Trainer
 
     ctx, device = init_distributed(device)
     try:
         if resume:
             trainer = Trainer.resume(out_dir, steps=config.train.steps, device=device, dist=ctx,
-                                     execution={"precision": config.train.precision, "compile": config.train.compile})
+                                     execution={k: getattr(config.train, k) for k in EXECUTION})
         else:
             trainer = Trainer(config, device=device, dist=ctx)
         trainer.run(callback=callback if ctx.is_main else None, out_dir=out_dir, readout_every=readout_every)

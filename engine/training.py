@@ -43,6 +43,13 @@ Execution (``config.train``; neither changes the model, and a resumed run may ch
   per code object and process): every Trainer compiles the same ``DenoisingLoss.forward``, so a
   process (the studio) that trains a ninth architecture would otherwise run it eager without a
   word, with ``compiled`` still True. Checkpoints always hold the plain module's weights.
+- ``cuda_graphs=True`` (with ``compile``, one process on a CUDA device): the steps on the full
+  training grid (every image step) run a second compilation of the loss, with static shapes, in
+  torch.compile's ``"reduce-overhead"`` mode, which records the forward and backward as CUDA graphs
+  and then replays them: one launch per graph instead of one per kernel, for small networks whose
+  step is bound by the host. Sub-grid steps (varying sizes) keep the dynamic compilation. The loss
+  is copied out of the graphs' memory before the next replay overwrites it. Failures fall back to
+  eager as above.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
+EXECUTION = ("precision", "compile", "cuda_graphs")  # train settings that say how steps run, not what is learnt
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +259,16 @@ class Trainer:
 
             self._loss = DistributedDataParallel(
                 self._loss, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if tc.cuda_graphs and (self.device.type != "cuda" or dist is not None):
+            raise ConfigError("cuda_graphs replays CUDA graphs of one process: it needs a CUDA device and no "
+                              f"distributed run (here: {self.device}{', distributed' if dist else ''}); leave it off")
         self._compiled: Callable[..., torch.Tensor] | None = None
+        self._graphed: Callable[..., torch.Tensor] | None = None  # full-grid steps, as CUDA graphs
         if tc.compile:
             if torch._dynamo.is_dynamo_supported():
                 self._compiled = torch.compile(self._loss)
+                if tc.cuda_graphs:
+                    self._graphed = torch.compile(self._loss, mode="reduce-overhead", dynamic=False)
             else:
                 log.warning("torch.compile is not supported here (Python %s, torch %s): training in eager mode",
                             platform.python_version(), torch.__version__)
@@ -338,6 +352,11 @@ class Trainer:
         """Whether the steps run compiled (False when ``compile`` is off or fell back to eager)."""
         return self._compiled is not None
 
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the full-grid steps replay CUDA graphs (False when off or fallen back to eager)."""
+        return self._graphed is not None
+
     def _backward(self, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor, grid: torch.Tensor | None
                   ) -> torch.Tensor:
         """The batch loss, with the gradients of the weights accumulated from zero.
@@ -349,8 +368,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         precision = self.config.train.precision
         if self._compiled is not None:
+            graphed = self._graphed is not None and (grid is None or grid.numel() == self.grid.numel())
             try:
                 with matmul_precision(precision), _loud_recompile_limit():
+                    if graphed:
+                        torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are dead
+                        loss = self._graphed(x0, t, e, grid)
+                        loss.backward()
+                        return loss.detach().clone()  # the next replay overwrites the graph's output
                     loss = self._compiled(x0, t, e, grid)
                     loss.backward()
                 return loss
@@ -367,7 +392,7 @@ class Trainer:
                            "a new process compiles again")
             log.warning("torch.compile failed at step %d (%s); training goes on in eager mode",
                         self.step_count + 1, failure)
-            self._compiled = None
+            self._compiled = self._graphed = None
         return loss
 
     def flush(self) -> list[float]:
@@ -475,7 +500,7 @@ class Trainer:
                             "dataset_source": self.dataset.source, "num_items": len(self.dataset),
                             "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,
                             "elapsed_s": round(self.elapsed, 3), "precision": self.config.train.precision,
-                            "compiled": self.compiled}
+                            "compiled": self.compiled, "cuda_graphs": self.cuda_graphs}
         return meta
 
     @classmethod
@@ -484,15 +509,15 @@ class Trainer:
         """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``).
 
         ``execution`` replaces how the steps run, e.g. ``{"precision": "bf16", "compile": True}``
-        (keys ``precision`` and ``compile`` only: they do not change the model).
+        (keys :data:`EXECUTION` only: they do not change the model).
         """
         import json
 
         from engine.io import load_train_state
 
-        unknown = set(execution or {}) - {"precision", "compile"}
+        unknown = set(execution or {}) - set(EXECUTION)
         if unknown:
-            raise ConfigError(f"a resumed run can only change precision and compile, not {', '.join(sorted(unknown))}")
+            raise ConfigError(f"a resumed run can only change {', '.join(EXECUTION)}, not {', '.join(sorted(unknown))}")
         RunConfig().replace(train=dict(execution or {}))  # bad values: a ConfigError here, not a CheckpointError
         state = load_train_state(Path(out_dir) / STATE_FILE)
         try:

@@ -45,7 +45,7 @@ def test_report_schema_and_baseline_ratios(checkpoint):
 
     train = report["training"]
     _check_training(train, ("eager_fp32", "eager_bf16"))
-    assert train["compile"] == {} and train["skipped"] == {}
+    assert train["compile"] == {} and train["skipped"] == {} and train["failed"] == {}
 
     sampling = report["sampling"]
     runs = sampling["runs"]
@@ -80,8 +80,10 @@ def _check_training(train, variants) -> None:
     assert set(train["variants"]) == {f"{v}{suffix}" for v in variants for suffix in ("", "_readout_every_2")}
     assert train["variants"]["eager_fp32"]["ratio_to_baseline"] == 1.0
     for fig in train["variants"].values():
-        assert all(_positive(fig[key]) for key in ("step_ms_median", "items_per_s", "ratio_to_baseline",
-                                                   "peak_memory_bytes"))
+        assert all(_positive(fig[key]) for key in ("step_ms_median", "host_ms_median", "items_per_s",
+                                                   "ratio_to_baseline", "peak_memory_bytes"))
+    for v in variants:  # the host's share of a step read back at once is part of that step
+        assert train["variants"][v]["host_ms_median"] <= train["variants"][v]["step_ms_median"]
     assert _positive(train["peak_memory_bytes"])
     agreement = train["bf16_agreement"]
     assert agreement["after_steps"] >= 4 and agreement["batches"] == 3  # warm-up + 2 timed steps, twice
@@ -94,13 +96,38 @@ def _check_training(train, variants) -> None:
 def test_compiled_variants_report_their_compile_time():
     opts = {**TINY, "train_variants": tuple(TRAIN_VARIANTS), "warmup_steps": 0}
     train = run_bench(BenchOptions(**opts))["training"]
-    tf32 = {"eager_tf32", "compiled_tf32"}  # CUDA only: skipped here, with the reason
+    tf32 = {"eager_tf32", "compiled_tf32", "compiled_tf32_cudagraphs"}  # CUDA only: skipped here, with the reason
     _check_training(train, tuple(v for v in TRAIN_VARIANTS if v not in tf32))
     assert set(train["skipped"]) == tf32 and all("CUDA" in why for why in train["skipped"].values())
+    assert train["failed"] == {}
     assert set(train["compile"]) == {"compiled_fp32", "compiled_bf16"}
     for fig in train["compile"].values():
         assert fig["compiled"] and fig["warmup_steps"] == 2 and fig["warmup_s"] >= fig["compile_s"] >= 0
         assert fig["graphs_compiled_in_warmup"] + fig["graphs_compiled_while_timed"] <= 2
+
+
+def test_a_failing_variant_is_reported_and_the_others_still_run(monkeypatch):
+    """A variant that raises mid-run (say, a compiler bug on some GPU) must not cost the run's other figures."""
+    real = Trainer.step_async
+
+    def step_async(self):
+        if self.config.train.precision == "bf16":
+            raise RuntimeError("simulated failure of the bf16 step")
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "step_async", step_async)
+    opts = {**TINY, "train_variants": ("eager_bf16", "eager_fp32")}
+    train = run_bench(BenchOptions(**opts, sections=("training",)))["training"]
+    assert train["failed"] == {"eager_bf16": "RuntimeError: simulated failure of the bf16 step"}
+    assert set(train["variants"]) == {"eager_fp32", "eager_fp32_readout_every_2"}
+    assert "bf16_agreement" not in train  # no bf16 figures: nothing to compare
+
+
+def test_cuda_graph_variants_need_a_cuda_device():
+    opts = {**TINY, "train_variants": ("compiled_tf32_cudagraphs",)}
+    train = run_bench(BenchOptions(**opts, sections=("training",)))["training"]
+    skipped = train["skipped"]
+    assert set(skipped) == {"compiled_tf32_cudagraphs"} and "CUDA" in skipped["compiled_tf32_cudagraphs"]
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,9 @@ def test_execution_settings_round_trip_and_default_to_fp32_eager():
 @pytest.mark.parametrize("key,value,match", [("precision", "fp16", "unknown precision 'fp16'"),
                                              ("precision", "BF16", "unknown precision"),
                                              ("compile", "yes", "compile must be true or false"),
-                                             ("compile", 1, "compile must be true or false")])
+                                             ("compile", 1, "compile must be true or false"),
+                                             ("cuda_graphs", "on", "cuda_graphs must be true or false"),
+                                             ("cuda_graphs", True, "replays the compiled step: set compile too")])
 def test_bad_execution_settings_are_config_errors(key, value, match):
     with pytest.raises(ConfigError, match=match):
         RunConfig().replace(train={key: value})
@@ -143,7 +145,7 @@ def test_a_resumed_run_may_change_how_it_executes(tmp_path):
     assert resumed.config.train.precision == "bf16" and resumed.step_count == 2
     resumed.run(out_dir=tmp_path)
     assert resumed.step_count == 4 and all(np.isfinite(resumed.losses))
-    with pytest.raises(ConfigError, match="only change precision and compile, not lr"):
+    with pytest.raises(ConfigError, match="only change precision, compile, cuda_graphs, not lr"):
         Trainer.resume(tmp_path, execution={"lr": 1.0})
     with pytest.raises(ConfigError, match="unknown precision"):
         Trainer.resume(tmp_path, execution={"precision": "fp8"})
@@ -222,6 +224,62 @@ def test_a_failing_compiled_step_falls_back_to_eager(caplog):
         in caplog.text
     assert caplog.text.count("torch.compile failed") == 1
     assert losses == [eager.step() for _ in range(3)]  # the failed attempt left no trace
+
+
+def test_cuda_graphs_need_one_process_on_a_cuda_device():
+    with pytest.raises(ConfigError, match=r"needs a CUDA device and no distributed run \(here: cpu\); leave it off"):
+        Trainer(FNO.replace(train={"compile": True, "cuda_graphs": True}))
+
+
+def test_full_grid_steps_replay_the_graphs_and_sub_grid_steps_the_dynamic_compilation(monkeypatch):
+    """The dispatch of ``cuda_graphs`` without a GPU: both compiled callables stand in for the eager loss."""
+    config = FNO.replace(train={"steps": 12, "subgrid_prob": 0.5, "compile": True})
+    eager = Trainer(config.replace(train={"compile": False}))
+    trainer = Trainer(config)
+    calls: list[tuple[str, int]] = []
+    outputs: list[torch.Tensor] = []
+
+    def recorder(name):
+        def call(x0, t, e, grid):
+            calls.append((name, grid.numel()))
+            loss = trainer._loss(x0, t, e, grid)
+            outputs.append(loss)
+            return loss
+        return call
+
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(len(calls)))
+    trainer._compiled, trainer._graphed = recorder("dynamic"), recorder("graphed")
+    losses = [trainer.step() for _ in range(12)]
+    n = trainer.grid.numel()
+    assert {name for name, size in calls if size == n} == {"graphed"}
+    assert {name for name, size in calls if size < n} == {"dynamic"}  # this seed draws both kinds
+    assert marks == [i for i, (name, _) in enumerate(calls) if name == "graphed"]  # before each replay
+    assert trainer.cuda_graphs and trainer.compiled
+    np.testing.assert_allclose(losses, [eager.step() for _ in range(12)], rtol=1e-6)
+    trainer._graphed = recorder("graphed")
+    trainer.config = trainer.config.replace(train={"subgrid_prob": 0.0})
+    pending = trainer.step_async()  # what the read-out keeps must not be the graph's output (the next replay's)
+    assert calls[-1][0] == "graphed" and pending.data_ptr() != outputs[-1].data_ptr()
+    assert pending.item() == outputs[-1].item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_compiler
+def test_cuda_graph_training_matches_compiled_training_on_a_gpu():
+    config = FNO.replace(train={"steps": 16, "subgrid_prob": 0.5, "compile": True})
+    compiled = Trainer(config, device="cuda")
+    graphed = Trainer(config.replace(train={"cuda_graphs": True}), device="cuda")
+    for _ in range(16):  # the losses are read back in a batch: copies out of the graph pool, not overwritten
+        compiled.step_async()
+        graphed.step_async()
+    compiled.flush()
+    graphed.flush()
+    assert graphed.compiled and graphed.cuda_graphs
+    np.testing.assert_allclose(graphed.losses, compiled.losses, rtol=1e-5)
+    weights = dict(graphed.network.named_parameters())
+    for name, p in compiled.network.named_parameters():
+        torch.testing.assert_close(weights[name], p, rtol=1e-4, atol=1e-6)
 
 
 @needs_compiler
