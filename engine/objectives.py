@@ -86,9 +86,12 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
     return predict
 
 
-def sample_times(batch: int, equation: Equation, generator: torch.Generator, device: torch.device
+def sample_times(batch: int, equation: Equation, generator: torch.Generator, device: torch.device | str = "cpu"
                  ) -> torch.Tensor:
-    """Training times ``t ~ U(eps, T)``, stratified over the batch (lower variance, same law)."""
+    """Training times ``t ~ U(eps, T)``, stratified over the batch (lower variance, same law).
+
+    Drawn on the CPU from ``generator`` (float64), then moved to ``device``.
+    """
     u = (torch.arange(batch, dtype=torch.float64) + torch.rand(batch, generator=generator, dtype=torch.float64))
     u = u[torch.randperm(batch, generator=generator)] / batch
     return (equation.eps + (equation.T - equation.eps) * u).to(device)

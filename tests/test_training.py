@@ -93,3 +93,19 @@ def test_learns_gaussian_data_on_a_new_grid():
     lag1 = np.corrcoef(x[:, 20], x[:, 21])[0, 1]
     lag1_real = np.corrcoef(real[:, 20], real[:, 21])[0, 1]
     assert abs(lag1 - lag1_real) < 0.1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_training_step_on_a_gpu_queues_its_work_without_waiting_for_it():
+    """No host synchronisation inside a step (torch raises at any synchronising CUDA call in "error"
+    mode): the host queues step k + 1 while the GPU still runs step k; only ``flush`` waits."""
+    trainer = Trainer(TINY.replace(train={"subgrid_prob": 0.5}), device="cuda")
+    for _ in range(4):  # first steps: allocations, the optimizer's state, FFT plans
+        trainer.step()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(8):  # full grids and sub-grids (this seed draws both)
+            trainer.step_async()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert len(trainer.flush()) == 8
