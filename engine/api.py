@@ -62,10 +62,11 @@ def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = 
 
 def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
           callback: Callable[[TrainProgress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> Trainer:
+          should_stop: Callable[[], bool] | None = None, readout_every: int | None = None) -> Trainer:
     """Train (or resume) a model into ``out_dir``; returns the trainer (its ``model()`` samples).
 
-    Resuming takes ``steps``, ``precision`` and ``compile`` from ``config`` and the rest from the run.
+    Resuming takes ``steps`` and how the steps run (``precision``, ``compile``, ``cuda_graphs``)
+    from ``config`` and the rest from the run. ``readout_every``: see :meth:`Trainer.run`.
     """
     out = Path(out_dir)
     if resume:
@@ -73,7 +74,7 @@ def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume
                                  execution={k: getattr(config.train, k) for k in EXECUTION})
     else:
         trainer = Trainer(config, device=device)
-    trainer.run(callback=callback, should_stop=should_stop, out_dir=out)
+    trainer.run(callback=callback, should_stop=should_stop, out_dir=out, readout_every=readout_every)
     return trainer
 
 

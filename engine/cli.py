@@ -139,7 +139,10 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str
     """Train as ``args`` say; returns the summary (None on ranks other than 0)."""
     from engine import api
     from engine.config import RunConfig
+    from engine.errors import ConfigError
 
+    if args.readout_every is not None and args.readout_every < 1:
+        raise ConfigError(f"--readout-every must be a positive number of steps, got {args.readout_every}")
     model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers,
              "padding": args.padding}
     for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
@@ -178,7 +181,8 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str
         if not trainer.dist.is_main:
             return None
     else:
-        trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress)
+        trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress,
+                            readout_every=args.readout_every)
         bar.close()
     summary = {"out": str(Path(args.out) / "model.safetensors"), "steps": trainer.step_count,
                "final_loss": trainer.model_metadata()["training"]["final_loss"],
@@ -386,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes of `torchrun --nproc-per-node=N --no-python hdm train ...` "
                         "(on by itself under torchrun; gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
-    t.add_argument("--readout-every", type=int, default=1, help="distributed runs: read the loss back every k steps")
+    t.add_argument("--readout-every", type=int, default=None,
+                   help="read the loss back (and report progress) every k steps (default: 1 on a CPU, 10 on a GPU, "
+                        "whose host would otherwise wait for each step before queueing the next)")
     t.add_argument("--progress-jsonl", default=None, metavar="PATH",
                    help="append one JSON line per step (step, total, loss, lr, elapsed), then a done or error "
                         "line, flushed at once so another program can follow the run (rank 0 only)")

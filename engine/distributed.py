@@ -114,7 +114,7 @@ def shutdown() -> None:
 
 def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
                       callback: Callable[[TrainProgress], None] | None = None,
-                      readout_every: int = 1) -> Trainer:
+                      readout_every: int | None = None) -> Trainer:
     """``engine.api.train`` across the torchrun processes; ``callback`` fires on rank 0 only.
 
     The process group is always torn down, also when training fails on this rank.

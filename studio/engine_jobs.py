@@ -80,10 +80,15 @@ def load_dataset_job(spec: str, n_points: int | None = None, seed: int = 0, moda
 def train_job(config, dataset, handle: TrainHandle, *, device: str = "cpu", preview_every: int = 0,
               preview_curves: int = 8) -> Job:
     """Train step by step (pausable between steps); previews carry the loss curve and, every
-    ``preview_every`` steps, a few curves sampled from the EMA model."""
+    ``preview_every`` steps, a few curves sampled from the EMA model.
+
+    Losses are read back at the device's cadence (:func:`engine.training.default_readout_every`:
+    every step on a CPU, every 10 on a GPU, so its host queues steps ahead instead of waiting
+    for each); progress is reported at each read-out.
+    """
 
     def run(ctx: JobContext):
-        from engine.training import Trainer
+        from engine.training import Trainer, default_readout_every
 
         trainer = Trainer(config, dataset=dataset, device=device)
         handle.trainer = trainer
@@ -101,12 +106,16 @@ def train_job(config, dataset, handle: TrainHandle, *, device: str = "cpu", prev
         def payload() -> dict[str, Any]:
             return {"losses": np.asarray(trainer.losses, dtype=np.float32), "grid": grid, **latest}
 
+        readout_every = default_readout_every(trainer.device)
         while trainer.step_count < total:
             if ctx.should_stop():
                 raise Cancelled(f"training cancelled at step {trainer.step_count}")
-            trainer.step()
+            trainer.step_async()
             step = trainer.step_count
             fresh = bool(preview_every) and (step % preview_every == 0 or step == total)
+            if not (fresh or step % readout_every == 0 or step == total):
+                continue
+            trainer.flush()
             if fresh:
                 model = trainer.model()
                 with torch.inference_mode():

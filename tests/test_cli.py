@@ -89,7 +89,8 @@ def test_bad_data_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--length-scale", "-1"), ("--length-scale", "0"),
                                           ("--batch-size", "0"), ("--kernel", "cubic"), ("--equation", "heat"),
-                                          ("--device", "tpu"), ("--stop-with", "0"), ("--stop-with", "999999999")])
+                                          ("--device", "tpu"), ("--stop-with", "0"), ("--stop-with", "999999999"),
+                                          ("--readout-every", "0")])
 def test_bad_training_options(option, value, tmp_path, capsys):
     out = tmp_path / "out"
     _fails(["train", "--data", "quadratic", "--out", str(out), "--quiet", "--steps", "2", option, value], capsys)

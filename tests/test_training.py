@@ -109,3 +109,10 @@ def test_a_training_step_on_a_gpu_queues_its_work_without_waiting_for_it():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert len(trainer.flush()) == 8
+
+
+def test_losses_are_read_back_every_step_on_a_cpu_and_every_ten_on_a_gpu():
+    from engine.training import default_readout_every
+
+    assert default_readout_every("cpu") == 1 and default_readout_every(torch.device("cpu")) == 1
+    assert default_readout_every("cuda") == default_readout_every("cuda:1") == 10

@@ -184,3 +184,41 @@ def test_ten_thousand_cross_thread_signals_do_not_crash(qapp, qtbot):
     with qtbot.waitSignal(runner.finished, timeout=30_000):
         runner.submit(Job("flood", fn))
     assert len(rec.of("progress")) == 10_000
+
+
+class _Ctx:
+    """A job context without a runner: records what the job reports."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, int, bool, int]] = []
+
+    def should_stop(self) -> bool:
+        return False
+
+    def log(self, text: str) -> None:
+        pass
+
+    def report(self, step, total, preview=None, *, force=False) -> None:
+        self.reports.append((step, total, force, len(preview()["losses"])))
+
+
+@pytest.mark.parametrize("cadence", [1, 4])
+def test_the_training_job_reports_at_each_loss_read_out(monkeypatch, cadence):
+    """Every step on a CPU; on a GPU (cadence 10, here 4) at read-outs, previews and the last step,
+    each report carrying every loss up to its step."""
+    from engine.config import RunConfig
+    from engine.data.select import load_dataset
+    from studio.engine_jobs import TrainHandle, train_job
+
+    monkeypatch.setattr("engine.training.default_readout_every", lambda device: cadence)
+    config = RunConfig().replace(data={"spec": "quadratic", "n_points": 16, "num": 50},
+                                 model={"width": 4, "modes": 2, "layers": 1, "emb_dim": 8},
+                                 train={"steps": 11, "batch_size": 8, "warmup": 1})
+    dataset, _ = load_dataset(config.data, "train")
+    ctx, handle = _Ctx(), TrainHandle()
+    trainer = train_job(config, dataset, handle, preview_every=6).fn(ctx)
+    steps = [step for step, *_ in ctx.reports]
+    assert steps == (list(range(1, 12)) if cadence == 1 else [4, 6, 8, 11])
+    assert all(n_losses == step for step, _, _, n_losses in ctx.reports)
+    assert [step for step, _, force, _ in ctx.reports if force] == [6, 11]
+    assert trainer.step_count == 11 and len(trainer.losses) == 11 and not trainer._pending
