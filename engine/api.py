@@ -206,9 +206,11 @@ def _mmd2_with_floor(generated: np.ndarray, real: np.ndarray, data_spec: str, gr
     bandwidth = median_heuristic(real)
     floor = None if split != "test" else perfect_generator_floor(data_spec, grid, real, len(generated),
                                                                  bandwidth=bandwidth, seed=seed)
-    out: dict[str, Any] = {"value": float(f"{mmd2_unbiased(generated, real, bandwidth):.4g}"),
+    value = mmd2_unbiased(generated, real, bandwidth)
+    out: dict[str, Any] = {"value": float(f"{value:.4g}"),
                            "bandwidth": float(f"{bandwidth:.6g}"), "n_generated": len(generated),
-                           "n_real": len(real), "floor": None if floor is None else floor.to_dict()}
+                           "n_real": len(real), "floor": None if floor is None else floor.to_dict(),
+                           "at_floor": None if floor is None else floor.within(value)}
     if floor is None:
         out["floor_note"] = ("no floor: no second sample of the data's law (the held-out curves are a file or "
                              "not the test split, or the training split is smaller than the samples)")

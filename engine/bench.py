@@ -368,7 +368,8 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     rests on ``quality_samples / block`` blocks and moves by several points between repeats; MMD^2
     uses every pair. Its noise is reported too, as ``mmd2_floor``: the MMD^2 of as many curves of the
     data's own law (its training split, or fresh draws of a generated set) against the same held-out
-    curves, 10 times (:func:`engine.metrics.mmd2_floor`). Rows closer than that spread do not differ.
+    curves, 10 times (:func:`engine.metrics.mmd2_floor`). Rows closer than that spread do not differ;
+    ``mmd2_at_floor`` says whether a row is within it (at most its mean + 2 sd).
     """
     from engine.api import perfect_generator_floor, reference_data
     from engine.metrics import mmd_power
@@ -382,8 +383,9 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     def measure(samples: np.ndarray) -> dict[str, Any]:
         res = mmd_power(samples, real, block_size=opts.power_block, repeats=opts.power_repeats,
                         permutations=opts.power_permutations, seed=opts.seed)
-        return {"power": round(res.power, 2), "power_std": round(res.std, 2),
-                "mmd2": float(f"{mmd2_unbiased(samples, real, bandwidth):.4g}")}
+        mmd2 = mmd2_unbiased(samples, real, bandwidth)
+        return {"power": round(res.power, 2), "power_std": round(res.std, 2), "mmd2": float(f"{mmd2:.4g}"),
+                "mmd2_at_floor": None if floor is None else floor.within(mmd2)}
 
     return opts.quality_samples, measure, {"metric": "power", "held_out": len(real), "block": opts.power_block,
                                            "mmd2_bandwidth": round(bandwidth, 6),
@@ -500,13 +502,16 @@ def quality_table(quality: dict[str, Any]) -> str:
         if floor:
             head += (f"\nMMD^2 of {floor['size']} curves of the data's own law (a perfect generator), {floor['draws']} "
                      f"draws: {floor['mean']:.2e} ± {floor['std']:.2e} (from {floor['low']:.2e} to {floor['high']:.2e}"
-                     f"{'' if floor['disjoint'] else '; overlapping draws: spread understated'})")
+                     f"{'' if floor['disjoint'] else '; overlapping draws: spread understated'}); "
+                     f"'floor': the row's MMD^2 is at most their mean + 2 sd ({floor['bar']:.2e})")
+    floor_column = curves and bool(quality.get("mmd2_floor"))
     lines = [head, f"{'sampler':15s} {'budget':>6s} {'steps':>5s} {'NFE':>5s} {label:>8s} {'diff':>6s} {'time x':>7s}"
-             + (f" {'MMD^2':>9s}" if curves else "")]
+             + (f" {'MMD^2':>9s}" if curves else "") + (f" {'floor':>5s}" if floor_column else "")]
     for r in quality["rows"]:
         lines.append(f"{r['sampler']:15s} {r['budget']:6d} {r['steps']:5d} {r['network_evaluations']:5d} "
                      + fmt.format(r[metric], r[f"{metric}_minus_baseline"]) + f" {r['time_ratio_to_baseline']:7.3f}"
-                     + (f" {r['mmd2']:9.2e}" if curves else ""))
+                     + (f" {r['mmd2']:9.2e}" if curves else "")
+                     + (f" {'yes' if r['mmd2_at_floor'] else 'no':>5s}" if floor_column else ""))
     return "\n".join(lines)
 
 

@@ -300,7 +300,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if floor:
             line += (f"; a perfect generator scores {floor['mean']:.3g} ± {floor['std']:.2g} "
                      f"({floor['low']:.3g} to {floor['high']:.3g}, {floor['draws']} draws"
-                     f"{'' if floor['disjoint'] else ', overlapping: spread understated'})")
+                     f"{'' if floor['disjoint'] else ', overlapping: spread understated'}): "
+                     + ("within its spread" if mmd["at_floor"] else f"above its mean + 2 sd ({floor['bar']:.3g})"))
         else:
             line += f" ({mmd.get('floor_note', 'no floor')})"
         print(line)

@@ -315,8 +315,9 @@ def summarize_evaluation(report: dict[str, Any]) -> str:
     mmd = report.get("mmd2")
     if mmd:
         floor = mmd.get("floor")
-        parts.append(f"MMD² {mmd['value']:.2g}" + (f" (a perfect generator: {floor['mean']:.2g} ± {floor['std']:.1g})"
-                                                    if floor else ""))
+        verdict = ", within its spread" if mmd.get("at_floor") else ", above it"
+        parts.append(f"MMD² {mmd['value']:.2g}" + (f" (a perfect generator: {floor['mean']:.2g} ± {floor['std']:.1g}"
+                                                    f"{verdict})" if floor else ""))
     f = report.get("functional", {})
     if f:
         parts.append(f"mean error {f['mean_error']:.3g}, variance error {f['variance_error']:.3g}")

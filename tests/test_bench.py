@@ -68,10 +68,14 @@ def test_report_schema_and_baseline_ratios(checkpoint):
         assert 0.0 <= r["power"] <= 100.0
         assert r["power_minus_baseline"] == pytest.approx(r["power"] - quality["baseline"]["power"], abs=0.02)
         assert np.isfinite(r["mmd2"]) and -0.1 < r["mmd2"] < 2.0  # unbiased MMD^2 of a Gaussian kernel
+        assert r["mmd2_at_floor"] == (r["mmd2"] <= quality["mmd2_floor"]["bar"] * (1 + 1e-3))
     assert quality["mmd2_bandwidth"] > 0 and "MMD^2" in quality_table(quality)
     floor = quality["mmd2_floor"]  # 10 draws of 20 fresh Quadratic curves against the same 20 held-out ones
     assert (floor["draws"], floor["size"], floor["disjoint"]) == (10, 20, True) and floor["std"] > 0
-    assert "a perfect generator" in quality_table(quality)
+    table = quality_table(quality)
+    assert "a perfect generator" in table and "floor" in table.splitlines()[2]
+    assert [line.split()[-1] for line in table.splitlines()[3:]] == [
+        "yes" if r["mmd2_at_floor"] else "no" for r in quality["rows"]]
     json.dumps(report)  # plain JSON types only
 
 

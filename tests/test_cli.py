@@ -54,7 +54,10 @@ def test_train_sample_evaluate_export(run_dir, tmp_path, capsys):
     mmd = rep["mmd2"]  # beside it, what 10 draws of 40 fresh Quadratic curves score against the same held-out ones
     floor = mmd["floor"]
     assert (mmd["n_generated"], floor["draws"], floor["size"], floor["disjoint"]) == (40, 10, 40, True)
-    assert "a perfect generator scores" in capsys.readouterr().out
+    assert mmd["at_floor"] == (mmd["value"] <= floor["bar"])
+    out = capsys.readouterr().out
+    assert "a perfect generator scores" in out
+    assert ("within its spread" in out) == mmd["at_floor"] and ("above its mean + 2 sd" in out) != mmd["at_floor"]
     csv = tmp_path / "s.csv"
     assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(csv)]) == 0
     assert len(csv.read_text().splitlines()) == 41

@@ -143,6 +143,10 @@ def test_mmd2_floor_is_what_the_data_law_itself_scores():
     a = np.where(np.arange(200) < 130, 1.0, -1.0)
     biased = a[:, None] * X[None, :] ** 2 + rng.standard_normal(200)[:, None]
     assert mmd2_unbiased(biased, real, gamma) > floor.high + 3 * floor.std
+    assert floor.bar == pytest.approx(floor.mean + 2 * floor.std)
+    assert floor.to_dict()["bar"] == pytest.approx(floor.bar, rel=1e-3)
+    fresh = mmd2_unbiased(quadratic(200, rng), real, gamma)  # one more perfect draw: within (about 95 % of draws)
+    assert floor.within(fresh) and not floor.within(mmd2_unbiased(biased, real, gamma))
     assert mmd2_floor(pool, real, 200, draws=10, bandwidth=gamma, seed=0) == floor
     overlapping = mmd2_floor(pool[:500], real, 200, draws=10, bandwidth=gamma)
     assert not overlapping.disjoint and json.dumps(overlapping.to_dict())

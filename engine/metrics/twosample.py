@@ -259,8 +259,18 @@ class MMD2Floor:
     size: int  # curves per draw
     disjoint: bool  # False: the pool was too small and the draws overlap (the spread is then understated)
 
+    @property
+    def bar(self) -> float:
+        """The most a perfect generator plausibly scores: mean + 2 sd of the draws."""
+        return self.mean + 2 * self.std
+
+    def within(self, mmd2: float) -> bool:
+        """Whether ``mmd2`` cannot be told from a perfect generator's at this size (at most :attr:`bar`)."""
+        return bool(mmd2 <= self.bar)
+
     def to_dict(self) -> dict:
-        return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        d = {**asdict(self), "bar": self.bar}
+        return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in d.items()}
 
 
 def mmd2_floor(pool: ArrayLike, real: ArrayLike, size: int, *, draws: int = 10, bandwidth: float | None = None,
