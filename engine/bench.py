@@ -512,6 +512,9 @@ def quality_table(quality: dict[str, Any]) -> str:
                      + fmt.format(r[metric], r[f"{metric}_minus_baseline"]) + f" {r['time_ratio_to_baseline']:7.3f}"
                      + (f" {r['mmd2']:9.2e}" if curves else "")
                      + (f" {'yes' if r['mmd2_at_floor'] else 'no':>5s}" if floor_column else ""))
+    if floor_column and quality["rows"] and all(r["mmd2_at_floor"] for r in quality["rows"]):
+        lines.append(f"every row is within a perfect generator's spread at {quality['held_out']} curves: more "
+                     "--quality-samples narrow it (about as 1 / their number) where rows must be told apart")
     return "\n".join(lines)
 
 

@@ -74,8 +74,10 @@ def test_report_schema_and_baseline_ratios(checkpoint):
     assert (floor["draws"], floor["size"], floor["disjoint"]) == (10, 20, True) and floor["std"] > 0
     table = quality_table(quality)
     assert "a perfect generator" in table and "floor" in table.splitlines()[2]
-    assert [line.split()[-1] for line in table.splitlines()[3:]] == [
-        "yes" if r["mmd2_at_floor"] else "no" for r in quality["rows"]]
+    rows = quality["rows"]
+    assert [line.split()[-1] for line in table.splitlines()[3:3 + len(rows)]] == [
+        "yes" if r["mmd2_at_floor"] else "no" for r in rows]
+    assert ("more --quality-samples narrow it" in table) == all(r["mmd2_at_floor"] for r in rows)
     json.dumps(report)  # plain JSON types only
 
 
