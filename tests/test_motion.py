@@ -320,6 +320,19 @@ def test_bvh_folder_must_share_one_skeleton(tmp_path):
         load_motion_dataset(tmp_path, frames=20)
 
 
+def test_a_bvh_file_of_short_clips_gets_windows_that_fit_unless_frames_are_asked_for(tmp_path):
+    # One 40-frame clip: the default 120-frame windows cannot be cut, so the default becomes 3/4 of the
+    # longest clip (30 frames, hop 1: 11 windows); frames asked for explicitly are kept, with a clear error.
+    pos, _ = generate_walks(1, frames=40)
+    write_bvh(tmp_path / "short.bvh", humanoid_skeleton(), pos[0], 1 / 30)
+    ds = load_motion_dataset(tmp_path / "short.bvh")
+    assert ds.values.shape == (11, 66, 30) and "3/4 of the longest clip, 40 frames" in ds.source
+    with pytest.raises(DataError, match="no clip has 120 frames .* longest has 40"):
+        load_motion_dataset(tmp_path / "short.bvh", frames=120)
+    with pytest.raises(DataError, match="hop must be an integer >= 1"):
+        load_motion_dataset(tmp_path / "short.bvh", hop=0)
+
+
 def test_cmu07_split_holds_out_whole_clips():
     cmu_folder()
     train = load_motion_dataset("cmu07", "train")

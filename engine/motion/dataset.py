@@ -42,7 +42,8 @@ the domain, close to the reference's Quadratic setting (0.8 on a domain of 20).
   the other 10. labels: the clip number (1..12).
 - a path to a ``.bvh`` file or a folder of them: every clip must share one skeleton (names, parents,
   offsets), else a DataError names the first that differs; ``joints`` picks a subset (offsets from the
-  file's rest pose); units are the file's; frames default 120; split ``train`` only; labels: the file's
+  file's rest pose); units are the file's; frames default 120, or 3/4 of the longest clip where no clip
+  has 120 (a single short clip still gives several windows); split ``train`` only; labels: the file's
   index in sorted order.
 
 ``num`` keeps that many windows of a BVH set after a shuffle seeded by ``seed``.
@@ -267,7 +268,7 @@ def _walk(split: str, fps: float, frames: int, num: int | None, seed: int, joint
     return _make(name, pos, fps, source, skeleton, params.run.astype(np.int64))
 
 
-def _bvh_path(path: Path, split: str, fps: float, frames: int, hop: int, num: int | None, seed: int,
+def _bvh_path(path: Path, split: str, fps: float, frames: int | None, hop: int | None, num: int | None, seed: int,
               joints: Sequence[str] | None) -> MotionDataset:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".bvh" and p.is_file())
@@ -288,11 +289,18 @@ def _bvh_path(path: Path, split: str, fps: float, frames: int, hop: int, num: in
                             "offsets); every clip of a folder must share one skeleton")
     skeleton = first if joints is None else first.subset(tuple(joints))
     per_clip = [_clip_positions(c, fps, False, skeleton.names) for c in clips]
+    fitted = ""
+    if frames is None:  # the default, unless every clip is shorter: then windows of 3/4 of the longest
+        longest = max(p.shape[0] for p in per_clip)
+        frames = DEFAULT_FRAMES if longest >= DEFAULT_FRAMES else max(2, 3 * longest // 4)
+        if frames != DEFAULT_FRAMES:
+            fitted = f" (3/4 of the longest clip, {longest} frames: no clip has {DEFAULT_FRAMES})"
+    hop = max(1, frames // 30) if hop is None else hop
     pos, labels, short = _cut(path.name, per_clip, frames, hop)
     pos, labels, drawn = _shuffle_keep(pos, labels, num, seed, path.name)
     source = (f"{path} ({len(files)} BVH files, {skeleton.num_joints} joints, resampled to {fps:g} fps, "
-              f"{frames}-frame windows, hop {hop}" + (f", {short} clips shorter than a window" if short else "")
-              + ")" + drawn)
+              f"{frames}-frame windows{fitted}, hop {hop}"
+              + (f", {short} clips shorter than a window" if short else "") + ")" + drawn)
     return _make(path.stem, pos, fps, source, skeleton, labels)
 
 
@@ -328,7 +336,8 @@ def load_motion_dataset(spec: str | os.PathLike[str], split: str = "train", *, f
         spec: registry name (case-insensitive) or path.
         split: ``"train"`` or ``"test"`` (paths: ``"train"`` only).
         fps: frames per second of the result (BVH clips are slerp-resampled).
-        frames: frames per clip; None: 60 for ``cmu07``, else 120.
+        frames: frames per clip; None: 60 for ``cmu07``, else 120 (BVH files whose clips are all
+            shorter: 3/4 of the longest).
         hop: BVH sets: frames between window starts; None: ``max(1, frames // 30)``. Not for generated sets.
         num: generated sets: number of clips (default 1000); BVH sets: keep this many windows after a shuffle.
         seed: generator seed / shuffle seed.
@@ -350,12 +359,13 @@ def load_motion_dataset(spec: str | os.PathLike[str], split: str = "train", *, f
     entry = REGISTRY.get(key)
     n_frames = (entry.default_frames if entry is not None else DEFAULT_FRAMES) if frames is None else frames
     check_count("frames", n_frames, minimum=2, where=str(spec))
+    if hop is not None:
+        check_count("hop", hop, minimum=1, where=str(spec))
     if entry is not None and entry.folder is None:
         if hop is not None:
             raise ConfigError(f"{key}: hop applies only to BVH sets (generated clips are made at their length)")
         return _walk(split, fps_f, int(n_frames), num, seed, joints, 0.3 if key == "walkrun" else 0.0, key)
     step = max(1, int(n_frames) // 30) if hop is None else hop
-    check_count("hop", step, minimum=1, where=str(spec))
     if num is not None:
         check_count("num", num, minimum=1, where=str(spec))
     if entry is not None:
@@ -364,4 +374,4 @@ def load_motion_dataset(spec: str | os.PathLike[str], split: str = "train", *, f
     if not path.exists() and path.suffix.lower() != ".bvh":
         raise DataError(f"unknown motion dataset {str(spec)!r}; choose one of {', '.join(REGISTRY)} or give a "
                         ".bvh file or a folder of them")
-    return _bvh_path(path, split, fps_f, int(n_frames), int(step), num, seed, joints)
+    return _bvh_path(path, split, fps_f, None if frames is None else int(n_frames), hop, num, seed, joints)
