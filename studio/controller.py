@@ -33,7 +33,9 @@ DEFAULT_CHECKPOINT = "quadratic"  # offered first when bundled
 EXPORT_FILTERS = {"h5": "HDF5 (*.h5)", "csv": "CSV (*.csv)", "png": "A new folder for the PNG files (*)",
                   "bvh": "A new folder for the BVH files (*)"}
 TITLES = {"train": "Training", "sample": "Sampling", "export": "Export", "evaluate": "Evaluation",
-          "save_checkpoint": "Saving checkpoint"}
+          "save_checkpoint": "Saving checkpoint", "restoration_item": "Degrading the item", "restore": "Restoration",
+          "load_data": "Loading data", "load_model": "Loading the checkpoint", "open_hdf5": "Opening the samples",
+          "load_run": "Loading the trained run"}
 
 
 class Controller(QObject):
@@ -121,8 +123,11 @@ class Controller(QObject):
             self.w.show_error("Training", f"batch {config.train.batch_size} does not split over {processes} "
                               f"processes: make the batch a multiple of {processes} or use 1 process")
             return
+        if self.ws.training.trainer is not None and self.ws.training.trainer.step_count:
+            logger.info("a new run replaces the model trained earlier in this session (Save… keeps a model)")
         self.ws.training = ej.TrainHandle()
         self.ws.models.pop(TRAINED, None)
+        self._withdraw_trained()
         self._trained_source = TRAINED
         self._last_loss = None
         panel.begin(processes)
@@ -173,6 +178,15 @@ class Controller(QObject):
             return
         self.w.jobs.submit(ej.save_checkpoint_job(trainer, directory))
 
+    def _withdraw_trained(self) -> None:
+        """Take the session's trained model out of the checkpoint list (a new run replaces it; it
+        comes back, as the new run's, once that has trained a step)."""
+        panel = self.w.sampling_panel
+        panel.modalities.pop(TRAINED, None)
+        index = panel.checkpoint.findData(TRAINED)
+        if index >= 0:
+            panel.checkpoint.removeItem(index)
+
     def _offer_trained(self, trainer: Any, note: str) -> None:
         if trainer is None or trainer.step_count == 0:
             return
@@ -198,7 +212,7 @@ class Controller(QObject):
         trainer = self.ws.training.trainer
         source = self._trained_source
         device = self.w.device_status.device()
-        if key == TRAINED and trainer is None:
+        if key == TRAINED and (trainer is None or trainer.step_count == 0):
             self.w.show_error("Sampling", "the model trained in this session is gone; train again")
             return
 

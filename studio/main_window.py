@@ -256,7 +256,8 @@ class MainWindow(QMainWindow):
         state = child.state if child.running else self.jobs.state
         current = "train" if child.running else self.jobs.current.name if self.jobs.current else ""
         self.training_panel.set_job_state(state, training=current == "train",
-                                          has_trainer=self.workspace.training.trainer is not None,
+                                          has_trainer=bool(self.workspace.training.trainer is not None
+                                                           and self.workspace.training.trainer.step_count),
                                           pausable=not child.running)
         self.sampling_panel.set_job_state(state, sampling=current == "sample")
         a = self.actions_by_name

@@ -90,6 +90,20 @@ def test_training_runs_to_the_end(window, qtbot):
     assert panel.samples.count > 0  # the final preview
     assert window.sampling_panel.checkpoint_key() == TRAINED
 
+    # A new run replaces that model: its entry leaves the list at once (it must not sample the new,
+    # untrained network under the old label), and Save has nothing to save until a step is done.
+    combo = window.sampling_panel.checkpoint
+    _tiny(panel, 5000)
+    window.controller.start_training()
+    assert combo.findData(TRAINED) < 0 and window.sampling_panel.checkpoint_key() != TRAINED
+    window.jobs.cancel()
+    wait_idle(qtbot, window, timeout=60_000)
+    trainer = window.workspace.training.trainer
+    if trainer.step_count:  # cancelled after some steps: offered again, as the new run's model
+        assert f"{trainer.step_count} steps" in combo.itemText(combo.findData(TRAINED))
+    else:
+        assert combo.findData(TRAINED) < 0 and not panel.save_button.isEnabled()
+
 
 def test_closing_the_window_stops_a_running_job(themed_app, qtbot, settings):
     from studio.main_window import MainWindow
@@ -104,3 +118,20 @@ def test_closing_the_window_stops_a_running_job(themed_app, qtbot, settings):
     worker = w.jobs._worker
     w.close()  # cancels and waits: no thread outlives the window
     assert worker.isFinished() and not w.jobs.busy
+
+
+def test_a_new_run_clears_the_previous_runs_image_and_motion_previews(window):
+    """The EMA previews of the last run (images, motions) must not pass for the new run's."""
+    import numpy as np
+
+    panel = window.training_panel
+    images = np.random.default_rng(0).random((4, 1, 8, 8))
+    panel.show_preview({"losses": np.ones(3), "samples": images, "sample_step": 26, "modality": "images"})
+    motions = np.random.default_rng(1).random((2, 2 * 3, 5))  # 2 motions: 2 joints as 3J channels, 5 frames
+    panel.show_preview({"losses": np.ones(3), "samples": motions, "sample_step": 26,
+                        "modality": "motions", "skeleton": ([-1, 0], 30.0)})
+    assert panel.sample_images.picture() is not None and panel.sample_motions.num_frames == 5
+    panel.begin()
+    assert panel.sample_images.picture() is None and panel.sample_motions.num_frames == 0
+    assert panel.sample_images._placeholder.isVisible() and panel.sample_motions._placeholder.isVisible()
+    assert "at step" not in panel.sample_images._title
