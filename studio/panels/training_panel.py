@@ -128,6 +128,8 @@ class TrainingPanel(QWidget):
                                   empty_text="periodic previews appear while training")
         self.sample_images = ImageGridView(self, title="Samples from the EMA model")
         self.sample_motions = SkeletonView(self, title="Samples from the EMA model (side view)", max_figures=4)
+        self.sample_images.clear_images("periodic previews appear while training")
+        self.sample_motions.clear_motions("periodic previews appear while training")
         self.previews = QStackedWidget(self)
         for w in (self.samples, self.sample_images, self.sample_motions):
             self.previews.addWidget(w)
@@ -226,9 +228,14 @@ class TrainingPanel(QWidget):
     def begin(self, processes: int = 1) -> None:
         """Clear the views for a new run (``processes`` > 1: a child process, previews only at its end)."""
         self.loss.clear_losses()
-        self.samples.clear_curves("periodic previews appear while training" if processes == 1 else
-                                  f"samples appear when the {processes} training processes are done")
-        self.samples.set_title("Samples from the EMA model")
+        note = ("periodic previews appear while training" if processes == 1 else
+                f"samples appear when the {processes} training processes are done")
+        self.samples.clear_curves(note)  # the previous run's previews must not pass for this run's
+        self.sample_images.clear_images(note)
+        self.sample_motions.clear_motions(note)
+        for view in (self.samples, self.sample_images):
+            view.set_title("Samples from the EMA model")
+        self.sample_motions.set_title("Samples from the EMA model (side view)")
         self.status.setText("Starting…" if processes == 1 else f"Starting {processes} training processes…")
 
     def show_progress(self, step: int, total: int, eta: float, loss: float | None = None) -> None:

@@ -77,6 +77,12 @@ class ImageGridView(ThemedPlotWidget):
         """The picture shown (for tests: what the user sees, before the colour map)."""
         return self.image.image
 
+    def clear_images(self, placeholder: str = "") -> None:
+        """Show nothing (and ``placeholder``, if given) until the next :meth:`set_images`."""
+        self.image.clear()
+        self.shape = None
+        self.show_placeholder(placeholder)
+
 
 def bone_pairs(parents: list[int] | tuple[int, ...]) -> np.ndarray:
     """Bones as (parent, child) joint index pairs [B, 2] from a parent list (``parents[0] == -1``)."""
@@ -164,6 +170,15 @@ class SkeletonView(ThemedPlotWidget):
 
     def stop(self) -> None:
         self.timer.stop()
+
+    def clear_motions(self, placeholder: str = "") -> None:
+        """Show no figure (and ``placeholder``, if given) until the next :meth:`set_motions`."""
+        self.timer.stop()
+        self._positions = None
+        self.frame = 0
+        self._lines.setData([], [])
+        self._joints.setData([], [])
+        self.show_placeholder(placeholder)
 
     @property
     def num_frames(self) -> int:
