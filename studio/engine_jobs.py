@@ -298,13 +298,23 @@ def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path 
 
 def summarize_evaluation(report: dict[str, Any]) -> str:
     """One line of the evaluation report: curves: power at each block size, then the functional errors;
-    images: classifier-feature FD and KID, sliced Wasserstein, classes covered; motions: its scalar metrics."""
+    images: classifier-feature FD and KID, sliced Wasserstein, classes covered; motions: trajectory and
+    velocity power, then jerk, foot skating and bone-length error beside the held-out motions'."""
     data = report.get("data", {})
     head = f"vs {data.get('spec')} {data.get('split')} split ({data.get('num')} items): "
     if "fd" in report:
         return head + (f"FD {report['fd']:.4g}, KID {report['kid']:.4g} ± {report.get('kid_std', 0.0):.2g}, "
                        f"SW1 {report['sw1']:.3g}, classes covered {report.get('classes_covered')}, "
                        f"nearest-neighbour ratio {report.get('nn_ratio', float('nan')):.3g} (lower FD/KID = closer)")
+    if "power_trajectory" in report:  # motions
+        parts = [f"power {key} ({res['block_size']} vs {res['block_size']}): {res['power']:.1f} % ± {res['std']:.1f}"
+                 for key, res in (("trajectory", report["power_trajectory"]), ("velocity", report["power_velocity"]))
+                 if isinstance(res, dict) and "power" in res]
+        gen, ref = report.get("generated", {}), report.get("reference", {})
+        parts += [f"{label} {gen[key]:.3g} (held-out {ref[key]:.3g})"
+                  for key, label in (("jerk", "jerk"), ("foot_skating", "foot skating m/s"),
+                                     ("bone_length_error", "bone-length error")) if key in gen and key in ref]
+        return head + "; ".join(parts) + " (power near 5 % = indistinguishable)"
     if "power" not in report:
         scalars = [f"{k} {v:.4g}" for k, v in report.items() if isinstance(v, float)][:8]
         return head + "; ".join(scalars)

@@ -102,3 +102,18 @@ def test_motion_data_sample_live_export_reopen(window, qtbot, tiny_walk_checkpoi
     s = panel.settings()
     assert (s["checkpoint"], s["sampler"], s["steps"], s["num_samples"], s["seed"]) == (key, "ddim", 400, 3, 5)
     assert view.stack.currentWidget() is view.skeletons and view.positions == len(result.trajectory) + 1
+
+
+def test_motion_evaluation_summary_names_power_and_the_physical_metrics():
+    """The engine's motion report nests its figures; the studio's line must show them, not only the fps."""
+    from studio.engine_jobs import summarize_evaluation
+
+    power = {"power": 5.5, "std": 1.2, "block_size": 10}
+    report = {"power_trajectory": power, "power_velocity": {**power, "power": 100.0, "std": 0.0}, "fps": 30.0,
+              "generated": {"jerk": 3581.0, "foot_skating": 10.6, "bone_length_error": 0.02},
+              "reference": {"jerk": 113.0, "foot_skating": 0.06, "bone_length_error": 4.5e-8},
+              "data": {"spec": "walk", "split": "test", "num": 1000}}
+    text = summarize_evaluation(report)
+    assert text.startswith("vs walk test split (1000 items): power trajectory (10 vs 10): 5.5 % ± 1.2; "
+                           "power velocity (10 vs 10): 100.0 % ± 0.0; jerk 3.58e+03 (held-out 113)")
+    assert "foot skating m/s 10.6 (held-out 0.06)" in text and "bone-length error" in text and "\n" not in text
