@@ -40,6 +40,9 @@ PREVIEW_IMAGES = 36  # a 6 x 6 grid
 MOTION_FRAMES = 5  # stick figures of one clip, side by side
 
 
+SOURCE_CHARS = 140  # a dataset's source text beyond this is elided in the panel (whole in the tooltip)
+
+
 def motion_thumbnail_frames(num_frames: int, count: int = MOTION_FRAMES) -> np.ndarray:
     """Evenly spaced frame indices (first to last) of a clip of ``num_frames`` frames."""
     return np.unique(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(np.int64))
@@ -188,12 +191,12 @@ class DataPanel(QWidget):
         if modality == "images":
             n, c, h, w = dataset.values.shape
             self.info.setText(f"<b>{dataset.name}</b>: {n} images × {c} channel{'s' * (c > 1)} × {h}×{w} "
-                              f"pixels<br><small>{dataset.source}</small>")
+                              f"pixels<br><small>{self._source(dataset.source)}</small>")
             self.image_preview.set_images(dataset.values[:PREVIEW_IMAGES])
         elif modality == "motions":
             n, c, t = dataset.values.shape
             self.info.setText(f"<b>{dataset.name}</b>: {n} clips × {dataset.num_joints} joints × {t} frames "
-                              f"at {dataset.fps:g} fps<br><small>{dataset.source}</small>")
+                              f"at {dataset.fps:g} fps<br><small>{self._source(dataset.source)}</small>")
             clip = dataset.to_positions(dataset.values[:1])[0]  # [T, J, 3]
             frames = clip[motion_thumbnail_frames(t)][:, None]  # [K, 1, J, 3]: K figures of one frame each
             self.motion_preview.set_motions(frames, dataset.skeleton.parents, dataset.fps, animate=False)
@@ -202,9 +205,17 @@ class DataPanel(QWidget):
             a, b = dataset.domain
             self.info.setText(f"<b>{dataset.name}</b>: {n} curves × {c} channel{'s' * (c > 1)} × {p} points "
                               f"on [{a:g}, {b:g}]; suggested length scale {dataset.default_length_scale:g}"
-                              f"<br><small>{dataset.source}</small>")
+                              f"<br><small>{self._source(dataset.source)}</small>")
             self.preview.set_curves(np.asarray(dataset.grid), dataset.values)
         self._select(spec)
+
+    def _source(self, text: str) -> str:
+        """The dataset's source as shown (HTML-escaped), shortened to about two lines of the panel; the
+        whole text is the label's tooltip (long sources, e.g. cmu07's clip list, pushed the preview out)."""
+        from html import escape
+
+        self.info.setToolTip(text if len(text) > SOURCE_CHARS else "")
+        return escape(text if len(text) <= SOURCE_CHARS else text[: SOURCE_CHARS - 1].rstrip() + "…")
 
     def show_error(self, spec: str, message: str) -> None:
         self.error.setText(f"Could not load {Path(spec).name}: {message}")

@@ -94,3 +94,18 @@ def test_drop_a_file_on_the_window_imports_it(window, qtbot, tmp_path, shot):
     qtbot.waitUntil(lambda: window.data_panel.spec == str(path), timeout=10_000)
     assert window.data_panel.preview.count == 12
     shot(window.data_panel, "dropped_file")
+
+
+def test_a_long_dataset_source_is_elided_with_the_whole_text_in_the_tooltip(window):
+    """cmu07's source (its clip list) ran to six lines and pushed the data preview out of the panel."""
+    import dataclasses
+
+    from engine.data import load_function_dataset
+
+    panel = window.data_panel
+    data = load_function_dataset("quadratic")
+    long = "clips " + ", ".join(f"007_{k:02d}" for k in range(40)) + " <resampled>"
+    panel.show_dataset("quadratic", dataclasses.replace(data, source=long))
+    assert "…" in panel.info.text() and long not in panel.info.text() and panel.info.toolTip() == long
+    panel.show_dataset("quadratic", data)
+    assert data.source in panel.info.text() and panel.info.toolTip() == ""
