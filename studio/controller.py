@@ -252,7 +252,7 @@ class Controller(QObject):
         text = (f"{len(r.samples)} samples ({modality}) on {where} · {r.settings['sampler']}, "
                 f"{r.settings['steps']} steps ({r.settings['network_evaluations']} evaluations) · "
                 f"{states} trajectory states")
-        self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text)
+        self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text, modality=modality)
         logger.info(f"sampled {text}")
 
     # -- export ------------------------------------------------------------------------------

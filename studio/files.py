@@ -166,7 +166,7 @@ class FileController(QObject):
             f"{grid.size} points"
         text = (f"Opened {Path(sf.path).name}: {sf.num_samples} {modality} samples on {where}, "
                 f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps")
-        self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text)
+        self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text, modality=modality)
         logger.info(f"opened sample file {sf.path} (settings recalled)")
         self.w.sync_controls()
 

@@ -6,6 +6,10 @@ curve can be recalled on its own: "Sample this seed" redraws exactly that curve.
 The panel knows each checkpoint's modality (from its safetensors metadata or the loaded model)
 and offers what applies: the grid for curves and motions; the prior (hdm, white, ihdm) and the
 live preview (the state x_t or the x_0 estimate) for images; CSV, PNG or BVH export to match.
+A setting whose row is hidden has no effect: :meth:`SamplingPanel.settings` gives its neutral value.
+
+The buttons that act on the samples shown follow that sample set: Highlight only for curves
+(images and motions have no curve to emphasise), Evaluate only from :data:`EVALUATE_MIN` samples.
 """
 
 from __future__ import annotations
@@ -38,6 +42,19 @@ EXPORT_FOR = {"functions": ("h5", "csv"), "images": ("h5", "png"), "motions": ("
 PRIORS = {"": "model's default", "hdm": "hdm (coloured, Q)", "white": "white (DDPM models)",
           "ihdm": "ihdm (blurred images + noise)"}
 PREVIEWS = {"state": "state x_t", "x0": "x0 estimate"}
+EVALUATE_MIN = {"functions": 10, "images": 2, "motions": 2}
+"""The fewest samples "Evaluate vs held-out data" accepts, by modality (fewer: the engine refuses them).
+
+Mirrored from the engine (tests/gui/test_sampling_panel_modality.py checks the first):
+curves: ``engine.api.evaluate``'s default ``block_size`` (10; ``studio.engine_jobs.evaluate_job``, which the
+controller's ``evaluate()`` submits, keeps it), blocks of that many curves of each sample; motions:
+``engine.api._evaluate_motions`` shrinks the block to the sample count, but ``engine.metrics.twosample``
+needs blocks of at least 2; images: FD and KID fit the classifier features' covariance, at least 2 rows
+(``engine.metrics.images``).
+"""
+EVALUATE_TIP = ("Kernel two-sample test (MMD power) and functional errors against the test split of the data "
+                "the model was trained on")
+HIGHLIGHT_TIP = "Emphasise the curve drawn with this seed"
 
 
 def checkpoint_modality(path: str | Path) -> str | None:
@@ -132,7 +149,7 @@ class SamplingPanel(QWidget):
 
         self.recall_seed = self._int(0, 2**31 - 1, 0, "A seed of the current samples")
         self.highlight_button = QPushButton("Highlight", self)
-        self.highlight_button.setToolTip("Emphasise the curve drawn with this seed")
+        self.highlight_button.setToolTip(HIGHLIGHT_TIP)
         self.highlight_button.clicked.connect(lambda: self.highlight_requested.emit(self.recall_seed.value()))
         self.resample_button = QPushButton("Sample this seed", self)
         self.resample_button.setToolTip("Redraw just this curve (same model and settings, one sample)")
@@ -156,8 +173,7 @@ class SamplingPanel(QWidget):
         export_row.addWidget(self.export_trajectory)
         export_row.addWidget(self.export_button)
         self.evaluate_button = QPushButton("Evaluate vs held-out data", self)
-        self.evaluate_button.setToolTip("Kernel two-sample test (MMD power) and functional errors against the "
-                                        "test split of the data the model was trained on")
+        self.evaluate_button.setToolTip(EVALUATE_TIP)
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         self.evaluation = QLabel("", self)
         self.evaluation.setWordWrap(True)
@@ -182,6 +198,9 @@ class SamplingPanel(QWidget):
             w.valueChanged.connect(self._update_seeds_label)
         self._dialog: QFileDialog | None = None
         self._has_samples = False
+        self._sample_count = 0  # of the sample set shown
+        self._sample_modality = "functions"
+        self._busy = False
         self._update_seeds_label()
         self._apply_modality()
         self.set_job_state(IDLE, sampling=False)
@@ -258,12 +277,13 @@ class SamplingPanel(QWidget):
 
     # -- settings ----------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
+        """What a run uses: settings whose row is hidden for this modality give their neutral value."""
         images = self.modality() == "images"
         return {"checkpoint": self.checkpoint_key(), "sampler": self.sampler.currentData(),
                 "steps": self.steps.value(), "num_samples": self.num.value(), "seed": self.seed.value(),
                 "grid_size": self.grid_points.value() if self.custom_grid.isChecked() and not images else None,
                 "prior": (self.prior.currentData() or None) if images else None,
-                "preview": self.preview.currentData()}
+                "preview": self.preview.currentData() if images else "state"}
 
     def export_settings(self) -> dict[str, Any]:
         return {"format": self.export_format.currentData(), "trajectory": self.export_trajectory.isChecked()}
@@ -310,19 +330,39 @@ class SamplingPanel(QWidget):
         self.seeds_label.setText(f"<small>seeds {a}…{a + n - 1}: sample k has seed {a} + k</small>")
 
     def set_job_state(self, state: str, *, sampling: bool) -> None:
-        busy = state != IDLE
+        busy = self._busy = state != IDLE
         self.sample_button.setEnabled(not busy)
         self.resample_button.setEnabled(not busy and self._has_samples)
         self.cancel_button.setEnabled(sampling and state in (RUNNING, PAUSED))
         self.export_button.setEnabled(not busy and self._has_samples)
-        self.evaluate_button.setEnabled(not busy and self._has_samples)
-        self.highlight_button.setEnabled(self._has_samples)
+        self._sync_sample_buttons()
 
-    def show_samples(self, seeds: list[int], text: str) -> None:
-        """The run (or file) now shown: its seeds become recallable."""
+    def _sync_sample_buttons(self) -> None:
+        """Evaluate and Highlight: only where they apply to the sample set shown (a tooltip says why not)."""
+        modality = self._sample_modality
+        need = EVALUATE_MIN.get(modality, EVALUATE_MIN["functions"])
+        too_few = self._has_samples and self._sample_count < need
+        self.evaluate_button.setEnabled(not self._busy and self._has_samples and not too_few)
+        noun = {"functions": "curves", "images": "images", "motions": "motions"}.get(modality, "samples")
+        self.evaluate_button.setToolTip(
+            f"Draw at least {need} samples to evaluate: the comparison with held-out data needs at least {need} "
+            f"{noun}; there are {self._sample_count}" if too_few else EVALUATE_TIP)
+        curves = modality == "functions"
+        self.highlight_button.setEnabled(self._has_samples and curves)
+        self.highlight_button.setToolTip(HIGHLIGHT_TIP if curves or not self._has_samples else
+                                         f"Highlight emphasises one curve: the {modality} shown have none")
+
+    def show_samples(self, seeds: list[int], text: str, *, modality: str | None = None) -> None:
+        """The run (or file) now shown: its seeds become recallable.
+
+        ``modality``: of these samples (default: the current checkpoint's, which made them or recalls them).
+        """
         self._has_samples = True
+        self._sample_count = len(seeds)
+        self._sample_modality = modality if modality in EXPORT_FOR else self.modality()
         if seeds:
             self.recall_seed.setRange(int(min(seeds)), int(max(seeds)))
             self.recall_seed.setValue(int(seeds[0]))
         self.result.setText(text)
         self.evaluation.setText("")
+        self._sync_sample_buttons()

@@ -154,8 +154,7 @@ class TrajectoryView(QWidget):
         if self.modality != "functions":
             self._history.append((x, float(payload["t"])))
             self._draw_history()
-            what = " · x0 estimate" if payload.get("what") == "x0" else ""
-            self.time_label.setText(f"t = {payload['t']:.4f} · step {payload['step']}/{payload['total']}{what}")
+            self.time_label.setText(self._live_label(payload))
             self.frames += 1
             self.frame_drawn.emit(self.frames)
             return
@@ -167,9 +166,23 @@ class TrajectoryView(QWidget):
         self._history.append((x, float(payload["t"])))
         self._draw_history()
         self._fit_live_range(x[:, self._channel()])
-        self.time_label.setText(f"t = {payload['t']:.4f} · step {payload['step']}/{payload['total']}")
+        self.time_label.setText(self._live_label(payload))
         self.frames += 1
         self.frame_drawn.emit(self.frames)
+
+    @staticmethod
+    def _live_label(payload: dict) -> str:
+        """The time label of a live frame, which says when it shows the x_0 estimate rather than x_t."""
+        what = " · x0 estimate" if payload.get("what") == "x0" else ""
+        return f"t = {payload['t']:.4f} · step {payload['step']}/{payload['total']}{what}"
+
+    def shown_count(self) -> int:
+        """How many of the finished samples are drawn (curves and images: up to ``max_curves``; motions:
+        the stick figures, up to the skeleton view's ``max_figures``)."""
+        if self._final is None:
+            return 0
+        n = len(self._final)
+        return min(n, self.skeletons.max_figures) if self.modality == "motions" else n
 
     def set_result(self, grid: np.ndarray, samples: np.ndarray, seeds: np.ndarray | None = None,
                    trajectory: np.ndarray | None = None, times: np.ndarray | None = None,
@@ -310,7 +323,7 @@ class TrajectoryView(QWidget):
             self._history.append((x, float(t)))
         self._draw_history()
         if index == len(states) - 1:
-            self.time_label.setText(f"t = 0 · denoised ({len(self._final)} shown)")
+            self.time_label.setText(f"t = 0 · denoised ({self.shown_count()} shown)")
         else:
             self.time_label.setText(f"t = {states[index][1]:.4f} · state {index + 1}/{len(states) - 1}")
 
