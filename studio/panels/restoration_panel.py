@@ -65,6 +65,7 @@ MODALITY_TASKS: dict[str, tuple[str, ...]] = {
 COUNTERPARTS = {"mnist_hdm": "mnist_ddpm", "mnist_ihdm": "mnist_ddpm", "mnist_ddpm": "mnist_hdm"}
 METRICS = ("operator", "posterior")  # the replace method's correction (engine.restoration.conditional)
 DRAWN = "drawn"  # inpaint-mask mode: the mask painted on the input
+CONTROLS_MIN_WIDTH = 200  # the controls scroll (also sideways) below this; the Restore tab must fit a small window
 ITEM_FILTER = ("Items (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5 *.png *.jpg *.jpeg *.bmp *.bvh);;"
                "All files (*)")
 _MODES = {"impute": ("random", "intervals"), "inpaint-mask": ("patches", "box", DRAWN),
@@ -248,12 +249,10 @@ class RestorationPanel(QWidget):
         self._valid = False
         self.view = RestorationView(self)
 
-        self.checkpoint = QComboBox(self)
-        self.checkpoint.setToolTip("The prior: a bundled checkpoint or a .safetensors file")
+        self.checkpoint = self._combo("The prior: a bundled checkpoint or a .safetensors file")
         self.open_checkpoint = QPushButton("Open…", self)
         self.open_checkpoint.clicked.connect(self._choose_checkpoint)
-        self.source = QComboBox(self)
-        self.source.setToolTip("Where the item comes from: a dataset's test split, or a file (all its items)")
+        self.source = self._combo("Where the item comes from: a dataset's test split, or a file (all its items)")
         self.open_item = QPushButton("File…", self)
         self.open_item.setToolTip("Take the item from a file (curves, images or motions)")
         self.open_item.clicked.connect(self._choose_item_file)
@@ -308,8 +307,11 @@ class RestorationPanel(QWidget):
         src_row.addWidget(self.source, 1)
         src_row.addWidget(self.open_item)
         self.form = QFormLayout()
-        self.form.addRow("Checkpoint", ck_row)
-        self.form.addRow("Items", src_row)
+        # the two long rows wrap: their label above, the box and button below at the column's full width
+        self.form.addRow(QLabel("Checkpoint", self))
+        self.form.addRow(ck_row)
+        self.form.addRow(QLabel("Items", self))
+        self.form.addRow(src_row)
         self.form.addRow("Item", self.index)
         self.form.addRow("Task", self.task)
         self._option_rows: dict[str, QWidget] = {
@@ -353,16 +355,22 @@ class RestorationPanel(QWidget):
         left.addWidget(self.error)
         left.addWidget(self.status)
         left.addStretch(1)
-        scroll = QScrollArea(self)  # a short dock scrolls the controls instead of squeezing them
+        # a short or narrow tab scrolls the controls instead of squeezing them or widening the window
+        scroll = QScrollArea(self)
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(380)
+        scroll.setMinimumWidth(CONTROLS_MIN_WIDTH)
+        self._controls = controls
+        self._scroll = scroll
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(scroll)
         splitter.addWidget(self.view)
         splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(0, False)
+        splitter.setCollapsible(1, False)
+        self._splitter = splitter
+        self._sized = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -396,6 +404,15 @@ class RestorationPanel(QWidget):
             self.checkpoint.addItem(f"{name} (bundled)", name)
         self._set_tasks("functions")
         self._sync_buttons()
+
+    def _combo(self, tip: str) -> QComboBox:
+        """A combo box whose width does not follow its longest entry (file names); the tooltip shows it whole."""
+        box = QComboBox(self)
+        box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        box.setMinimumContentsLength(8)
+        box.setToolTip(tip)
+        box.currentIndexChanged.connect(lambda _: box.setToolTip(f"{box.currentText()}\n{tip}" if box.count() else tip))
+        return box
 
     def _int(self, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
         box = QSpinBox(self)
@@ -459,7 +476,8 @@ class RestorationPanel(QWidget):
     def _on_checkpoint_changed(self) -> None:
         self.source.blockSignals(True)
         self.source.clear()
-        self.source.addItem("the checkpoint's dataset (test split)", "")
+        self.source.addItem("checkpoint's dataset", "")
+        self.source.setItemData(0, "the checkpoint's own dataset (its test split)", Qt.ItemDataRole.ToolTipRole)
         self.source.blockSignals(False)
         key = self.checkpoint.currentData() or ""
         other = COUNTERPARTS.get(key)
@@ -477,6 +495,12 @@ class RestorationPanel(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
+        if not self._sized:  # the controls as wide as they need (when the tab has room), the views the rest
+            self._sized = True
+            want = self._controls.sizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width()
+            total = sum(self._splitter.sizes())
+            controls = max(CONTROLS_MIN_WIDTH, min(want, total // 2))
+            self._splitter.setSizes([controls, max(1, total - controls)])
         if self._pending_load:
             self._load_timer.start()
 

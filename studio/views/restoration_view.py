@@ -20,12 +20,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from studio.views.plotting import ThemedPlotWidget, series_color, stack_curves
 
 SINGLES_SHOWN = 3  # single restorations drawn beside their mean
+TILE_MIN = 96  # a tile's smallest plot side in pixels: four tiles side by side fit a narrow Restore tab
 _MISSING_RGBA = (230, 40, 40, 150)  # painted (missing) pixels over the image
+_LIVE_NOTE = "the denoised\nestimate x0(x_t)\nappears here\nwhile restoring"  # short lines: a narrow plot
 
 
 def image_for_display(x: np.ndarray) -> np.ndarray:
@@ -42,7 +44,11 @@ def _note(plot: ThemedPlotWidget, text: str) -> None:
 
 
 def _as_image_plot(plot: ThemedPlotWidget) -> None:
-    """Pixels square, row 0 at the top, no axes, no mouse panning (the mouse paints)."""
+    """Pixels square, row 0 at the top, no axes, no mouse panning (the mouse paints).
+
+    Undone by :func:`_as_curve_plot`: every plot that shows images and curves in turn is put in the mode of
+    what it shows each time it shows something.
+    """
     item = plot.getPlotItem()
     item.hideAxis("left")
     item.hideAxis("bottom")
@@ -53,6 +59,35 @@ def _as_image_plot(plot: ThemedPlotWidget) -> None:
     box.setAspectLocked(True)
     box.setMouseEnabled(False, False)
     box.setMenuEnabled(False)
+
+
+def _as_curve_plot(plot: ThemedPlotWidget) -> None:
+    """A plot's usual mode, for curves and motions: y up, free aspect, axes and grid, mouse panning."""
+    item = plot.getPlotItem()
+    item.showAxis("left")
+    item.showAxis("bottom")
+    item.showGrid(x=True, y=True, alpha=0.15)
+    item.showButtons()
+    box = item.getViewBox()
+    box.invertY(False)
+    box.setAspectLocked(False)
+    box.setMouseEnabled(True, True)
+    box.setMenuEnabled(True)
+
+
+def _set_plot_mode(plot: ThemedPlotWidget, images: bool) -> None:
+    (_as_image_plot if images else _as_curve_plot)(plot)
+
+
+def _wrapping_label(parent: QWidget) -> QLabel:
+    """A centred label that wraps its words and never asks for width (a long title must not widen the window)."""
+    label = QLabel("", parent)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    policy = label.sizePolicy()  # keeps the height-for-width of the word wrap
+    policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+    label.setSizePolicy(policy)
+    return label
 
 
 class _MaskItem(pg.ImageItem):
@@ -127,17 +162,11 @@ class MaskCanvas(ThemedPlotWidget):
     def show_curves(self, grid: np.ndarray, x: np.ndarray, channel: int = 0) -> None:
         """Show a curve or motion item [C, n] (channel ``channel``); nothing to paint on."""
         self.hide_placeholder()
-        item = self.getPlotItem()
-        item.showAxis("left")
-        item.showAxis("bottom")
-        item.showGrid(x=True, y=True, alpha=0.15)
-        box = item.getViewBox()
-        box.invertY(False)
-        box.setAspectLocked(False)
+        _as_curve_plot(self)
         self.image.setVisible(False)
         self.overlay.setVisible(False)
         self.curve.setData(np.asarray(grid, dtype=np.float64), np.asarray(x[channel], dtype=np.float64))
-        box.autoRange()
+        self.getPlotItem().getViewBox().autoRange()
 
     def paint_at(self, row: int, col: int, *, erase: bool = False) -> None:
         """Mark a ``brush`` x ``brush`` square centred at (row, col) missing (or observed when ``erase``)."""
@@ -176,10 +205,9 @@ class Tile(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel("", self)
-        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title = _wrapping_label(self)
         self.plot = ThemedPlotWidget(self)
-        self.plot.setMinimumSize(150, 150)
+        self.plot.setMinimumSize(TILE_MIN, TILE_MIN)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.reference = self.plot.plot([], [], pen=pg.mkPen(QColor(128, 128, 128, 160), width=1,
@@ -188,9 +216,7 @@ class Tile(QWidget):
         self.main = self.plot.plot([], [], pen=pg.mkPen(series_color(0), width=2))
         self.dots = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush=series_color(3),
                                    symbolPen=None)
-        self.metrics = QLabel("", self)
-        self.metrics.setWordWrap(True)
-        self.metrics.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.metrics = _wrapping_label(self)
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -200,6 +226,7 @@ class Tile(QWidget):
 
     def show_content(self, content: TileContent, grid: np.ndarray | None, channel: int = 0) -> None:
         self.title.setText(f"<b>{content.title}</b>")
+        self.title.setToolTip(content.title)
         self.metrics.setText(content.metrics)
         self.plot.hide_placeholder()
         for item in (self.reference, self.singles, self.main, self.dots):
@@ -210,6 +237,7 @@ class Tile(QWidget):
             self.image.setVisible(True)
             self.plot.getPlotItem().getViewBox().autoRange(padding=0.02)
             return
+        _as_curve_plot(self.plot)
         self.image.setVisible(False)
         self.image.clear()
         g = np.asarray(grid, dtype=np.float64)
@@ -241,8 +269,7 @@ class RestorationView(QWidget):
         self.live_curves = self.live.plot([], [], pen=pg.mkPen(series_color(0), width=1))
         self.live_reference = self.live.plot([], [], pen=pg.mkPen(QColor(128, 128, 128, 160), width=1,
                                                                    style=Qt.PenStyle.DashLine))
-        self.live_label = QLabel("", self)
-        self.live_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.live_label = _wrapping_label(self)
         self.channel = QSpinBox(self)
         self.channel.setPrefix("channel ")
         self.channel.setToolTip("Which channel of the curves (motions: a joint angle or coordinate) is drawn")
@@ -285,7 +312,7 @@ class RestorationView(QWidget):
         self._degraded: TileContent | None = None
         self._last_live: np.ndarray | None = None
         self.frames = 0
-        _note(self.live, "the denoised estimate x0(x_t)\nappears here while restoring")
+        _note(self.live, _LIVE_NOTE)
         _note(self.canvas, "choose a checkpoint and an item")
         _note(self.degraded.plot, "the degraded item appears here")
 
@@ -304,6 +331,7 @@ class RestorationView(QWidget):
         self.channel.blockSignals(False)
         self.channel.setVisible(not self.images and channels > 1)
         self.clear_results()
+        self._reset_live()
         self._draw_input()
 
     def set_degraded_preview(self, content: TileContent | None) -> None:
@@ -311,22 +339,36 @@ class RestorationView(QWidget):
         self._degraded = content
         if content is None:
             self.degraded.title.setText("<b>Degraded</b>")
+            self.degraded.title.setToolTip("Degraded")
             self.degraded.metrics.setText("")
             self.degraded.image.clear()
             for item in (self.degraded.reference, self.degraded.main, self.degraded.dots, self.degraded.singles):
                 item.setData([], [])
+            _set_plot_mode(self.degraded.plot, self.images)
             _note(self.degraded.plot, "the parameters are not valid:\nsee the message under the controls")
             return
         self.degraded.show_content(content, self._grid, self.channel.value())
 
     # -- live --------------------------------------------------------------------------------
+    def _reset_live(self) -> None:
+        """An empty live plot in the mode of the current item (a new item: the last estimate was of another)."""
+        self.frames = 0
+        self._last_live = None
+        self.live_image.clear()
+        self.live_image.setVisible(False)
+        self.live_curves.setData([], [])
+        self.live_reference.setData([], [])
+        self.live_label.setText("")
+        _set_plot_mode(self.live, self.images)
+        _note(self.live, _LIVE_NOTE)
+
     def begin_live(self) -> None:
         self.frames = 0
         self._last_live = None
         self.live.hide_placeholder()
         self.live_label.setText("starting…")
+        _set_plot_mode(self.live, self.images)
         if self.images:
-            _as_image_plot(self.live)
             self.live_curves.setData([], [])
             self.live_reference.setData([], [])
         else:
