@@ -47,6 +47,7 @@ logger = logging.getLogger("studio")
 OPEN_FILTER = ("Everything HDM Studio opens (*.json *.h5 *.hdf5 *.safetensors *.csv *.txt *.tsv *.ts *.arff "
                "*.npy *.npz);;Projects (*.json);;Sample files (*.h5 *.hdf5);;Checkpoints (*.safetensors);;"
                "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)")
+DOCK_MIN_WIDTH = 260  # a dock may be squeezed to this (its panel then scrolls sideways)
 
 
 class MainWindow(QMainWindow):
@@ -118,9 +119,11 @@ class MainWindow(QMainWindow):
         scroll.setWidget(widget)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         bar = scroll.verticalScrollBar().sizeHint().width()
-        scroll.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+        # Narrower than its panel only when squeezed (then it scrolls sideways too): the panels' own
+        # minimums (about 370 and 450 px) made the window at least 1530 px wide, more than a laptop's screen.
+        scroll.setMinimumWidth(min(widget.minimumSizeHint().width() + bar, DOCK_MIN_WIDTH))
         dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable

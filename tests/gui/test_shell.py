@@ -78,6 +78,14 @@ def test_layout_and_device_persist_in_qsettings(themed_app, qtbot, settings):
     again.close()
 
 
+def test_the_window_fits_a_laptop_screen(window, qtbot):
+    """The docks' panels scroll when squeezed: the window's minimum width must not exceed a 1366 px screen
+    (it was 1530 px: each dock refused to be narrower than its panel)."""
+    assert window.minimumSizeHint().width() <= 1280
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() == 1280, timeout=2000)
+
+
 def test_project_save_and_load_round_trip(window, qtbot, tmp_path):
     w = window
     w.prior_panel.kernel.setCurrentText("matern32")
