@@ -26,6 +26,26 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
         atomic_write_text(Path(path), dumps(payload) + "\n")
 
 
+def _distinct(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """ConfigError where an output path names an input file (or another output): writing it would destroy it."""
+    import os
+
+    from engine.errors import ConfigError
+
+    def same(a: str, b: str) -> bool:
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+        return pa.resolve() == pb.resolve()
+
+    named = [(flag, path) for flag, path in outputs.items() if path]
+    for i, (flag, path) in enumerate(named):
+        for other, source in [*((f, q) for f, q in inputs.items() if q), *named[:i]]:
+            if same(path, source):
+                raise ConfigError(f"{flag} {path} is the same file as {other}: writing it would destroy that "
+                                  "file; choose another path")
+
+
 def _bar(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
@@ -138,30 +158,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str, Any] | None:
     """Train as ``args`` say; returns the summary (None on ranks other than 0)."""
     from engine import api
-    from engine.config import RunConfig
     from engine.errors import ConfigError
 
     if args.readout_every is not None and args.readout_every < 1:
         raise ConfigError(f"--readout-every must be a positive number of steps, got {args.readout_every}")
-    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers,
-             "padding": args.padding}
-    for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
-                       ("attention_levels", args.attention), ("emb_dim", args.emb_dim)):
-        if value is not None:
-            model[key] = value
-    cfg = RunConfig().replace(
-        data={"spec": args.data, "modality": args.modality, "n_points": args.n_points, "num": args.num_items,
-              "seed": args.data_seed, "image_size": args.image_size, "channels": args.channels, "fps": args.fps,
-              "frames": args.frames},
-        noise={"kernel": args.kernel, "length_scale": args.length_scale, "gain": args.gain, "period": args.period,
-               "sigma": args.sigma, "gamma": args.gamma},
-        equation={"name": args.equation, "schedule": args.schedule, "blur_min": args.blur_min,
-                  "blur_max": args.blur_max, "heat_noise": args.heat_noise},
-        model=model,
-        train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-               "warmup": args.warmup,
-               "checkpoint_every": args.checkpoint_every, "precision": args.precision, "compile": args.compile},
-    )
+    cfg = _run_config(args)
+    _check_run_folder(args, cfg)
     from engine.distributed import env_rank, launched_by_torchrun, train_distributed
 
     distributed = args.distributed or launched_by_torchrun()
@@ -194,14 +196,85 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str
     return summary
 
 
+def _run_config(args: argparse.Namespace) -> Any:
+    """The RunConfig that ``hdm train``'s options describe."""
+    from engine.config import RunConfig
+
+    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers,
+             "padding": args.padding}
+    for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
+                       ("attention_levels", args.attention), ("emb_dim", args.emb_dim)):
+        if value is not None:
+            model[key] = value
+    return RunConfig().replace(
+        data={"spec": args.data, "modality": args.modality, "n_points": args.n_points, "num": args.num_items,
+              "seed": args.data_seed, "image_size": args.image_size, "channels": args.channels, "fps": args.fps,
+              "frames": args.frames},
+        noise={"kernel": args.kernel, "length_scale": args.length_scale, "gain": args.gain, "period": args.period,
+               "sigma": args.sigma, "gamma": args.gamma},
+        equation={"name": args.equation, "schedule": args.schedule, "blur_min": args.blur_min,
+                  "blur_max": args.blur_max, "heat_noise": args.heat_noise},
+        model=model,
+        train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+               "warmup": args.warmup,
+               "checkpoint_every": args.checkpoint_every, "precision": args.precision, "compile": args.compile},
+    )
+
+
+def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
+    """Before the first step: a finished run is not overwritten by a new one, and a resumed run is
+    not asked for settings it does not have (they would be ignored without a word)."""
+    import json
+
+    from engine.errors import ConfigError
+    from engine.io import load_train_state
+    from engine.training import EXECUTION, MODEL_FILE, STATE_FILE
+
+    out = Path(args.out).expanduser()
+    existing = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+    if not args.resume:
+        if existing:
+            raise ConfigError(f"--out {out} already holds a run ({', '.join(existing)}): --resume continues it; "
+                              "for a new run choose another --out (or delete that folder)")
+        return
+    if not (out / STATE_FILE).is_file():
+        return  # Trainer.resume says what is missing
+    state = load_train_state(out / STATE_FILE)
+    done = int(state.get("step", 0))
+    if args.steps <= done:
+        raise ConfigError(f"--steps {args.steps}: the run in {out} has trained {done} steps already; give a larger "
+                          "--steps to continue it")
+    try:
+        stored = json.loads(state["config"])
+    except (KeyError, TypeError, ValueError):
+        return  # Trainer.resume reports the broken state
+    default = _run_config(build_parser().parse_args(["train", "--out", str(out)])).to_dict()
+    conflicts = []
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            if section == "train" and key in ("steps", *EXECUTION):
+                continue  # what a resumed run may change
+            have = stored.get(section, {}).get(key, value)
+            if value != default[section][key] and value != have:
+                conflicts.append(f"{section}.{key} {value!r} (the run has {have!r})")
+    if conflicts:
+        raise ConfigError(f"--resume continues the run in {out} with its own settings; these options differ from "
+                          f"them: {'; '.join(conflicts)}. Drop them, or train a new run in another --out")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from engine.distributed import init_distributed, launched_by_torchrun, shutdown
     from engine.errors import ConfigError
 
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps),
-                        ("--batch-size", args.batch_size or 1)):
+                        ("--batch-size", 1 if args.batch_size is None else args.batch_size)):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
+    if args.trajectory_every < 0:
+        raise ConfigError(f"--trajectory-every must be 0 (no trajectory) or a positive step, "
+                          f"got {args.trajectory_every}")
+    checkpoint = args.checkpoint if Path(args.checkpoint).suffix == ".safetensors" else None
+    _distinct({"--out": args.out, "--json": args.json}, {"--checkpoint": checkpoint})
     if not (args.distributed or launched_by_torchrun()):
         return _sample(args, None, args.device)
     if args.trajectory_every:
@@ -230,11 +303,11 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     main_rank = ctx is None or ctx.is_main
     model = api.load_model(args.checkpoint, device=device)
     images = model.modality == "images"
-    if images and args.grid_size:
+    if images and args.grid_size is not None:
         raise ConfigError("--grid-size is for functions and motions; use --image-size for an image model")
-    if not images and (args.image_size or args.prior):
+    if not images and (args.image_size is not None or args.prior):
         raise ConfigError("--image-size and --prior are for image models")
-    grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size else None
+    grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size is not None else None
     batch = args.batch_size or min(args.num_samples, model.default_batch_size(grid, args.image_size))
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
                                                                          ctx.world_size)[ctx.rank]
@@ -265,6 +338,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine import api
 
+    _distinct({"--json": args.json}, {"--samples": args.samples})
     sizes = tuple(args.balanced) if args.balanced is not None else (100, 500)
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
@@ -314,8 +388,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import api
 
+    _distinct({"--out": args.out, "--json": args.json}, {"--samples": args.samples})
     out = api.export(args.samples, args.format, args.out)
     print(f"wrote {out}")
+    _write_json(args.json, {"out": str(out), "format": args.format, "samples": str(args.samples)})
     return 0
 
 
@@ -325,18 +401,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     from engine.motion import list_motion_datasets
     from engine.samplers import SAMPLER_DESCRIPTIONS
 
+    report: dict[str, Any] = {"datasets": {}, "checkpoints": {}, "samplers": dict(SAMPLER_DESCRIPTIONS)}
     for modality, infos in (("functions", list_function_datasets()), ("images", list_image_datasets()),
                             ("motions", list_motion_datasets())):
         print(f"datasets ({modality}):")
+        report["datasets"][modality] = []
         for info in infos:
             flag = "" if info.available else "  (unavailable: shared data not found)"
             print(f"  {info.name:12s} {info.description}{flag}")
+            report["datasets"][modality].append({"name": info.name, "description": info.description,
+                                                 "available": bool(info.available)})
     print("checkpoints:")
     for name, path in api.list_checkpoints().items():
         print(f"  {name:12s} {path}")
+        report["checkpoints"][name] = str(path)
     print("samplers:")
     for name, text in SAMPLER_DESCRIPTIONS.items():
         print(f"  {name:15s} {text}")
+    _write_json(args.json, report)
     return 0
 
 
@@ -385,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channel-mult", type=int, nargs="+", default=None, help="UNet: channels per level (x width)")
     t.add_argument("--res-blocks", type=int, default=None, help="UNet: residual blocks per level")
     t.add_argument("--attention", type=int, nargs="*", default=None, help="UNet: levels with self-attention")
-    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--checkpoint-every", type=int, default=500,
+                   help="save the run every k steps (0: only at the end)")
     t.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps (then cosine decay)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
     t.add_argument("--distributed", action="store_true",
@@ -467,9 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for sp in (t, s, e, x, ls):
         sp.add_argument("--quiet", action="store_true", help="no progress bar")
-        if sp is not ls:
-            sp.add_argument("--json", default=None, metavar="PATH", help="write the figures to PATH as JSON")
+        sp.add_argument("--json", default=None, metavar="PATH", help="write the figures to PATH as JSON")
     return p
+
+
+def _out_of_memory(text: str) -> bool:
+    """Whether a RuntimeError's text is an allocation failure (torch's CPU allocator, CUDA, MPS)."""
+    return any(key in text for key in ("can't allocate memory", "out of memory", "Unable to allocate",
+                                       "not enough memory"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,6 +570,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HDMError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # RuntimeError: only torch's out-of-memory ones (others re-raised)
+        text = " ".join(str(exc).split())
+        if isinstance(exc, RuntimeError) and not _out_of_memory(text):
+            raise
+        print(f"error: out of memory ({text[:200] or 'MemoryError'}): ask for fewer samples, points, pixels or a "
+              "smaller --batch-size", file=sys.stderr)
         return 2
     except Cancelled as exc:
         print(f"cancelled: {exc}", file=sys.stderr)

@@ -200,6 +200,10 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if not (0 <= self.subgrid_prob <= 1 and 0 < self.subgrid_min_fraction <= 1):
             raise ConfigError("subgrid_prob must lie in [0, 1] and subgrid_min_fraction in (0, 1]")
+        if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
+                or self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be 0 (only at the end) or a positive number of steps, "
+                              f"got {self.checkpoint_every!r}")
         if self.warmup < 0 or self.weight_decay < 0 or not 0 < self.min_lr_ratio <= 1:
             raise ConfigError("warmup and weight decay must be >= 0 and min_lr_ratio in (0, 1]")
         if self.precision not in PRECISIONS:

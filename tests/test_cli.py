@@ -93,7 +93,7 @@ def test_bad_data_files(tmp_path, capsys):
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--length-scale", "-1"), ("--length-scale", "0"),
                                           ("--batch-size", "0"), ("--kernel", "cubic"), ("--equation", "heat"),
                                           ("--device", "tpu"), ("--stop-with", "0"), ("--stop-with", "999999999"),
-                                          ("--readout-every", "0")])
+                                          ("--readout-every", "0"), ("--checkpoint-every", "-5")])
 def test_bad_training_options(option, value, tmp_path, capsys):
     out = tmp_path / "out"
     _fails(["train", "--data", "quadratic", "--out", str(out), "--quiet", "--steps", "2", option, value], capsys)
@@ -135,6 +135,7 @@ def test_checkpoint_of_another_model(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--num-samples", "0"), ("--grid-size", "1"),
+                                          ("--grid-size", "0"), ("--batch-size", "0"), ("--trajectory-every", "-1"),
                                           ("--sampler", "rk4"), ("--spacing", "karras")])
 def test_bad_sampling_options(run_dir, option, value, tmp_path, capsys):
     out = tmp_path / "s.h5"
@@ -204,3 +205,61 @@ def test_evaluate_has_no_mmd2_floor_for_a_held_out_file(tmp_path):
     out = _mmd2_with_floor(x[:15], x[15:], str(held_out), np.arange(8.0), split="train", seed=0)
     assert out["floor"] is None and "no second sample" in out["floor_note"]
     assert (out["n_generated"], out["n_real"]) == (15, 15) and np.isfinite(out["value"])
+
+
+def test_outputs_never_overwrite_inputs(run_dir, tmp_path, capsys):
+    """An --out or --json that names an input file would destroy it: refused before any work."""
+    checkpoint = tmp_path / "q.safetensors"
+    checkpoint.write_bytes((run_dir / "model.safetensors").read_bytes())
+    before = checkpoint.read_bytes()
+    _fails(["sample", "--checkpoint", str(checkpoint), "--num-samples", "2", "--steps", "2", "--out", str(checkpoint),
+            "--quiet"], capsys, "same file as --checkpoint")
+    assert checkpoint.read_bytes() == before
+    samples = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", str(checkpoint), "--num-samples", "2", "--steps", "2", "--out",
+                 str(samples), "--quiet"]) == 0
+    kept = samples.read_bytes()
+    _fails(["export", "--samples", str(samples), "--format", "csv", "--out", str(samples)], capsys, "same file")
+    _fails(["evaluate", "--samples", str(samples), "--data", "quadratic", "--json", str(samples)], capsys, "same file")
+    _fails(["export", "--samples", str(samples), "--out", str(tmp_path / "a.csv"), "--json", str(tmp_path / "a.csv")],
+           capsys, "--json", "same file as --out")
+    assert samples.read_bytes() == kept
+
+
+def test_export_and_list_write_their_json(run_dir, tmp_path):
+    samples, csv, report = tmp_path / "s.h5", tmp_path / "s.csv", tmp_path / "export.json"
+    assert main(["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(samples),
+                 "--quiet"]) == 0
+    assert main(["export", "--samples", str(samples), "--out", str(csv), "--json", str(report)]) == 0
+    assert json.loads(report.read_text()) == {"out": str(csv), "format": "csv", "samples": str(samples)}
+    listing = tmp_path / "list.json"
+    assert main(["list", "--json", str(listing)]) == 0
+    data = json.loads(listing.read_text())
+    assert "quadratic" in data["checkpoints"] and "dpm2m_sde" in data["samplers"]
+    assert {d["name"] for d in data["datasets"]["motions"]} >= {"walk", "cmu07"}
+
+
+def test_a_finished_run_is_not_overwritten_and_a_resumed_one_keeps_its_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "quadratic", "--steps", "3", "--out", str(out), *TINY_TRAIN]) == 0
+    model = (out / "model.safetensors").read_bytes()
+    _fails(["train", "--data", "quadratic", "--steps", "3", "--out", str(out), *TINY_TRAIN], capsys,
+           "already holds a run", "--resume")
+    _fails(["train", "--data", "quadratic", "--steps", "2", "--out", str(out), "--resume", *TINY_TRAIN], capsys,
+           "has trained 3 steps already")
+    _fails(["train", "--steps", "6", "--out", str(out), "--resume", *TINY_TRAIN, "--width", "64", "--lr", "0.5"],
+           capsys, "model.width 64 (the run has 8)", "train.lr 0.5")
+    assert (out / "model.safetensors").read_bytes() == model
+    assert main(["train", "--data", "quadratic", "--steps", "5", "--out", str(out), "--resume", *TINY_TRAIN]) == 0
+
+
+def test_running_out_of_memory_is_a_one_line_error(monkeypatch, capsys):
+    def exhausted():
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 40000000000 bytes.")
+
+    monkeypatch.setattr("engine.api.list_checkpoints", exhausted)
+    _fails(["list"], capsys, "out of memory", "smaller --batch-size")
+    monkeypatch.setattr("engine.api.list_checkpoints", lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # not every RuntimeError is the user's: a bug stays a traceback
+        main(["list"])
