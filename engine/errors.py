@@ -25,5 +25,13 @@ class CheckpointError(HDMError):
     """A checkpoint is missing, truncated, of another model, or untrusted."""
 
 
+class OutputError(HDMError, OSError):
+    """An output file or folder cannot be written where the user asked (a folder in the way, a parent
+    that is a file, no permission, a read-only or full disk), or writing it would destroy an input.
+
+    Also an :class:`OSError`, so code that already catches ``OSError`` around a write keeps working.
+    """
+
+
 class Cancelled(Exception):  # noqa: N818 - reads naturally at the raise site
     """A long job stopped because its cancel token was set (not an error)."""

@@ -359,3 +359,69 @@ def test_load_train_state_errors(tmp_path):
     (tmp_path / "r.pt").write_bytes(b"\x11" * 100)
     with pytest.raises(CheckpointError, match="truncated or not a training-state file"):
         load_train_state(tmp_path / "r.pt")
+
+
+# -- malformed sample files from other programs -------------------------------------------------------
+def _foreign(path, samples, grid=None, attrs=None, trajectory=None, times=None):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("samples", data=samples)
+        if grid is not None:
+            f.create_dataset("grid", data=grid)
+        if trajectory is not None:
+            f.create_dataset("trajectory", data=trajectory)
+            f.create_dataset("trajectory_times", data=times)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
+def _bad_sample_files():
+    x = np.random.default_rng(0).standard_normal((4, 2, 8))
+    nan, inf = x.copy(), x.copy()
+    nan[1, 0, :3] = np.nan
+    inf[2, 1, 5] = -np.inf
+    grid = np.linspace(0.0, 1.0, 8)
+    gnan, ginf, grev, gdup = grid.copy(), grid.copy(), grid[::-1].copy(), grid.copy()
+    gnan[3], ginf[7], gdup[4] = np.nan, np.inf, gdup[3]
+    traj = np.stack([x, x])
+    traj[0, 0, 0, 0] = np.nan
+    return {
+        "empty channel axis": (dict(samples=np.zeros((4, 0, 8))), r"shape \(4, 0, 8\), with an empty axis"),
+        "empty point axis": (dict(samples=np.zeros((4, 2, 0)), grid=np.zeros(0)), r"\(4, 2, 0\), with an empty axis"),
+        "nan samples": (dict(samples=nan), r"3 of 64 'samples' values are not finite \(3 NaN, 0 infinite\)"),
+        "inf samples": (dict(samples=inf), r"1 of 64 'samples' values are not finite \(0 NaN, 1 infinite\)"),
+        "beyond float32": (dict(samples=x * 1e300), r"values are not finite .*beyond the float32 range"),
+        "nan grid": (dict(samples=x, grid=gnan), r"1 of 8 'grid' values are not finite"),
+        "inf grid": (dict(samples=x, grid=ginf), r"1 of 8 'grid' values are not finite"),
+        "decreasing grid": (dict(samples=x, grid=grev), "'grid' is not strictly increasing"),
+        "repeated grid point": (dict(samples=x, grid=gdup), "'grid' is not strictly increasing"),
+        "string grid": (dict(samples=x, grid=np.array([b"a"] * 8)), "'grid' has dtype .*expected numbers"),
+        "unknown modality": (dict(samples=x, attrs={"modality": "banana"}), "modality 'banana'; expected one of"),
+        "numeric modality": (dict(samples=x, attrs={"modality": 3}), "modality 3; expected one of"),
+        "nan trajectory": (dict(samples=x, trajectory=traj, times=np.array([1.0, 0.0])),
+                           r"1 of 128 'trajectory' values are not finite"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_sample_files()))
+def test_malformed_foreign_sample_files_are_refused_in_one_line(tmp_path, case):
+    kwargs, pattern = _bad_sample_files()[case]
+    path = _foreign(tmp_path / "foreign.h5", **kwargs)
+    with pytest.raises(DataError, match=pattern) as info:
+        read_samples(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_writers_files_of_every_modality_still_read(tmp_path):
+    x, grid = _curves()
+    for modality, data, g in (("functions", x, grid), ("motions", x, np.arange(16) / 30.0),
+                              ("images", np.random.default_rng(2).random((2, 3, 4, 4)), None)):
+        path = write_samples(tmp_path / f"{modality}.h5", data, seeds=range(len(data)), config={}, modality=modality,
+                             grid=g)
+        sf = read_samples(path)
+        assert sf.modality == modality and sf.samples.shape == data.shape
+    # foreign files: integers, a modality given as bytes, no modality at all
+    path = _foreign(tmp_path / "ints.h5", np.arange(24).reshape(2, 3, 4), grid=np.array([0, 1, 2, 5]),
+                    attrs={"modality": np.bytes_(b"motions")})
+    sf = read_samples(path)
+    assert sf.modality == "motions" and sf.samples.dtype == np.float32 and sf.grid.tolist() == [0, 1, 2, 5]

@@ -1,13 +1,20 @@
 """File formats and safe writes: HDF5 sample files, checkpoint files, atomic writes.
 
-- :mod:`engine.io.atomic`       write-to-temp-then-rename helpers
+- :mod:`engine.io.atomic`       write-to-temp-then-rename helpers, up-front writability checks
 - :mod:`engine.io.samples`      the ``hdm-samples/1`` HDF5 schema, CSV export
 - :mod:`engine.io.checkpoints`  safetensors model files, weights-only training state
 """
 
 from __future__ import annotations
 
-from engine.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from engine.io.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_not_input,
+    check_writable,
+    same_file,
+)
 from engine.io.checkpoints import (
     MODEL_FORMAT,
     LoadedModel,
@@ -27,11 +34,14 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_not_input",
+    "check_writable",
     "export_csv",
     "file_sha256",
     "load_model",
     "load_train_state",
     "read_samples",
+    "same_file",
     "save_model",
     "save_train_state",
     "write_samples",

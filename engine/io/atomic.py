@@ -4,17 +4,28 @@ Every writer goes through a temporary file in the destination's directory (same 
 system, so the final :func:`os.replace` is atomic), fsyncs it, then renames it over the
 destination. If anything fails, the temporary file is removed and an existing destination
 is left byte-for-byte untouched.
+
+A destination that cannot be written (an existing folder where a file is expected, a parent
+that is a file, no permission, a read-only or full file system) raises
+:class:`~engine.errors.OutputError` with one line naming the path and the reason, never a bare
+``OSError``. :func:`check_writable` raises the same error up front, before a long computation,
+without leaving anything behind; :func:`check_not_input` refuses an output that is one of the
+inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+from engine.errors import OutputError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_not_input", "check_writable",
+           "same_file"]
 
 
 def _read_umask() -> int:
@@ -25,6 +36,128 @@ def _read_umask() -> int:
 
 # mkstemp creates files 0600; finished files get the usual permissions (read once, at import).
 _FILE_MODE = 0o666 & ~_read_umask()
+
+# errno -> why the location cannot be written (the part after "cannot write here: ").
+_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied (operation not permitted)",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.ENOENT: "files cannot be created at this location",
+    errno.ELOOP: "too many levels of symbolic links",
+}
+# Errors a writer may raise mid-write that are about the destination, not about the writer's input.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def _exists(p: Path) -> bool:
+    """Whether anything (a broken symbolic link included) is at ``p``; errors count as nothing."""
+    try:
+        return os.path.lexists(p)
+    except (OSError, ValueError):
+        return False
+
+
+def _diagnose(target: Path, folder: bool) -> str | None:
+    """Why ``target`` cannot be a file (``folder=False``) or a folder, judged from the disk; None if no clear reason."""
+    if _exists(target):
+        if folder and not target.is_dir():
+            return "it is a file, not a folder" if target.is_file() else "it exists and is not a folder"
+        if not folder and target.is_dir():
+            return "it is a folder"
+    for parent in target.parents:  # nearest first
+        if _exists(parent):
+            if not parent.is_dir():
+                kind = "a file" if parent.is_file() else "not a folder"
+                return f"a parent, {parent}, is {kind}"
+            break
+    return None
+
+
+def _advice(reason: str, folder: bool) -> str:
+    if reason == "it is a folder":
+        return "give a file name (for example a file inside that folder)"
+    if reason.startswith("it is a file") or reason.startswith("it exists"):
+        return "give a folder name (a new or existing folder), not a file"
+    return "choose another location"
+
+
+def _error(target: Path, reason: str, folder: bool = False) -> OutputError:
+    return OutputError(f"{target}: cannot write here: {reason}; {_advice(reason, folder)}")
+
+
+def _translate(target: Path, exc: OSError, folder: bool = False) -> OutputError:
+    """A one-line :class:`OutputError` for an ``OSError`` met while writing ``target``."""
+    if isinstance(exc, OutputError):
+        return exc
+    reason = _diagnose(target, folder)
+    if reason is None:
+        if isinstance(exc, IsADirectoryError):
+            reason = "it is a folder"
+        elif isinstance(exc, NotADirectoryError | FileExistsError):
+            reason = "a parent is not a folder"
+        else:
+            reason = _REASONS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return _error(target, reason.splitlines()[0] if reason else "unknown error", folder)
+
+
+def _nearest_existing(p: Path) -> Path:
+    for parent in p.parents:
+        if _exists(parent):
+            return parent
+    return Path(".")
+
+
+def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Path:
+    """Raise :class:`~engine.errors.OutputError` now if ``path`` could not be written later.
+
+    Call it before a long computation whose result goes to ``path``, so a bad ``--out`` fails in
+    a second rather than after the work. ``folder=False``: ``path`` will be a file written with
+    :func:`atomic_path`; ``folder=True``: ``path`` is a folder that will be created if missing
+    and receive files. Nothing permanent is created: missing parent folders are not made, and
+    writability is probed with a temporary file that is removed at once.
+
+    Rejects: an existing folder where a file is expected (or an existing non-folder where a folder
+    is expected), a parent path component that is a file, and a location where no file can be
+    created (permissions, read-only file system, ``/proc``...). Accepts a path that does not
+    exist yet when its nearest existing ancestor is a folder that accepts new files.
+
+    Returns ``Path(path)``.
+    """
+    target = Path(path)
+    if (reason := _diagnose(target, folder)) is not None:
+        raise _error(target, reason, folder)
+    probe_dir = target if (folder and target.is_dir()) else _nearest_existing(target)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".hdm-write-check.", suffix=".tmp", dir=probe_dir)
+    except OSError as exc:
+        raise _translate(target, exc, folder) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return target
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` both exist and are the same file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_not_input(output: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+    """Raise :class:`~engine.errors.OutputError` when ``output`` is the same file as one of ``inputs``.
+
+    Writing an output over its own input would destroy the input (for example ``hdm export
+    --samples s.h5 --out s.h5``). ``None`` inputs are skipped; paths that do not exist never match.
+    """
+    for source in inputs:
+        if source is not None and same_file(output, source):
+            raise OutputError(f"{output}: is the same file as the input {source}; writing it would destroy "
+                              "the input, choose another output path")
 
 
 def _fsync_file(path: Path) -> None:
@@ -57,30 +190,55 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with h5py.File(tmp, "w") as f:
                 ...
 
-    On normal exit the temporary file is fsynced and ``os.replace``-d onto ``path``. If the
-    block raises, the temporary file is deleted, ``path`` is untouched and the exception
-    propagates. Missing parent directories are created.
+    On normal exit the temporary file gets the usual permissions (the umask's, or those of the
+    file it replaces, even if the writer replaced the temporary file with one of its own), is
+    fsynced and ``os.replace``-d onto ``path``. If the block raises, the temporary file is
+    deleted, ``path`` is untouched and the exception propagates. Missing parent directories are
+    created.
+
+    Raises:
+        OutputError: ``path`` is a folder, a parent is a file, or the location cannot be written
+            (permission, read-only or full file system); raised before the block runs where it
+            can be known then. A full or read-only disk met by the block's writer is reported the
+            same way.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if (reason := _diagnose(target, folder=False)) is not None:
+        raise _error(target, reason)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _translate(target, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
-        mode = target.stat().st_mode & 0o777 if target.exists() else _FILE_MODE
-        os.chmod(tmp, mode)
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, target)
+        try:
+            mode = target.stat().st_mode & 0o777 if target.exists() else _FILE_MODE
+            os.chmod(tmp, mode)
+        except OSError as exc:
+            raise _translate(target, exc) from None
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in _WRITE_ERRNOS and not isinstance(exc, OutputError):
+                raise _translate(target, exc) from None
+            raise
+        try:
+            os.chmod(tmp, mode)  # safetensors' save_file replaces the temp file with a 0600 one
+            _fsync_file(tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _translate(target, exc) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path."""
+    """Write ``data`` to ``path`` atomically; returns the path (:class:`OutputError` if it cannot be written)."""
     target = Path(path)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:

@@ -12,7 +12,9 @@ Training state (``train_state.pt``)
     refuses any pickled object other than tensors and plain containers.
 
 Every write goes through :func:`engine.io.atomic.atomic_path`: a crash mid-save leaves the
-previous file intact. Every problem with a file raises :class:`~engine.errors.CheckpointError`.
+previous file intact, finished files get the usual (umask) permissions, and a destination that
+cannot be written raises :class:`~engine.errors.OutputError`. Every problem with a file read
+raises :class:`~engine.errors.CheckpointError`.
 """
 
 from __future__ import annotations
@@ -117,7 +119,12 @@ def _cpu_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 def save_model(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], *,
                config: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Path:
-    """Write weights + config (+ JSON-able meta entries) as safetensors, atomically; returns the path."""
+    """Write weights + config (+ JSON-able meta entries) as safetensors, atomically; returns the path.
+
+    The file gets the usual permissions (``0o666`` less the umask, or those of the file it replaces):
+    safetensors' ``save_file`` swaps in a 0600 file of its own, which :func:`atomic_path` re-chmods
+    before the rename. Raises :class:`~engine.errors.OutputError` when ``path`` cannot be written.
+    """
     target = Path(path)
     metadata = {"format": MODEL_FORMAT, "config": to_json(dict(config))}
     for key, value in (meta or {}).items():

@@ -1,7 +1,11 @@
 """Exports of sample files for other tools: PNG for images, BVH for motions (CSV lives in :mod:`engine.io.samples`).
 
 Every export goes to a folder, one file per sample, each written atomically (a reader never sees a half
-file); the folder is created when missing. The provenance travels with the files:
+file); the folder is created when missing. Before anything is written the folder is checked
+(:func:`_prepare_folder`): it must be writable, and it must not hold an earlier export's ``sample_*.png``,
+``sample_*.bvh`` or ``grid.png`` files that this export would not replace (the folder would mix two sample
+sets), nor the sample file being exported. Such a folder is refused with one line; nothing is deleted.
+The provenance travels with the files:
 
 - **PNG** (``sample_00000.png`` ... and ``grid.png``): 8-bit grey or RGB, values clipped to [0, 1]; text
   chunks ``hdm-config`` (the sample file's config JSON: run config, sampler settings, checkpoint),
@@ -10,27 +14,62 @@ file); the folder is created when missing. The provenance travels with the files
 - **BVH** (``sample_00000.bvh`` ...): the motion channels turned back into joint positions on the model's
   skeleton (stored in the sample file's config by :func:`engine.api.write_sample_file`), then into joint
   rotations by inverse kinematics, which restores the skeleton's bone lengths exactly
-  (:func:`engine.motion.bvh.write_bvh`).
+  (:func:`engine.motion.bvh.write_bvh`). The frame time is the spacing of the sample file's ``grid`` (frame
+  times in seconds), so motions sampled at another ``--grid-size`` than the training one play at their true
+  speed; the training config's ``fps`` is used only for files without a grid.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import DataError
-from engine.io.atomic import atomic_path
+from engine.errors import DataError, OutputError
+from engine.io.atomic import _translate, atomic_path, check_not_input, check_writable, same_file
 from engine.io.samples import SampleFile
 
+# Files an export writes: sample_<anything>.png / .bvh and grid.png. Others in the folder are the user's.
+_EXPORT_FILE = re.compile(r"sample_.*\.(png|bvh)|grid\.png", re.IGNORECASE)
 
-def _folder(out_dir: str | os.PathLike[str]) -> Path:
+
+def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], source: Path | None) -> Path:
+    """Check the export folder before anything is written, then create it; returns it.
+
+    Raises :class:`OutputError` when ``out_dir`` cannot be a writable folder, when one of ``names`` is a
+    folder there or is the ``source`` sample file itself, or when the folder holds an earlier export's
+    ``sample_*.png``/``sample_*.bvh``/``grid.png`` files that this export would not replace (the two sample
+    sets would mix). Nothing is deleted.
+    """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder; exports write one file per sample into a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_not_input(out, source)
+    check_writable(out, folder=True)
+    if out.is_dir():
+        wanted = set(names)
+        try:
+            entries = {entry.name: entry.is_dir() for entry in os.scandir(out)}
+        except OSError as exc:
+            raise _translate(out, exc, folder=True) from None
+        for name in sorted(wanted & set(entries)):
+            if entries[name]:
+                raise OutputError(f"{out / name}: cannot write here: it is a folder; export into an empty or "
+                                  "new folder")
+            if source is not None and same_file(out / name, source):
+                check_not_input(out / name, source)
+        stale = sorted(name for name in entries if _EXPORT_FILE.fullmatch(name) and name not in wanted)
+        if stale:
+            shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+            raise OutputError(f"{out}: the folder already holds an earlier export's files that this export would "
+                              f"not replace ({shown}); choose an empty or new folder, or remove them first")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _translate(out, exc, folder=True) from None
     return out
 
 
@@ -61,7 +100,8 @@ def export_png(sample_file: SampleFile, out_dir: str | os.PathLike[str], *, grid
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise DataError(f"{where}: holds {sample_file.modality} of shape {x.shape}; PNG export is for grey or RGB "
                         "images [N, 1|3, H, W] (use --format csv for curves, bvh for motions)")
-    out = _folder(out_dir)
+    names = [f"sample_{i:05d}.png" for i in range(x.shape[0])] + ["grid.png"]
+    out = _prepare_folder(out_dir, names, sample_file.path)
     config = json.dumps(sample_file.config, sort_keys=True)
 
     def save(img: np.ndarray, path: Path, seed: int | None) -> None:
@@ -75,7 +115,7 @@ def export_png(sample_file: SampleFile, out_dir: str | os.PathLike[str], *, grid
             Image.fromarray(_to_uint8(img)).save(tmp, format="PNG", pnginfo=info)
 
     for i in range(x.shape[0]):
-        save(x[i], out / f"sample_{i:05d}.png", int(sample_file.seeds[i]))
+        save(x[i], out / names[i], int(sample_file.seeds[i]))
     save(image_grid(x[:grid_max]), out / "grid.png", None)
     return out
 
@@ -92,12 +132,47 @@ def export_bvh(sample_file: SampleFile, out_dir: str | os.PathLike[str]) -> Path
         raise DataError(f"{where}: holds {sample_file.modality} without a skeleton; BVH export is for motion "
                         "samples written by `hdm sample` from a motion checkpoint")
     skeleton = Skeleton.from_dict(motion["skeleton"])
-    fps = float(motion["fps"])
+    frame_time = bvh_frame_time(sample_file)
     positions = channels_to_positions(sample_file.samples)  # [N, T, J, 3]
     if positions.shape[2] != skeleton.num_joints:
         raise DataError(f"{where}: samples have {positions.shape[2]} joints but the skeleton has "
                         f"{skeleton.num_joints}")
-    out = _folder(out_dir)
+    names = [f"sample_{i:05d}.bvh" for i in range(positions.shape[0])]
+    out = _prepare_folder(out_dir, names, sample_file.path)
     for i in range(positions.shape[0]):
-        write_bvh(out / f"sample_{i:05d}.bvh", skeleton, positions[i], 1.0 / fps)
+        write_bvh(out / names[i], skeleton, positions[i], frame_time)
     return out
+
+
+def bvh_frame_time(sample_file: SampleFile) -> float:
+    """Seconds per frame of motion samples: the spacing of the file's ``grid`` (frame times in seconds).
+
+    The grid must be evenly spaced. A file without a grid (or with a single frame) falls back to
+    ``1 / config["motion"]["fps"]``, the training frame rate.
+
+    Raises:
+        DataError: an uneven grid, or no usable grid and no positive ``motion.fps`` in the config.
+    """
+    where = sample_file.path or "sample file"
+    grid = sample_file.grid
+    if grid is not None and grid.size >= 2:
+        steps = np.diff(np.asarray(grid, dtype=np.float64))
+        step = float(grid[1] - grid[0])
+        if not (math.isfinite(step) and step > 0):
+            raise DataError(f"{where}: its grid does not increase ({grid[0]!r}, {grid[1]!r}, ...); BVH needs frame "
+                            "times in seconds")
+        if not np.allclose(steps, step, rtol=1e-4, atol=0.0):
+            raise DataError(f"{where}: its grid (the frame times) is not evenly spaced (steps from "
+                            f"{steps.min():.6g} to {steps.max():.6g} s); BVH needs one frame time, resample the "
+                            "motions on a uniform grid")
+        return step
+    motion = sample_file.config.get("motion") if isinstance(sample_file.config, dict) else None
+    fps = motion.get("fps") if isinstance(motion, dict) else None
+    try:
+        value = float(fps)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise DataError(f"{where}: has no frame times (no grid) and its config's motion.fps is {fps!r}, not a "
+                        "positive number; re-sample the motions with `hdm sample`")
+    return 1.0 / value

@@ -67,7 +67,7 @@ import numpy as np
 
 from engine.errors import DataError
 from engine.io._jsonutil import json_default
-from engine.io.atomic import atomic_path
+from engine.io.atomic import atomic_path, check_not_input
 
 __all__ = ["SCHEMA", "MODALITIES", "SampleFile", "write_samples", "read_samples", "export_csv"]
 
@@ -300,8 +300,12 @@ def read_samples(path: str | os.PathLike[str]) -> SampleFile:
     Only ``samples`` is required; ``seeds`` defaults to -1 (unknown), ``modality`` to what the
     sample shape implies, ``config`` to ``{}``.
 
+    The file is held to what :func:`write_samples` guarantees: numeric samples with no empty axis and
+    only finite values (within float32 range), a ``modality`` (when given) among :data:`MODALITIES`,
+    and a numeric, finite, strictly increasing ``grid``; the same for ``trajectory`` and its times.
+
     Raises:
-        DataError: a missing, non-HDF5, truncated or malformed file (one-line message).
+        DataError: a missing, non-HDF5, truncated or malformed file (one-line message naming it).
     """
     import h5py
 
@@ -322,6 +326,40 @@ def read_samples(path: str | os.PathLike[str]) -> SampleFile:
     except OSError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{p}: is truncated or corrupt ({reason}); regenerate it or copy it again") from None
+
+
+def _numeric(p: Path, name: str, obj: Any, dtype: Any) -> np.ndarray:
+    """The real-number contents of dataset ``obj`` (cast to ``dtype`` unless None), else a DataError."""
+    import h5py
+
+    if not isinstance(obj, h5py.Dataset):
+        raise DataError(f"{p}: '{name}' is not a dataset; the file is damaged or was not written by HDM Studio")
+    if not isinstance(obj.dtype, np.dtype) or obj.dtype.kind not in "fiu":
+        raise DataError(f"{p}: '{name}' has dtype {obj.dtype}; expected numbers (the file is damaged or was "
+                        "not written by HDM Studio)")
+    data = np.asarray(obj[...])
+    return data if dtype is None else data.astype(dtype)
+
+
+def _finite_float32(p: Path, name: str, raw: np.ndarray) -> np.ndarray:
+    """``raw`` as float32, refusing NaN, infinite and beyond-float32 values as the writer does."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(raw, dtype=np.float32)
+    bad = ~np.isfinite(values)
+    count = int(bad.sum())
+    if count:
+        nan = int(np.isnan(values).sum())
+        raw_bad = int((~np.isfinite(raw)).sum()) if raw.dtype.kind == "f" else 0
+        too_big = count - raw_bad
+        parts = [f"{nan} NaN", f"{count - nan - too_big} infinite"]
+        if too_big:
+            parts.append(f"{too_big} beyond the float32 range")
+        lead = 1 if name == "trajectory" else 0  # samples [N, ...], trajectory [S, N, ...]
+        per = np.moveaxis(bad, lead, 0).reshape(bad.shape[lead], -1).any(axis=1)
+        raise DataError(f"{p}: {count} of {values.size} '{name}' values are not finite ({', '.join(parts)}) in "
+                        f"{int(per.sum())} of {per.size} samples; HDM Studio never writes such values, the file is "
+                        "damaged or came from a sampler that diverged: regenerate it")
+    return values
 
 
 def _read_open_file(p: Path, f: Any) -> SampleFile:
@@ -360,16 +398,22 @@ def _read_open_file(p: Path, f: Any) -> SampleFile:
         versions = {}
 
     dset = f["samples"]
-    if dset.dtype.kind not in "fiu":
+    if not isinstance(dset.dtype, np.dtype) or dset.dtype.kind not in "fiu":
         raise DataError(f"{p}: 'samples' has dtype {dset.dtype}; expected float32 numbers")
-    samples = np.asarray(dset[...], dtype=np.float32)
-    if samples.ndim not in (3, 4) or samples.shape[0] == 0:
-        raise DataError(f"{p}: 'samples' has shape {samples.shape}; expected [N, C, n] or [N, C, H, W]")
+    if dset.ndim not in (3, 4):
+        raise DataError(f"{p}: 'samples' has shape {dset.shape}; expected [N, C, n] or [N, C, H, W]")
+    if 0 in dset.shape:
+        raise DataError(f"{p}: 'samples' has shape {dset.shape}, with an empty axis; expected at least one "
+                        "sample, channel and point (the file holds no values)")
+    samples = _finite_float32(p, "samples", dset[...])
     n = samples.shape[0]
     modality = attrs.get("modality")
-    if not isinstance(modality, str) or not modality:
+    if "modality" in attrs and modality not in MODALITIES:
+        raise DataError(f"{p}: has modality {modality!r}; expected one of {', '.join(MODALITIES)} (the file was "
+                        "not written by HDM Studio or is damaged)")
+    if not modality:
         modality = "images" if samples.ndim == 4 else "functions"
-    if modality in _NDIM and _NDIM[modality] != samples.ndim:
+    if _NDIM[modality] != samples.ndim:
         raise DataError(f"{p}: modality {modality!r} does not match samples of shape {samples.shape}")
 
     if "seeds" in f:
@@ -383,23 +427,34 @@ def _read_open_file(p: Path, f: Any) -> SampleFile:
 
     grid = None
     if "grid" in f:
-        grid = np.asarray(f["grid"][...], dtype=np.float64)
+        grid = _numeric(p, "grid", f["grid"], np.float64)
         if grid.shape != (samples.shape[-1],):
             raise DataError(f"{p}: 'grid' has shape {grid.shape} but the samples' last axis has "
                             f"{samples.shape[-1]} points")
+        if not np.all(np.isfinite(grid)):
+            raise DataError(f"{p}: {int((~np.isfinite(grid)).sum())} of {grid.size} 'grid' values are not finite "
+                            "(NaN or infinite); the file is damaged or was not written by HDM Studio")
+        if grid.size > 1 and not np.all(np.diff(grid) > 0):
+            raise DataError(f"{p}: 'grid' is not strictly increasing; the file is damaged or was not written by "
+                            "HDM Studio")
 
     trajectory = times = None
     if "trajectory" in f:
-        trajectory = np.asarray(f["trajectory"][...], dtype=np.float32)
-        if trajectory.ndim != samples.ndim + 1 or trajectory.shape[1:] != samples.shape:
-            raise DataError(f"{p}: 'trajectory' has shape {trajectory.shape}; expected [S, "
+        tset = f["trajectory"]
+        if not isinstance(tset, h5py.Dataset):
+            raise DataError(f"{p}: 'trajectory' is not a dataset; the file is damaged")
+        if tset.ndim != samples.ndim + 1 or tset.shape[1:] != samples.shape or tset.shape[0] == 0:
+            raise DataError(f"{p}: 'trajectory' has shape {tset.shape}; expected [S, "
                             f"{', '.join(map(str, samples.shape))}]")
         if "trajectory_times" not in f:
             raise DataError(f"{p}: has a 'trajectory' but no 'trajectory_times'; the file is damaged")
-        times = np.asarray(f["trajectory_times"][...], dtype=np.float64)
+        trajectory = _finite_float32(p, "trajectory", _numeric(p, "trajectory", tset, None))
+        times = _numeric(p, "trajectory_times", f["trajectory_times"], np.float64)
         if times.shape != (trajectory.shape[0],):
             raise DataError(f"{p}: 'trajectory_times' has shape {times.shape}; "
                             f"expected ({trajectory.shape[0]},)")
+        if not np.all(np.isfinite(times)):
+            raise DataError(f"{p}: 'trajectory_times' has non-finite values; the file is damaged")
 
     sha = attrs.get("checkpoint_sha256", "")
     return SampleFile(samples=samples, seeds=seeds, grid=grid, config=config, modality=modality,
@@ -416,12 +471,14 @@ def export_csv(sample_file: SampleFile, out_path: str | os.PathLike[str]) -> Pat
 
     Raises:
         DataError: for images (``[N, C, H, W]``): export them with ``--format png``.
+        OutputError: ``out_path`` is the sample file itself, or cannot be written.
     """
     x = sample_file.samples
     name = sample_file.path if sample_file.path is not None else "sample file"
     if x.ndim != 3:
         raise DataError(f"{name}: holds {sample_file.modality} of shape {x.shape}; CSV export is for curves "
                         "[N, C, n] only, use --format png for images")
+    check_not_input(out_path, sample_file.path)
     n_samples, n_channels, n_points = x.shape
     grid = sample_file.grid if sample_file.grid is not None else np.arange(n_points, dtype=np.float64)
     header = "channel,sample,seed," + ",".join(repr(float(v)) for v in grid)
