@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
-from engine.errors import CheckpointError, DataError
+from engine.errors import CheckpointError, ConfigError, DataError
 from engine.paths import CHECKPOINTS_DIR
 from engine.pipeline import HDMModel, SampleResult
 from engine.training import EXECUTION, MODEL_FILE, Trainer, TrainProgress
@@ -31,6 +33,8 @@ def list_checkpoints() -> dict[str, Path]:
 
 def resolve_checkpoint(spec: str | Path) -> Path:
     """A bundled checkpoint's name, a ``.safetensors`` file, or a run directory holding one."""
+    if not isinstance(spec, str | os.PathLike) or not str(spec).strip():
+        raise ConfigError(f"a checkpoint is a bundled name, a .safetensors file or a run directory, got {spec!r}")
     bundled = list_checkpoints()
     if isinstance(spec, str) and spec in bundled:
         return bundled[spec]
@@ -147,6 +151,8 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
     from engine.metrics import evaluate_function_samples
 
     sf = read_samples(samples_path)
+    _check_data_modality(samples_path, "images" if sf.modality == "images" else
+                         "motions" if sf.modality == "motions" else "functions", data_spec)
     if sf.modality == "images":
         report = _evaluate_images(sf, data_spec, split=split, seed=seed)
     elif sf.modality == "motions":
@@ -163,6 +169,34 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
     report["samples"] = str(samples_path)
     report["checkpoint_sha256"] = sf.checkpoint_sha256
     return report
+
+
+_ADJECTIVE = {"functions": "a function", "images": "an image", "motions": "a motion"}
+_ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")  # curves or images: the samples' loader decides
+
+
+def _check_data_modality(samples_path: str | Path, modality: str, data_spec: str) -> None:
+    """Refuse held-out data of another modality than the samples' (each loader knows only its own names)."""
+    from engine.data import list_function_datasets, list_image_datasets
+    from engine.data.select import detect_modality
+    from engine.motion import list_motion_datasets
+
+    registries = {"functions": list_function_datasets(), "images": list_image_datasets(),
+                  "motions": list_motion_datasets()}
+    key = str(data_spec).strip().lower()
+    other = next((m for m, infos in registries.items() if key in {i.name for i in infos}), None)
+    path = Path(str(data_spec)).expanduser()
+    if other is None and path.exists() and path.suffix.lower() not in _ARRAY_SUFFIXES:
+        try:
+            other = detect_modality(path)
+        except DataError:
+            return  # the loader says what is wrong with it
+    if other is None or other == modality:
+        return
+    names = [i.name for i in registries[modality] if i.available] or [i.name for i in registries[modality]]
+    what = f"is {_ADJECTIVE[other]} dataset" if key in {i.name for i in registries[other]} else f"holds {other}"
+    raise DataError(f"{samples_path}: the samples are {modality} but {data_spec} {what}; evaluate against "
+                    f"{_ADJECTIVE[modality]} dataset such as {', '.join(names)} (or a file of {modality})")
 
 
 MMD2_MAX_CURVES = 2000
@@ -224,9 +258,10 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
     motion = sf.config.get("motion") if isinstance(sf.config, dict) else None
     if not isinstance(motion, dict):
         raise DataError(f"{sf.path}: motion samples without their skeleton; sample them again with `hdm sample`")
-    fps, frames = float(motion["fps"]), int(sf.samples.shape[-1])
+    fps, frames = _motion_fps(sf, motion), int(sf.samples.shape[-1])
     if Path(str(data_spec)).exists():
         split = "train"  # a file or folder is a held-out set in itself
+    # reference clips as long and at the frame rate of the samples (on a --grid-size grid, not the training one)
     reference = load_motion_dataset(data_spec, split, fps=fps, frames=frames)
     block = min(block_size, len(reference), len(sf.samples))
     report = evaluate_motion_samples(channels_to_positions(sf.samples), reference.to_positions(), reference.skeleton,
@@ -234,6 +269,33 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
     report["generated"] = report.pop("samples")  # "samples" names the sample file in every report
     report["data"] = {"spec": data_spec, "split": split, "source": reference.source, "num": len(reference)}
     return report
+
+
+def _motion_fps(sf, motion: dict[str, Any]) -> float:
+    """The motion samples' frame rate: from their time grid, which must be uniform (the stored ``motion.fps``
+    is the training one; samples drawn on another grid size have another)."""
+    stored = None
+    if "fps" in motion:
+        try:
+            stored = float(motion["fps"])
+        except (TypeError, ValueError):
+            stored = math.nan
+        if not (math.isfinite(stored) and stored > 0):
+            raise DataError(f"{sf.path}: its motion frame rate {motion['fps']!r} is not a positive number; the file "
+                            "is corrupt: sample the motions again with `hdm sample`")
+    if sf.grid is None:
+        if stored is None:
+            raise DataError(f"{sf.path}: motion samples with neither a time grid nor a frame rate; sample them "
+                            "again with `hdm sample`")
+        return stored
+    steps = np.diff(np.asarray(sf.grid, dtype=np.float64))
+    dt = float(steps.mean()) if steps.size else math.nan
+    if not (np.isfinite(steps).all() and dt > 0 and np.allclose(steps, dt, rtol=1e-6, atol=0.0)):
+        raise DataError(f"{sf.path}: motion metrics need at least 2 frames evenly spaced in time, and these "
+                        f"samples' grid ({sf.grid.size} points) is not; sample on the training grid or a "
+                        "uniform --grid-size")
+    fps = 1.0 / dt
+    return stored if stored is not None and abs(fps - stored) <= 1e-6 * stored else fps
 
 
 def _evaluate_images(sf, data_spec: str, *, split: str, seed: int) -> dict[str, Any]:

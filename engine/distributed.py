@@ -79,15 +79,17 @@ def env_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def init_distributed(device: str = "cpu") -> tuple[DistContext, str]:
+def init_distributed(device: str = "cpu", command: str = "train") -> tuple[DistContext, str]:
     """Join the process group described by the torchrun environment; returns the context and this rank's device.
 
     On CUDA the backend is NCCL and rank r uses ``cuda:LOCAL_RANK``; on CPU it is gloo. Raises
-    ConfigError outside torchrun, since the rendezvous address would be missing.
+    ConfigError outside torchrun, since the rendezvous address would be missing; its hint names the
+    ``hdm`` command to launch (``train`` or ``sample``).
     """
     if not launched_by_torchrun():
         raise ConfigError("--distributed needs the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK); launch with "
-                          "`torchrun --standalone --nproc-per-node=N --no-python hdm train ...`")
+                          f"`torchrun --standalone --nproc-per-node=N --no-python hdm {command} "
+                          "...`")
     rank, world, local = (int(os.environ[key]) for key in ENV_KEYS)
     cuda = device.lower().startswith("cuda") or (device.lower() == "auto" and torch.cuda.is_available())
     if cuda:
@@ -121,7 +123,7 @@ def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "
     """
     from engine.training import EXECUTION, Trainer
 
-    ctx, device = init_distributed(device)
+    ctx, device = init_distributed(device, "train")
     try:
         if resume:
             trainer = Trainer.resume(out_dir, steps=config.train.steps, device=device, dist=ctx,
@@ -159,13 +161,14 @@ def sample_distributed(model: HDMModel, num: int, ctx: DistContext, *, seeds: np
     :meth:`HDMModel.default_batch_size`, as there) bit for bit. Trajectories are not gathered (ask for
     them in one process).
     """
-    from engine.pipeline import SampleResult
+    from engine.pipeline import SampleResult, as_count, sample_seeds
 
     if kwargs.get("trajectory_every"):
         raise ConfigError("trajectories are not gathered across processes; sample them in one process")
-    all_seeds = np.arange(seed, seed + num, dtype=np.int64) if seeds is None else np.asarray(seeds, np.int64)
-    if all_seeds.shape != (num,):
-        raise ConfigError(f"expected {num} seeds, got {all_seeds.size}")
+    num = as_count("num_samples (--num-samples)", num)
+    all_seeds = sample_seeds(num, seeds, seed)
+    if batch_size is not None:
+        batch_size = as_count("batch_size (--batch-size)", batch_size)
     if batch_size is None:
         batch_size = min(num, model.default_batch_size(kwargs.get("grid"), kwargs.get("size")))
     start, stop = batch_ranges(num, batch_size, ctx.world_size)[ctx.rank]

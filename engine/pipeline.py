@@ -34,7 +34,7 @@ import torch
 
 from engine.config import RunConfig
 from engine.equations.base import Equation, make_equation
-from engine.errors import CheckpointError, ConfigError
+from engine.errors import CheckpointError, ConfigError, DataError
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
 from engine.samplers import DEFAULT_SAMPLER, EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
@@ -152,9 +152,14 @@ class FunctionDomain:
         return np.asarray(self.geometry.grid, dtype=np.float64)
 
     def check(self, at: Any) -> np.ndarray:
-        grid = np.asarray(at, dtype=np.float64)
-        if grid.ndim != 1 or grid.size < 2 or not np.isfinite(grid).all() or not (np.diff(grid) > 0).all():
-            raise ConfigError("a sampling grid must be a strictly increasing 1D array of at least 2 finite points")
+        try:
+            grid = np.asarray(at, dtype=np.float64)
+        except (TypeError, ValueError):
+            grid = None
+        if (grid is None or grid.ndim != 1 or grid.size < 2 or not np.isfinite(grid).all()
+                or not (np.diff(grid) > 0).all()):
+            raise ConfigError("a sampling grid must be a strictly increasing 1D array of at least 2 finite points"
+                              + (f", got a {type(at).__name__}" if grid is None else ""))
         return grid
 
     def equation(self, at: np.ndarray) -> Equation:
@@ -181,12 +186,15 @@ class ImageDomain:
         return (self.geometry.height, self.geometry.width)
 
     def check(self, at: Any) -> tuple[int, int]:
-        if isinstance(at, int):
+        if _is_int(at):
             at = (at, at)
         try:
-            H, W = (int(v) for v in at)
+            H, W = at
         except (TypeError, ValueError):
-            raise ConfigError(f"an image size is (height, width), got {at!r}") from None
+            H = W = None
+        if not (_is_int(H) and _is_int(W)):
+            raise ConfigError(f"an image size is (height, width) in whole pixels, got {at!r}")
+        H, W = int(H), int(W)
         if H < 2 or W < 2:
             raise ConfigError(f"an image size must be at least 2x2, got {H}x{W}")
         if (H, W) != self.default() and self.config.model.name != "fno2d":
@@ -224,10 +232,49 @@ class SampleResult:
     modality: str = "functions"
 
 
+def _is_int(value: Any) -> bool:
+    """A Python or numpy integer (not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def as_count(what: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int, or ConfigError unless it is an integer >= ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{what} must be {kind}, got {value!r}")
+    return int(value)
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Seeds are stored as int64 (sample files, :class:`SampleResult`); :class:`SampleRNG` takes any of them."""
+
+
+def sample_seeds(num: int, seeds: Sequence[int] | None = None, seed: int = 0) -> np.ndarray:
+    """The int64 seed of each of ``num`` samples: ``seeds`` (one per sample), else ``seed, seed + 1, ...``."""
+    if seeds is None:
+        if not _is_int(seed) or not INT64_MIN <= int(seed) <= INT64_MAX - (num - 1):
+            raise ConfigError(f"seed (--seed) must be an integer in [-2^63, 2^63 - num_samples] = [{INT64_MIN}, "
+                              f"{INT64_MAX - (num - 1)}] for {num} samples (sample k uses seed + k, an int64), "
+                              f"got {seed!r}")
+        return np.int64(seed) + np.arange(num, dtype=np.int64)
+    try:
+        values = np.asarray(seeds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seeds must be a flat list of {num} integers, one per sample") from None
+    if values.dtype.kind != "i":  # unsigned, float, bool, object (Python ints past int64), strings
+        bad = [v for v in values.ravel().tolist() if not (_is_int(v) and INT64_MIN <= v <= INT64_MAX)]
+        if bad or values.dtype.kind not in "uO":
+            raise ConfigError("seeds must be integers in [-2^63, 2^63 - 1] (int64), one per sample; got "
+                              + (repr(bad[0]) if bad else f"{values.dtype} values"))
+    if values.shape != (num,):
+        raise ConfigError(f"expected {num} seeds, one per sample, got "
+                          + (f"{values.size}" if values.ndim == 1 else f"an array shaped {values.shape}"))
+    return values.astype(np.int64)
+
+
 def uniform_grid(geometry: ModelGeometry, n_points: int) -> np.ndarray:
     """A uniform grid of ``n_points`` over the training domain."""
-    if not isinstance(n_points, int) or n_points < 2:
-        raise ConfigError(f"--grid-size must be an integer >= 2, got {n_points!r}")
+    n_points = as_count("grid size (--grid-size)", n_points, minimum=2)
     a, b = geometry.domain
     return np.linspace(a, b, n_points)
 
@@ -390,16 +437,15 @@ class HDMModel:
             trajectory_every: keep every k-th state of the reverse trajectory (0: none).
             callback: receives each step's :class:`StepInfo` (batch-local; ``x`` normalised).
         """
-        if not isinstance(num, int) or num < 1:
-            raise ConfigError(f"--num-samples must be a positive integer, got {num!r}")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+        num = as_count("num_samples (--num-samples)", num)
+        steps = as_count("steps (--steps)", steps)
+        trajectory_every = as_count("trajectory_every (--trajectory-every, 0 for none)", trajectory_every, 0)
+        if batch_size is not None:
+            batch_size = as_count("batch_size (--batch-size)", batch_size)
         images = isinstance(self.geometry, ImageGeometry)
         at = self._where(grid, size)
         batch_size = min(num, self._batch_for(at)) if batch_size is None else batch_size
-        seeds = np.arange(seed, seed + num, dtype=np.int64) if seeds is None else np.asarray(seeds, np.int64)
-        if seeds.shape != (num,):
-            raise ConfigError(f"expected {num} seeds, got {seeds.size}")
+        seeds = sample_seeds(num, seeds, seed)
         prior = prior or self.default_prior()
         fn = get_sampler(sampler)
         equation = self.domain.equation(at)
@@ -464,16 +510,37 @@ class HDMModel:
                                   "is it an HDM Studio checkpoint?") from None
         tensors = {k: v for k, v in state_dict.items() if k.startswith("prior.")}
         weights = {k: v for k, v in state_dict.items() if not k.startswith("prior.")}
-        network = build_network(run, geometry)
-        expected = network.state_dict()
-        missing = set(expected) - set(weights)
-        unexpected = set(weights) - set(expected)
-        wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
-        if missing or unexpected or wrong:
-            raise CheckpointError(f"{where}: its weights do not match its config "
-                                  f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
-                                  "mis-shaped tensors); it belongs to another model")
-        network.load_state_dict(weights)
-        extra = {k: v for k, v in meta.items() if k not in ("geometry", "normalizer", "modality", "training")}
-        return cls(run, geometry, normalizer, network, sha256=sha256, source=source, tensors=tensors,
-                   extra_meta=extra)
+        try:  # any error building from the stored metadata means the metadata is bad: say which file
+            if isinstance(geometry, ModelGeometry):
+                grid = np.asarray(geometry.grid)
+                if grid.size < 2 or not np.isfinite(grid).all() or not (np.diff(grid) > 0).all():
+                    raise ConfigError(f"the training grid ({grid.size} points) must be a strictly increasing list "
+                                      "of at least 2 finite numbers")
+            network = build_network(run, geometry)
+            expected = network.state_dict()
+            missing = set(expected) - set(weights)
+            unexpected = set(weights) - set(expected)
+            wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+            if missing or unexpected or wrong:
+                raise CheckpointError(f"{where}: its weights do not match its config "
+                                      f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
+                                      "mis-shaped tensors); it belongs to another model")
+            network.load_state_dict(weights)
+            extra = {k: v for k, v in meta.items() if k not in ("geometry", "normalizer", "modality", "training")}
+            model = cls(run, geometry, normalizer, network, sha256=sha256, source=source, tensors=tensors,
+                        extra_meta=extra)
+            model._check_metadata()
+        except (ConfigError, DataError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise CheckpointError(f"{where}: the checkpoint's metadata is invalid ({reason}); it is corrupt or was "
+                                  "edited: retrain the model or use an intact copy") from None
+        return model
+
+    def _check_metadata(self) -> None:
+        """Fail now, not at the first sample, on stored settings that cannot work: the training grid or
+        size, the normaliser's channels, the equation bound there (schedule, T, eps, kernel, jitter)."""
+        at = self.domain.check(self.domain.default())
+        channels = self.normalizer.channels
+        if channels is not None and channels != self.geometry.channels:
+            raise DataError(f"normalizer: fitted on {channels} channel(s) but the model has {self.geometry.channels}")
+        self.domain.equation(at)

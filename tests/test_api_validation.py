@@ -1,0 +1,200 @@
+"""Bad input to the Python API (and the CLI on top of it) ends in one HDMError line that says what to do."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine import api
+from engine.errors import CheckpointError, ConfigError, DataError
+from engine.io import load_model as load_weights
+from engine.io import save_model, write_samples
+from engine.paths import CHECKPOINTS_DIR
+from engine.pipeline import uniform_grid
+
+QUADRATIC = CHECKPOINTS_DIR / "quadratic.safetensors"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return api.load_model("quadratic")
+
+
+def test_seeds_must_fit_int64(model):
+    """Seeds are int64 (sample files, SampleRNG takes any): seed + num - 1 overflowed np.arange with a traceback."""
+    top = 2**63 - 1
+    for seed in (top, 2**64 - 1, -(2**63) - 1, 1.5):
+        with pytest.raises(ConfigError, match=r"seed \(--seed\) must be an integer in \[-2\^63, 2\^63 - num_samples\]"):
+            model.sample(2, steps=1, seed=seed)
+    assert model.sample(2, steps=1, seed=top - 1).seeds.tolist() == [top - 1, top]
+    assert model.sample(1, steps=1, seed=-(2**63)).seeds.tolist() == [-(2**63)]
+    for seeds in ([2**70, 1], [1.5, 2.5], [True, False], np.array([2**64 - 1, 1], dtype=np.uint64), ["a", "b"]):
+        with pytest.raises(ConfigError, match=r"seeds must be integers in \[-2\^63, 2\^63 - 1\]"):
+            model.sample(2, steps=1, seeds=seeds)
+    with pytest.raises(ConfigError, match="flat list"):
+        model.sample(2, steps=1, seeds=[[1], [2, 3]])
+    ok = model.sample(2, steps=1, seeds=np.array([7, top], dtype=np.uint64))  # numpy integers are fine
+    assert ok.seeds.dtype == np.int64 and ok.seeds.tolist() == [7, top]
+    same = model.sample(2, steps=1, seeds=[np.int32(7), top])
+    np.testing.assert_array_equal(same.samples, ok.samples)
+
+
+@pytest.mark.parametrize("seed", ["9223372036854775807", "18446744073709551615"])
+def test_cli_seed_past_int64_is_one_line(seed, tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "1", "--seed", seed,
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: seed (--seed) must be an integer") and "\n" not in err
+    assert not out.exists()
+
+
+def test_counts_accept_numpy_integers_and_reject_the_rest(model):
+    r = model.sample(np.int64(3), steps=np.int32(2), batch_size=np.int64(2), seed=np.int64(4),
+                     trajectory_every=np.int64(1))
+    assert r.samples.shape == (3, 1, 100) and r.seeds.tolist() == [4, 5, 6]
+    assert r.trajectory.shape[:2] == (3, 3) and r.settings["steps"] == 2 and type(r.settings["steps"]) is int
+    assert uniform_grid(model.geometry, np.int64(5)).shape == (5,)
+    for key, value in (("trajectory_every", -1), ("trajectory_every", 2.5), ("steps", 2.0), ("batch_size", 0),
+                       ("batch_size", 1.5)):
+        with pytest.raises(ConfigError, match=rf"^{key} \(--{key.replace('_', '-')}"):
+            model.sample(2, **{"steps": 1, key: value})
+    with pytest.raises(ConfigError, match=r"^num_samples \(--num-samples\) must be a positive integer"):
+        model.sample(2.0, steps=1)
+    with pytest.raises(ConfigError, match="a sampling grid must be a strictly increasing 1D array"):
+        model.sample(2, steps=1, grid="abc")
+    with pytest.raises(ConfigError, match=r"grid size \(--grid-size\) must be an integer >= 2"):
+        uniform_grid(model.geometry, 2.5)
+
+
+def test_image_size_accepts_numpy_integers_and_rejects_fractions():
+    images = api.load_model("mnist_hdm")
+    assert images.default_batch_size(size=np.int64(28)) >= 1
+    assert images.default_batch_size(size=(np.int32(28), 28)) >= 1
+    for size in ((28.5, 28.5), "abc", (28,)):
+        with pytest.raises(ConfigError, match="image size"):
+            images.default_batch_size(size=size)
+
+
+@pytest.mark.parametrize("spec", [None, 5, 2.5, ""])
+def test_load_model_needs_a_name_or_a_path(spec):
+    with pytest.raises(ConfigError, match="a checkpoint is a bundled name, a .safetensors file or a run directory"):
+        api.load_model(spec)
+
+
+def _edited(tmp_path, name, *, geometry=None, normalizer=None, config=None):
+    loaded = load_weights(QUADRATIC)
+    meta = {k: v for k, v in loaded.meta.items() if k != "format"}
+    cfg = json.loads(json.dumps(loaded.config))
+    if geometry:
+        meta["geometry"] = {**meta["geometry"], **geometry}
+    if normalizer:
+        meta["normalizer"] = normalizer
+    for section, values in (config or {}).items():
+        cfg[section] = {**cfg[section], **values}
+    return save_model(tmp_path / name, loaded.state_dict, config=cfg, meta=meta)
+
+
+@pytest.mark.parametrize("edit,reason", [
+    ({"geometry": {"grid": []}}, "training grid"),
+    ({"geometry": {"grid": [1.0] * 100}}, "training grid"),
+    ({"geometry": {"length_scale": 0.0}}, "length scale must be a positive number"),
+    ({"normalizer": {"kind": "standard", "mean": [float("nan")], "std": [1.0]}}, "means must be finite"),
+    ({"normalizer": {"kind": "standard", "mean": [0.0, 0.0], "std": [1.0, 1.0]}}, "2 channel"),
+    ({"config": {"equation": {"T": 5}}}, "0 < T < 1"),
+    ({"config": {"noise": {"jitter": -1}}}, "jitter must be >= 0"),
+])
+def test_invalid_checkpoint_metadata_names_the_file(tmp_path, edit, reason):
+    path = _edited(tmp_path, "edited.safetensors", **edit)
+    with pytest.raises(CheckpointError) as info:
+        api.load_model(path)  # at load, not at the first sample
+    message = str(info.value)
+    assert message.startswith(f"{path}: the checkpoint's metadata is invalid (") and reason in message
+    assert "\n" not in message
+
+
+def _curves_file(path):
+    grid = np.linspace(-10, 10, 100)
+    return write_samples(path, np.zeros((4, 1, 100), np.float32), seeds=range(4), config={}, grid=grid)
+
+
+def test_evaluate_names_a_dataset_of_another_modality(tmp_path):
+    curves = _curves_file(tmp_path / "curves.h5")
+    for spec, other in (("walk", "a motion"), ("mnist", "an image"), ("cmu07", "a motion")):
+        with pytest.raises(DataError, match=f"the samples are functions but {spec} is {other} dataset; evaluate "
+                                            "against a function dataset such as quadratic"):
+            api.evaluate(curves, spec)
+    images = write_samples(tmp_path / "images.h5", np.full((3, 1, 28, 28), 0.5, np.float32), seeds=range(3),
+                           config={}, modality="images")
+    with pytest.raises(DataError, match="the samples are images but quadratic is a function dataset; evaluate "
+                                        "against an image dataset such as .*mnist"):
+        api.evaluate(images, "quadratic")
+    with pytest.raises(DataError, match="unknown dataset 'bogus'"):  # unknown names: the loader lists its choices
+        api.evaluate(curves, "bogus")
+
+
+def _motion_file(path, *, fps=30.0, frames=60, samples_fps=None, grid=None):
+    """Walk clips at ``samples_fps`` (default 30), stored as if sampled from a model trained at ``fps``."""
+    from engine.motion import load_motion_dataset
+
+    clips = load_motion_dataset("walk", "train", fps=samples_fps or 30.0, frames=frames, num=12, seed=3)
+    config = {"motion": {"skeleton": clips.skeleton.to_dict(), "fps": fps}}
+    return write_samples(path, clips.values, seeds=range(12), config=config, modality="motions",
+                         grid=clips.grid if grid is None else grid)
+
+
+def test_motion_evaluation_takes_the_frame_rate_from_the_samples_grid(tmp_path):
+    """60 frames drawn over a 120-frame, 30 fps training grid (--grid-size 60) are 4 s at ~14.9 fps: they are
+    compared with 4 s reference clips at that rate, not with 2 s clips at 30 fps (foot skating doubled)."""
+    train_grid = np.arange(120) / 30.0
+    grid = np.linspace(train_grid[0], train_grid[-1], 60)
+    fps = 1.0 / (grid[1] - grid[0])
+    path = _motion_file(tmp_path / "walk60.h5", samples_fps=fps, grid=grid)
+    report = api.evaluate(path, "walk", block_size=4, permutations=50)
+    assert report["fps"] == pytest.approx(fps) and report["fps"] < 15
+    gen, ref = report["generated"]["foot_skating"], report["reference"]["foot_skating"]
+    assert gen == pytest.approx(ref, rel=0.5)  # the same law at the same rate
+    at_training_rate = api.evaluate(_motion_file(tmp_path / "walk120.h5", frames=120), "walk", block_size=4,
+                                    permutations=50)
+    assert at_training_rate["fps"] == 30.0  # the stored rate, exactly, where the grid agrees with it
+
+
+def test_motion_evaluation_refuses_a_bad_frame_rate_or_grid(tmp_path):
+    bad_fps = _motion_file(tmp_path / "abc.h5", fps="abc")
+    with pytest.raises(DataError, match=f"{bad_fps}: its motion frame rate 'abc' is not a positive number"):
+        api.evaluate(bad_fps, "walk")
+    uneven = np.sort(np.random.default_rng(0).uniform(0, 2, 60))
+    bumpy = _motion_file(tmp_path / "uneven.h5", grid=uneven)
+    with pytest.raises(DataError, match=f"{bumpy}: motion metrics need at least 2 frames evenly spaced in time"):
+        api.evaluate(bumpy, "walk")
+
+
+def test_distributed_hint_names_the_command_run(monkeypatch, tmp_path, capsys):
+    from engine.cli import main
+    from engine.distributed import init_distributed
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigError, match="--no-python hdm sample ..."):
+        init_distributed("cpu", "sample")
+    argv = ["sample", "--distributed", "--num-samples", "2", "--out", str(tmp_path / "s.h5"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --distributed needs the torchrun environment") and "hdm sample ..." in err
+    assert "hdm train" not in err and not (tmp_path / "s.h5").exists()
+
+
+def test_distributed_sampling_checks_seeds_before_any_collective(model):
+    from engine.distributed import DistContext, sample_distributed
+
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, backend="gloo")  # no process group: must fail first
+    with pytest.raises(ConfigError, match=r"seed \(--seed\) must be an integer"):
+        sample_distributed(model, 2, ctx, seed=2**63 - 1, steps=1)
+    with pytest.raises(ConfigError, match="seeds must be integers"):
+        sample_distributed(model, 2, ctx, seeds=[2**70, 1], steps=1)
+    with pytest.raises(ConfigError, match=r"num_samples \(--num-samples\)"):
+        sample_distributed(model, 0, ctx, steps=1)
