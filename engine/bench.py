@@ -599,7 +599,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """``hdm bench``: print the JSON report (and the quality table unless ``--quiet``)."""
     from engine.api import dumps
 
-    report = run_bench(options_from_args(args))
+    opts = options_from_args(args)
+    if args.json:
+        from engine.io import check_writable
+
+        check_writable(args.json)  # before the benchmark, not after it
+    report = run_bench(opts)
     if report["quality"] is not None and not args.quiet:
         print(quality_table(report["quality"]), file=sys.stderr)
     text = dumps(report)

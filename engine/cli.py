@@ -26,17 +26,15 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
         atomic_write_text(Path(path), dumps(payload) + "\n")
 
 
-def _distinct(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
-    """ConfigError where an output path names an input file (or another output): writing it would destroy it."""
-    import os
-
+def _outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None) -> None:
+    """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
+    ``folder`` is a folder) and names neither an input file nor another output (writing it would destroy it)."""
     from engine.errors import ConfigError
+    from engine.io import check_writable, same_file
 
     def same(a: str, b: str) -> bool:
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
-        if pa.exists() and pb.exists():
-            return os.path.samefile(pa, pb)
-        return pa.resolve() == pb.resolve()
+        return same_file(pa, pb) if pa.exists() and pb.exists() else pa.resolve() == pb.resolve()
 
     named = [(flag, path) for flag, path in outputs.items() if path]
     for i, (flag, path) in enumerate(named):
@@ -44,6 +42,7 @@ def _distinct(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> 
             if same(path, source):
                 raise ConfigError(f"{flag} {path} is the same file as {other}: writing it would destroy that "
                                   "file; choose another path")
+        check_writable(Path(path).expanduser(), folder=flag == folder)
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -231,6 +230,7 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
     from engine.training import EXECUTION, MODEL_FILE, STATE_FILE
 
     out = Path(args.out).expanduser()
+    _outputs({"--out": args.out, "--json": args.json, "--progress-jsonl": args.progress_jsonl}, {}, folder="--out")
     existing = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
     if not args.resume:
         if existing:
@@ -274,13 +274,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trajectory-every must be 0 (no trajectory) or a positive step, "
                           f"got {args.trajectory_every}")
     checkpoint = args.checkpoint if Path(args.checkpoint).suffix == ".safetensors" else None
-    _distinct({"--out": args.out, "--json": args.json}, {"--checkpoint": checkpoint})
+    _outputs({"--out": args.out, "--json": args.json}, {"--checkpoint": checkpoint})
     if not (args.distributed or launched_by_torchrun()):
         return _sample(args, None, args.device)
     if args.trajectory_every:
         raise ConfigError("--trajectory-every: trajectories are not gathered across processes; sample them in "
                           "one process (without torchrun)")
-    ctx, device = init_distributed(args.device)
+    ctx, device = init_distributed(args.device, "sample")
     try:
         return _sample(args, ctx, device)
     finally:
@@ -338,7 +338,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine import api
 
-    _distinct({"--json": args.json}, {"--samples": args.samples})
+    _outputs({"--json": args.json}, {"--samples": args.samples})
     sizes = tuple(args.balanced) if args.balanced is not None else (100, 500)
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
@@ -388,7 +388,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import api
 
-    _distinct({"--out": args.out, "--json": args.json}, {"--samples": args.samples})
+    _outputs({"--out": args.out, "--json": args.json}, {"--samples": args.samples},
+             folder="--out" if args.format in ("png", "bvh") else None)
     out = api.export(args.samples, args.format, args.out)
     print(f"wrote {out}")
     _write_json(args.json, {"out": str(out), "format": args.format, "samples": str(args.samples)})

@@ -263,3 +263,29 @@ def test_running_out_of_memory_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setattr("engine.api.list_checkpoints", lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):  # not every RuntimeError is the user's: a bug stays a traceback
         main(["list"])
+
+
+def test_an_unwritable_output_fails_before_the_work(run_dir, tmp_path, capsys):
+    """A folder where a file goes, or a file where a folder goes: a one-line error at once, nothing written."""
+    folder, plain = tmp_path / "folder", tmp_path / "plain.txt"
+    folder.mkdir()
+    plain.write_text("keep")
+    samples = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(samples),
+                 "--quiet"]) == 0
+    cases = [
+        ["train", "--data", "quadratic", "--steps", "2", "--out", str(plain), *TINY_TRAIN],
+        ["train", "--data", "quadratic", "--steps", "2", "--out", str(tmp_path / "run"), "--json", str(folder),
+         *TINY_TRAIN],
+        ["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(folder), "--quiet"],
+        ["sample", "--checkpoint", str(run_dir), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "n.h5"),
+         "--json", str(plain / "x.json"), "--quiet"],
+        ["evaluate", "--samples", str(samples), "--data", "quadratic", "--json", str(folder)],
+        ["export", "--samples", str(samples), "--out", str(folder)],
+        ["restore", "--checkpoint", str(run_dir), "--data", "quadratic", "--task", "impute", "--num-items", "2",
+         "--steps", "2", "--out", str(folder), "--quiet"],
+    ]
+    for args in cases:
+        _fails(args, capsys, "cannot write here")
+    assert plain.read_text() == "keep" and not any(folder.iterdir())
+    assert not (tmp_path / "run").exists() and not (tmp_path / "n.h5").exists()

@@ -486,6 +486,11 @@ def run_restore_command(args: argparse.Namespace) -> int:
     if args.metric is not None and args.method != "replace":
         raise ConfigError("--metric applies to --method replace only")
     options = {key: v for key, v in (("zeta", args.zeta), ("metric", args.metric)) if v is not None}
+    from engine.io import check_not_input, check_writable
+
+    for output in filter(None, (args.out, args.json)):  # before the work, not after it
+        check_not_input(output, args.checkpoint if Path(args.checkpoint).is_file() else None)
+        check_writable(output)
     params = _task_params(args)
     model = api.load_model(args.checkpoint, device=args.device)
     if model.modality not in TASKS[args.task].modalities:
