@@ -87,8 +87,15 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
     """Write samples to the HDF5 schema with full provenance (see :mod:`engine.io.samples`)."""
     from engine.io import write_samples
 
+    meta = dict(model.extra_meta)
+    motion = meta.get("motion")
+    if result.modality == "motions" and isinstance(motion, dict) and result.grid is not None and result.grid.size > 1:
+        # the frame rate of these samples' grid (another --grid-size than the training one has another)
+        fps = float(1.0 / np.mean(np.diff(np.asarray(result.grid, dtype=np.float64))))
+        if not np.isclose(fps, float(motion.get("fps", 0.0)), rtol=1e-6, atol=0.0):
+            meta["motion"] = {**motion, "fps": fps}
     config = {"run": model.config.to_dict(), "sampling": result.settings, "checkpoint": model.source,
-              **model.extra_meta, **(extra or {})}
+              **meta, **(extra or {})}
     return write_samples(path, result.samples, seeds=result.seeds, config=config, modality=result.modality,
                          grid=result.grid, trajectory=result.trajectory,
                          trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)

@@ -273,6 +273,15 @@ class RunConfig:
         from engine.equations.spde import IMAGE_EQUATIONS
 
         images = modality == "images"
+        foreign = [name for name, value, owner in (("image_size", self.data.image_size, "images"),
+                                                   ("channels", self.data.channels, "images"),
+                                                   ("fps", self.data.fps, "motions"),
+                                                   ("frames", self.data.frames, "motions"))
+                   if value is not None and owner != modality]
+        if foreign:
+            one = len(foreign) == 1
+            raise ConfigError(f"the data are {modality}: {', '.join('--' + n.replace('_', '-') for n in foreign)} "
+                              f"{'applies' if one else 'apply'} to other data; drop {'it' if one else 'them'}")
         equation = self.equation.name if self.equation.name != "auto" else ("hdm_spde" if images else "vp")
         allowed = IMAGE_EQUATIONS if images else EQUATIONS
         if equation not in allowed:

@@ -198,3 +198,22 @@ def test_distributed_sampling_checks_seeds_before_any_collective(model):
         sample_distributed(model, 2, ctx, seeds=[2**70, 1], steps=1)
     with pytest.raises(ConfigError, match=r"num_samples \(--num-samples\)"):
         sample_distributed(model, 0, ctx, steps=1)
+
+
+def test_motion_samples_on_another_grid_store_its_frame_rate(tmp_path):
+    """Sampled at --grid-size 16 over a 32-frame, 30 fps clip, the motions play at 16 / (31 / 30) fps: the file says
+    so (BVH export and evaluation read the grid; other readers the stored rate)."""
+    from engine.config import RunConfig
+    from engine.io import read_samples
+    from engine.pipeline import uniform_grid
+    from engine.training import Trainer
+
+    cfg = RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 32},
+                              model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
+                              train={"steps": 1, "batch_size": 4, "warmup": 1})
+    model = Trainer(cfg).model()
+    for size, fps in ((None, 30.0), (16, 15 * 30 / 31)):
+        grid = None if size is None else uniform_grid(model.geometry, size)
+        result = model.sample(2, steps=2, grid=grid)
+        path = api.write_sample_file(tmp_path / f"m{size}.h5", result, model)
+        assert read_samples(path).config["motion"]["fps"] == pytest.approx(fps, rel=1e-9)

@@ -30,3 +30,14 @@ def test_unknown_keys_are_rejected():
     d["train"]["stpes"] = 3
     with pytest.raises(ConfigError, match="stpes"):
         RunConfig.from_dict(d)
+
+
+def test_options_of_another_modality_are_refused_not_ignored():
+    from engine.errors import ConfigError
+
+    cfg = RunConfig().replace(data={"image_size": 28, "fps": 10.0})
+    with pytest.raises(ConfigError, match="the data are functions: --image-size, --fps apply to other data"):
+        cfg.resolve("functions")
+    with pytest.raises(ConfigError, match="the data are images: --fps applies to other data; drop it"):
+        RunConfig().replace(data={"fps": 10.0}).resolve("images")
+    assert RunConfig().replace(data={"frames": 32, "fps": 25.0}).resolve("motions").data.frames == 32
