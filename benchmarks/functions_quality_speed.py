@@ -7,7 +7,7 @@ The baseline measured in the same run is the reference code's recipe for samplin
 Euler–Maruyama steps.
 
     python benchmarks/functions_quality_speed.py --data quadratic --steps 2000
-    python benchmarks/functions_quality_speed.py --checkpoint quadratic --skip-train
+    python benchmarks/functions_quality_speed.py --checkpoint quadratic      # no training: the bundled model
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main() -> int:
     ap.add_argument("--baseline", action="store_true", help="also time 1000-step Euler–Maruyama")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    if "OMP_NUM_THREADS" not in os.environ:  # respect a limit set for runs sharing the machine
+        torch.set_num_threads(os.cpu_count() or 1)
     report: dict = {"device": args.device, "threads": torch.get_num_threads(), "data": args.data}
 
     if args.checkpoint:

@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the network and loss (eager, with a warning, where compiling fails)")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="sample curves from a checkpoint into an HDF5 file")
+    s = sub.add_parser("sample", help="sample curves, images or motions from a checkpoint into an HDF5 file")
     s.add_argument("--checkpoint", default="quadratic", help="bundled name, .safetensors file or run dir")
     s.add_argument("--num-samples", type=int, default=1000)
     s.add_argument("--steps", type=int, default=50)
@@ -516,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample ...` (on by itself under torchrun); the samples are bit-identical to one process")
     s.set_defaults(func=cmd_sample)
 
-    e = sub.add_parser("evaluate", help="two-sample power and functional errors against held-out data")
+    e = sub.add_parser("evaluate", help="compare samples with held-out data: two-sample power, MMD^2 and "
+                                        "functional errors (curves), FD/KID (images), motion metrics")
     e.add_argument("--samples", required=True)
     e.add_argument("--data", required=True, help="dataset name or file (its test split is used)")
     e.add_argument("--split", default="test")
