@@ -226,3 +226,19 @@ def test_sections_run_only_what_is_asked(checkpoint, capsys):
     for bad, match in ((["--sections", "speed"], "--sections"), (["--sections", "quality"], "give --checkpoint")):
         with pytest.raises(ConfigError, match=match):
             _parse_bench(bad)
+
+
+def test_a_stiff_equation_gets_a_stable_baseline(tmp_path):
+    """Euler-Maruyama cannot integrate IHDM in 1000 steps (or 3): the quality baseline is then the exponential
+    integrator at the same step count, and the report says why."""
+    cfg = RunConfig().replace(data={"spec": "glyphs", "num": 64, "image_size": 16}, equation={"name": "ihdm"},
+                              model={"name": "unet", "width": 8, "channel_mult": [1, 1], "num_res_blocks": 1,
+                                     "attention_levels": [], "emb_dim": 16},
+                              train={"steps": 2, "batch_size": 8})
+    Trainer(cfg).run(out_dir=tmp_path)
+    opts = BenchOptions(checkpoint=str(tmp_path), baseline_steps=3, quality_samplers=("ddim",), quality_evals=(3,),
+                        image_samples=12, image_reference=30)
+    quality = run_bench_quality(opts)
+    base = quality["baseline"]
+    assert (base["sampler"], base["steps"]) == ("exponential", 3) and "euler_maruyama refused" in base["note"]
+    assert np.isfinite(base["fd"]) and np.isfinite(quality["rows"][0]["fd"])

@@ -91,3 +91,33 @@ def test_exact_score_from_the_exact_time_T_law_reproduces_gaussian_data(name):
     steps = 200
     x = SAMPLERS[name](StableOracle(eq, c, mu), eq, x_T, time_grid(eq, steps), rng=rng)
     _check_law(x, c, mu)
+
+
+def test_euler_maruyama_refuses_a_step_count_at_which_ihdm_blows_up():
+    """Near T the finest mode decays at 1/2 beta(T) a_max (about 2,000 at 8 x 8 here): explicit Euler steps
+    multiply it by |1 - h r| >> 1, and the samples went to inf (math audit: covariance 1e31, then inf). The
+    sampler now refuses, naming a step count that works; the exponential integrators take it exactly."""
+    from engine.samplers import EXPLICIT_PEAK_LOG10, check_explicit_stability, explicit_amplification
+
+    eq = _eq()
+    ts = time_grid(eq, 100)
+    times = [float(v) for v in ts]
+    log_growth, peak = 0.0, 0.0
+    a_max = float((eq.sigma + neumann_laplacian_eigenvalues(H, W)).max())
+    for t, t_next in zip(times[:-1], times[1:]):  # the closed form, mode by mode
+        beta = float(eq.schedule.beta(torch.tensor(t, dtype=torch.float64)))
+        log_growth += math.log10(abs(1 - (t - t_next) * 0.5 * beta * a_max))
+        peak = max(peak, log_growth)
+    assert explicit_amplification(eq, ts) == pytest.approx((peak, log_growth), rel=1e-9)
+    assert peak > EXPLICIT_PEAK_LOG10
+    with pytest.raises(ConfigError, match=r"euler_maruyama is unstable on this ihdm equation with 100 steps.*needs "
+                                          r"about \d+ uniform steps"):
+        SAMPLERS["euler_maruyama"](lambda x, t: x, eq, torch.zeros(1, 1, H, W), ts, rng=SampleRNG([0]))
+    message = ""
+    try:
+        check_explicit_stability(eq, ts)
+    except ConfigError as exc:
+        message = str(exc)
+    need = int(message.split("about ")[1].split()[0])
+    peak_ok, final_ok = explicit_amplification(eq, time_grid(eq, need))
+    assert peak_ok < EXPLICIT_PEAK_LOG10 and final_ok < 1.0  # the count it names does pass

@@ -72,6 +72,15 @@ class Equation(ABC):
     def diffusion_sq(self, t: torch.Tensor) -> torch.Tensor:
         """``g(t)^2`` with ``G_t G_t^* = g(t)^2 Q``."""
 
+    def max_drift_rate(self, t: torch.Tensor | float) -> torch.Tensor:
+        """The fastest decay rate of the linear drift ``B_t`` over the modes at each time ``t`` (``|f(t)|``
+        here), float64 like ``t``.
+
+        An explicit (Euler) step ``h`` of the reverse equation amplifies that mode where ``h`` times this
+        rate exceeds 2 (:func:`engine.samplers.check_explicit_stability`).
+        """
+        return self.drift_coef(torch.as_tensor(t, dtype=torch.float64)).abs()
+
     # -- the eigenbasis in which the coefficients are diagonal (identity here: scalar m, s) ----
     def to_modes(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates in the basis where ``m`` and ``s`` act diagonally (here: any basis)."""

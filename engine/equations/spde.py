@@ -283,6 +283,10 @@ class SPDEEquation(Equation):
         return _bc(self.diffusion_sq(t), q_score) * q_score
 
     # -- drifts -------------------------------------------------------------------------------
+    def max_drift_rate(self, t: torch.Tensor | float) -> torch.Tensor:
+        """``1/2 beta(t) max_k a_k``: the fastest mode's decay rate (the finest DCT mode's)."""
+        return 0.5 * self.schedule.beta(torch.as_tensor(t, dtype=torch.float64)) * float(self.rates().max())
+
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``B_t x = -1/2 beta(t) (sigma I - Delta) x`` (per mode ``-1/2 beta a_k x_k``)."""
         beta = self.schedule.beta(torch.as_tensor(t, dtype=torch.float64))
