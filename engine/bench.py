@@ -329,14 +329,30 @@ def bf16_agreement(trainer, batches: int = 3) -> dict[str, Any]:
     return out
 
 
+def baseline_sampler(model, steps: int) -> tuple[str, str | None]:
+    """The baseline's sampler for ``model`` at ``steps``: Euler-Maruyama (the reference recipe), or the exponential
+    integrator where explicit steps blow up on the model's equation (IHDM), with the reason."""
+    from engine.samplers import check_explicit_stability, default_spacing, time_grid
+
+    equation = model.equation_on()
+    try:
+        check_explicit_stability(equation, time_grid(equation, steps, default_spacing(BASELINE_SAMPLER[0])))
+    except ConfigError as exc:
+        return "exponential", f"{BASELINE_SAMPLER[0]} refused: {exc}"
+    return BASELINE_SAMPLER[0], None
+
+
 def bench_sampling(model, opts: BenchOptions, clock: Clock) -> dict[str, Any]:
-    """Seconds to draw ``num_samples`` items per sampler and step count, with the EM-1000 baseline first."""
-    runs = [(BASELINE_SAMPLER[0], opts.baseline_steps), *opts.samplers]
-    out: dict[str, Any] = {"num_samples": opts.num_samples,
-                           "baseline": f"{BASELINE_SAMPLER[0]}:{opts.baseline_steps}", "runs": []}
+    """Seconds to draw ``num_samples`` items per sampler and step count, with the EM-1000 baseline first
+    (:func:`baseline_sampler`)."""
+    name, note = baseline_sampler(model, opts.baseline_steps)
+    runs = [(name, opts.baseline_steps), *opts.samplers]
+    out: dict[str, Any] = {"num_samples": opts.num_samples, "baseline": f"{name}:{opts.baseline_steps}", "runs": []}
+    if note:
+        out["baseline_note"] = note
     base = None
     for name, steps in runs:
-        model.sample(2, steps=2, sampler=name)  # warm-up (allocations, bases)
+        model.sample(2, steps=steps, sampler=name)  # warm-up (allocations, bases; as many steps: EM needs them)
         clock.reset_peak()
         holder: dict[str, Any] = {}
 
@@ -448,13 +464,10 @@ def bench_quality(opts: BenchOptions, clock: Clock) -> dict[str, Any]:
         return {"sampler": name, "steps": steps, "network_evaluations": holder["r"].settings["network_evaluations"],
                 **measure(holder["r"].samples), "seconds": round(seconds, 4)}
 
-    try:
-        base = run(BASELINE_SAMPLER[0], opts.baseline_steps)
-    except ConfigError as exc:  # Euler-Maruyama cannot integrate a stiff equation (IHDM) in so few steps
-        if "unstable" not in str(exc):
-            raise
-        base = run("exponential", opts.baseline_steps)
-        base["note"] = f"{BASELINE_SAMPLER[0]} refused: {exc}"
+    name, note = baseline_sampler(model, opts.baseline_steps)
+    base = run(name, opts.baseline_steps)
+    if note:
+        base["note"] = note
     rows = []
     for name in opts.quality_samplers:
         for budget in opts.quality_evals:

@@ -177,7 +177,7 @@ def test_cli_bench_writes_the_same_schema(tmp_path, capsys):
     code = main(["bench", "--width", "8", "--modes", "4", "--layers", "1", "--n-points", "32", "--batch-size", "8",
                  "--train-steps", "1", "--warmup-steps", "0", "--readout-every", "1", "--num-samples", "4",
                  "--train-variants", "eager_fp32",
-                 "--samplers", "ddim:2", "--baseline-steps", "2", "--json", str(out), "--quiet"])
+                 "--samplers", "ddim:2", "--baseline-steps", "3", "--json", str(out), "--quiet"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed

@@ -243,10 +243,11 @@ def test_samplers_run_on_multichannel_non_square_images(name):
     eq = _eq(16, 12).bind(HeatImageCovariance(SIGMA, GAMMA).on_image(16, 12))
     rng = SampleRNG(range(3))
     seen = []
-    x = SAMPLERS[name](lambda x, t: 0.1 * x, eq, eq.prior_sample(rng, (2, 16, 12)), time_grid(eq, 5), rng=rng,
+    steps = 30 if name == "euler_maruyama" else 5  # explicit steps need more on the stiff fine modes
+    x = SAMPLERS[name](lambda x, t: 0.1 * x, eq, eq.prior_sample(rng, (2, 16, 12)), time_grid(eq, steps), rng=rng,
                        callback=seen.append)
     assert x.shape == (3, 2, 16, 12) and x.dtype == torch.float32 and torch.isfinite(x).all()
-    assert len(seen) == 5 and seen[-1].x0.shape == (3, 2, 16, 12)
+    assert len(seen) == steps and seen[-1].x0.shape == (3, 2, 16, 12)
 
 
 # -- the image noise operators ----------------------------------------------------------------------
