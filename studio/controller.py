@@ -182,10 +182,20 @@ class Controller(QObject):
         """Take the session's trained model out of the checkpoint list (a new run replaces it; it
         comes back, as the new run's, once that has trained a step)."""
         panel = self.w.sampling_panel
+        was_selected = panel.checkpoint_key() == TRAINED
         panel.modalities.pop(TRAINED, None)
         index = panel.checkpoint.findData(TRAINED)
-        if index >= 0:
-            panel.checkpoint.removeItem(index)
+        if index < 0:
+            return
+        panel.checkpoint.removeItem(index)
+        if was_selected:  # the combo fell on its neighbour: prefer one of the data's modality, and say so
+            keys = [panel.checkpoint.itemData(i) for i in range(panel.checkpoint.count())]
+            same = [k for k in keys if panel.modalities.get(k) == self.ws.modality]
+            if same:
+                panel.select_checkpoint(same[0])
+            if panel.checkpoint_key():
+                logger.info(f"the model trained earlier is replaced by the new run; Sampling now uses "
+                            f"{panel.checkpoint.currentText()} until the new run has trained a step")
 
     def _offer_trained(self, trainer: Any, note: str) -> None:
         if trainer is None or trainer.step_count == 0:
@@ -401,7 +411,11 @@ class Controller(QObject):
                 self._offer_trained(trainer, " (cancelled)")
             self.w.training_panel.show_result(message[:1].upper() + message[1:] + "." + note)
         elif name == "sample":
-            self.w.view.time_label.setText("sampling cancelled")
+            # Export, "Sample this seed" and Highlight act on the last finished samples: show them again
+            if self.ws.has_samples and self.w.view.show_last_result():
+                self.w.view.time_label.setText("sampling cancelled · the previous samples are shown")
+            else:
+                self.w.view.time_label.setText("sampling cancelled")
         self.w.sync_controls()
 
     # -- training in child processes -----------------------------------------------------------

@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -103,7 +103,9 @@ class MainWindow(QMainWindow):
         self.error_box.setIcon(QMessageBox.Icon.Warning)
         self.error_box.setWindowModality(Qt.WindowModality.NonModal)
         self.controller = Controller(self)
-        self.add_central_tab("Restore", RestorationPanel(self.jobs, self, device=self.device_status.device()))
+        self.restoration_panel = RestorationPanel(self.jobs, self, device=self.device_status.device())
+        self.device_status.device_changed.connect(self.restoration_panel.set_device)  # every compute job follows it
+        self.add_central_tab("Restore", self.restoration_panel)
         self.files = FileController(self)
         self._build_actions()
         self._restore_layout()
@@ -276,6 +278,25 @@ class MainWindow(QMainWindow):
                 "export": self.sampling_panel.export_settings()}
 
     # -- shutdown ----------------------------------------------------------------------------
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if event.size().width() > event.oldSize().width() > 0:
+            QTimer.singleShot(0, self.widen_squeezed_docks)
+
+    @Slot()
+    def widen_squeezed_docks(self) -> None:
+        """Give the side columns their panels' width back once the window has room again.
+
+        Docks may be squeezed below their panel's width on a narrow window (the panel scrolls sideways);
+        Qt leaves them that narrow when the window grows, and the layout saved on close kept it.
+        """
+        columns = [d for d in (self.docks["data"], self.docks["sampling"]) if d.isVisible() and not d.isFloating()]
+        wants = [d.widget().widget().minimumSizeHint().width() + d.widget().verticalScrollBar().sizeHint().width()
+                 for d in columns]
+        if any(d.width() < want for d, want in zip(columns, wants, strict=True)):
+            self.resizeDocks(columns, [max(d.width(), want) for d, want in zip(columns, wants, strict=True)],
+                             Qt.Orientation.Horizontal)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_layout()
         self.view.stop_playing()

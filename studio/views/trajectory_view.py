@@ -125,6 +125,15 @@ class TrajectoryView(QWidget):
             self.skeletons.stop()
         self.stack.setCurrentIndex(MODALITIES.index(modality))
 
+    def show_last_result(self) -> bool:
+        """Show the last finished samples again (after a live run was cancelled); False when there are none."""
+        shown = getattr(self, "_shown", None)
+        if shown is None:
+            return False
+        args, kwargs = shown
+        self.set_result(*args, **kwargs)
+        return True
+
     def begin_live(self, grid: np.ndarray, T: float, seeds: np.ndarray | None = None, *,
                    modality: str | None = None, skeleton: tuple[list[int], float] | None = None) -> None:
         """Prepare for a run on ``grid``; ``T`` is the equation's terminal time."""
@@ -192,6 +201,8 @@ class TrajectoryView(QWidget):
 
         ``grid`` is ignored for images; ``modality`` (default: the current one) picks the page.
         """
+        self._shown = ((grid, samples, seeds, trajectory, times, T),
+                       {"modality": modality or self.modality, "skeleton": skeleton})
         self.stop_playing()
         if modality is not None:
             self.set_modality(modality, skeleton)

@@ -148,3 +148,26 @@ def test_cancel_sampling_with_escape(window, qtbot, tiny_checkpoint):
     wait_idle(qtbot, w)
     assert not w.error_box.isVisible() and "cancelled" in w.job_status.label.text().lower()
     assert w.sampling_panel.sample_button.isEnabled()
+
+
+def test_a_cancelled_run_gives_back_the_previous_samples(window, qtbot, tiny_checkpoint):
+    """Export, "Sample this seed" and Highlight act on the last finished samples: after a cancelled run the
+    view must show those again, not the cancelled run's partial frames."""
+    import numpy as np
+
+    w, panel = window, window.sampling_panel
+    open_checkpoint(qtbot, w, tiny_checkpoint)
+    panel.steps.setValue(3)
+    panel.num.setValue(6)
+    w.controller.start_sampling()
+    wait_idle(qtbot, w)
+    finished = np.array(w.view._final, copy=True)
+    panel.steps.setValue(20_000)
+    panel.num.setValue(8)
+    w.controller.start_sampling()
+    qtbot.waitUntil(lambda: w.view.frames >= 2, timeout=30_000)
+    w.actions_by_name["cancel"].trigger()
+    wait_idle(qtbot, w)
+    assert "the previous samples are shown" in w.view.time_label.text()
+    np.testing.assert_array_equal(w.view._final, finished)
+    assert w.workspace.outcome.result.samples.shape[0] == 6 and panel.export_button.isEnabled()

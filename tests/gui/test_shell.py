@@ -78,12 +78,23 @@ def test_layout_and_device_persist_in_qsettings(themed_app, qtbot, settings):
     again.close()
 
 
+def test_every_compute_job_follows_the_device_selector(window):
+    """The Restore tab kept the device it was built with: a GPU chosen in the status bar left it on the CPU."""
+    window.device_status.device_changed.emit("cuda:7")
+    assert window.restoration_panel.device == "cuda:7"
+
+
 def test_the_window_fits_a_laptop_screen(window, qtbot):
     """The docks' panels scroll when squeezed: the window's minimum width must not exceed a 1366 px screen
     (it was 1530 px: each dock refused to be narrower than its panel)."""
     assert window.minimumSizeHint().width() <= 1280
-    window.resize(1280, 720)
-    qtbot.waitUntil(lambda: window.width() == 1280, timeout=2000)
+    docks = [window.docks["data"], window.docks["sampling"]]
+    wants = [d.widget().widget().minimumSizeHint().width() for d in docks]
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.width() == 1024, timeout=2000)
+    assert any(d.width() < want for d, want in zip(docks, wants))  # squeezed: the panels scroll sideways
+    window.resize(1560, 980)  # room again: the columns get their panels' width back (they stayed squeezed)
+    qtbot.waitUntil(lambda: all(d.width() >= want for d, want in zip(docks, wants)), timeout=2000)
 
 
 def test_project_save_and_load_round_trip(window, qtbot, tmp_path):

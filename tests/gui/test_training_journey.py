@@ -96,6 +96,7 @@ def test_training_runs_to_the_end(window, qtbot):
     _tiny(panel, 5000)
     window.controller.start_training()
     assert combo.findData(TRAINED) < 0 and window.sampling_panel.checkpoint_key() != TRAINED
+    assert window.sampling_panel.modality() == "functions"  # not whichever neighbour the combo fell on
     window.jobs.cancel()
     wait_idle(qtbot, window, timeout=60_000)
     trainer = window.workspace.training.trainer
