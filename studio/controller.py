@@ -331,9 +331,15 @@ class Controller(QObject):
         else:
             self.w.jobs.cancel()
 
+    @staticmethod
+    def _running_title(name: str, title: str) -> str:
+        """What the status bar calls a running job: "Sampling", not the job's short label "sample"
+        (loaders keep theirs: it names the file)."""
+        return TITLES[name] if name in ("train", "sample", "evaluate", "export", "restore") else title
+
     @Slot(str, str)
     def _on_started(self, name: str, title: str) -> None:
-        self.w.job_status.begin(title)
+        self.w.job_status.begin(self._running_title(name, title))
         logger.info(f"{title} started")
 
     @Slot(str, int, int, float)
@@ -449,5 +455,5 @@ class Controller(QObject):
     def _on_state(self, state: str) -> None:
         current = self.w.jobs.current
         if current is not None:
-            self.w.job_status.set_paused(state == PAUSED, current.title)
+            self.w.job_status.set_paused(state == PAUSED, self._running_title(current.name, current.title))
         self.w.sync_controls()

@@ -28,6 +28,7 @@ def test_train_pause_resume_cancel_then_sample_and_save(window, qtbot, tmp_path,
 
     w.actions_by_name["pause"].trigger()  # Ctrl+P
     assert w.jobs.state == PAUSED and panel.pause_button.text() == "Resume"
+    assert w.job_status.label.text() == "Training (paused)"  # in words, not the job's short label
     qtbot.wait(100)
     held = w.workspace.training.trainer.step_count
     qtbot.wait(300)
