@@ -292,7 +292,7 @@ class Controller(QObject):
                 job = ej.export_job(path, fmt, result=out.result, model=out.model,
                                     include_trajectory=settings["trajectory"], extra=extra)
             elif self.ws.opened is not None:
-                job = ej.export_job(path, fmt, source=self.ws.opened.path)
+                job = ej.export_job(path, fmt, source=self.ws.opened.path, include_trajectory=settings["trajectory"])
             else:
                 self.w.show_error("Export", "nothing to export: sample first or open a sample file")
                 return False

@@ -222,18 +222,28 @@ def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: s
 
     Either ``result`` and ``model`` (fresh samples) or ``source`` (an HDF5 file opened earlier).
     """
+    from engine.io import check_not_input
+
     path = Path(path)
     if fmt not in EXPORT_FORMATS:
         raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if source is not None and result is None:
+        check_not_input(path, source)  # refused at once, in one line: the export would destroy its input
 
     def write_h5(target: Path) -> Path:
         from engine import api
+        from engine.io import atomic_path
 
         if result is not None and model is not None:
             res = result if include_trajectory else replace(result, trajectory=None, trajectory_times=None)
             return Path(api.write_sample_file(target, res, model, extra=extra))
         if source is not None:
-            shutil.copyfile(source, target)
+            check_not_input(target, source)
+            with atomic_path(target) as tmp:
+                if include_trajectory:
+                    shutil.copyfile(source, tmp)
+                else:
+                    copy_sample_file(source, tmp, skip=TRAJECTORY_DATASETS)
             return target
         raise DataError("nothing to export: sample first or open a sample file")
 
@@ -251,24 +261,76 @@ def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: s
     return Job("export", run, f"export {path.name}")
 
 
-def open_hdf5_job(path: str | Path, n_points: int | None = None) -> Job:
-    """An ``.h5`` file is either a sample file (it has the ``schema`` attribute) or curves to import.
+TRAJECTORY_DATASETS = ("trajectory", "trajectory_times")
 
-    Returns ``("samples", SampleFile)`` or ``("data", FunctionDataset)``.
+
+def copy_sample_file(source: str | Path, target: str | Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """Copy the HDF5 file ``source`` to ``target`` without the root datasets named in ``skip``.
+
+    Every root attribute (the schema, config, checkpoint digest, versions, creation time: the provenance)
+    and every other dataset (with its compression, chunks and attributes) is kept as it is.
+    """
+    import h5py
+
+    with h5py.File(source, "r") as src, h5py.File(target, "w", libver=("v110", "v110")) as dst:
+        for key in src.attrs:
+            dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+        for name in src:
+            if name not in skip:
+                src.copy(src[name], dst, name=name)
+    return Path(target)
+
+
+SAMPLE_FILE_ATTRS = (b"schema", b"checkpoint_sha256")  # root attribute names of a sample file, near its start
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass
+class OpenedFile:
+    """What :func:`open_hdf5_job` took its file for, set on the worker thread before the file is read:
+    ``"samples"`` (a sample file, a damaged one included), ``"data"`` (curves to import), ``""`` (not yet known).
+
+    It tells the studio, when the job fails, whether the user was opening samples or importing data.
     """
 
-    def run(ctx: JobContext) -> tuple[str, Any]:
-        import h5py
+    kind: str = ""
 
+
+def hdf5_kind(path: str | Path) -> str:
+    """``"samples"`` for a sample file (the ``schema`` attribute), ``"data"`` for anything else.
+
+    A sample file that HDF5 cannot open (truncated, damaged) is still recognised by its root attribute
+    names, which sit in the file's first few KiB.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "samples" if "schema" in f.attrs else "data"
+    except OSError:
+        pass
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return "data"  # the data loader explains what is wrong with the file
+    return "samples" if b"HDF\r\n\x1a\n" in head and all(n in head for n in SAMPLE_FILE_ATTRS) else "data"
+
+
+def open_hdf5_job(path: str | Path, n_points: int | None = None, opened: OpenedFile | None = None) -> Job:
+    """An ``.h5`` file is either a sample file (it has the ``schema`` attribute) or curves to import.
+
+    Returns ``("samples", SampleFile)`` or ``("data", FunctionDataset)``; ``opened.kind`` says which it is
+    taken for, also when reading it fails.
+    """
+    found = opened if opened is not None else OpenedFile()
+
+    def run(ctx: JobContext) -> tuple[str, Any]:
         from engine.data import load_function_dataset
         from engine.io import read_samples
 
-        try:
-            with h5py.File(path, "r") as f:
-                is_samples = "schema" in f.attrs
-        except OSError:
-            is_samples = False  # the data loader explains what is wrong with the file
-        if is_samples:
+        found.kind = hdf5_kind(path)
+        if found.kind == "samples":
             return "samples", read_samples(path)
         return "data", load_function_dataset(str(path), "train", n_points=n_points)
 

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("studio")
 DEFAULT_DATASET = "quadratic"
-TITLES = {"load_model": "Loading checkpoint", "open_hdf5": "Opening file", "load_data": "Loading data"}
+TITLES = {"load_model": "Loading checkpoint", "open_hdf5": "Opening sample file", "load_data": "Loading data"}
+
+
+def checkpoint_label(path: str | Path) -> str:
+    """A checkpoint file's label in the list: ``<folder>/<file>`` (every run saves ``model.safetensors``),
+    as the Training panel labels the checkpoints it saves; a bare name or a folder as it is."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.suffix and p.parent.name else p.name
 
 
 class FileController(QObject):
@@ -36,8 +43,9 @@ class FileController(QObject):
         super().__init__(window)
         self.w = window
         self.ws = window.workspace
-        self._pending_io: tuple[Job, str] | None = None
+        self._pending_io: tuple[Job, str, ej.OpenedFile | None] | None = None
         self._io_subject = ""
+        self._io_opened: ej.OpenedFile | None = None  # what the running open_hdf5 job took its file for
         w = window
         w.data_panel.load_requested.connect(self.load_data)
         w.training_panel.load_requested.connect(self.load_checkpoint)
@@ -52,18 +60,18 @@ class FileController(QObject):
             self.w.data_panel.request(DEFAULT_DATASET)
 
     # -- loads ---------------------------------------------------------------------------------
-    def _submit_io(self, job: Job, subject: str) -> None:
+    def _submit_io(self, job: Job, subject: str, opened: ej.OpenedFile | None = None) -> None:
         if self.w.io_jobs.busy:
-            self._pending_io = (job, subject)  # only the latest request matters
+            self._pending_io = (job, subject, opened)  # only the latest request matters
             return
-        self._io_subject = subject
+        self._io_subject, self._io_opened = subject, opened
         self.w.io_jobs.submit(job)
 
     def _next_io(self) -> None:
         if self._pending_io is not None:
-            job, subject = self._pending_io
+            job, subject, opened = self._pending_io
             self._pending_io = None
-            self._submit_io(job, subject)
+            self._submit_io(job, subject, opened)
 
     @Slot(str, object)
     def load_data(self, spec: str, n_points: int | None = None) -> None:
@@ -81,7 +89,8 @@ class FileController(QObject):
         elif suffix == ".safetensors":
             self.load_checkpoint(str(path))
         elif suffix in (".h5", ".hdf5"):
-            self._submit_io(ej.open_hdf5_job(path, self.w.data_panel.n_points()), str(path))
+            opened = ej.OpenedFile()
+            self._submit_io(ej.open_hdf5_job(path, self.w.data_panel.n_points(), opened), str(path), opened)
         else:
             self.w.data_panel.request(str(path))
 
@@ -98,7 +107,7 @@ class FileController(QObject):
                 self._set_dataset(subject, value, "functions")
         elif name == "load_model":
             self.ws.models[subject] = result
-            self.w.sampling_panel.add_checkpoint(subject, Path(subject).name, modality=result.modality)
+            self.w.sampling_panel.add_checkpoint(subject, checkpoint_label(subject), modality=result.modality)
             g = result.geometry
             size = f"{g.height}×{g.width} images" if result.modality == "images" else f"{len(g.grid)}-point grid"
             logger.info(f"loaded {result.modality} checkpoint {subject} ({result.config.model.name}, "
@@ -110,7 +119,8 @@ class FileController(QObject):
     @Slot(str, str, str)
     def _on_io_failed(self, name: str, message: str, details: str) -> None:
         subject = self._io_subject
-        if name in ("load_data", "open_hdf5"):
+        opened = self._io_opened.kind if self._io_opened is not None else ""
+        if name == "load_data" or (name == "open_hdf5" and opened != "samples"):  # data to import
             self.w.data_panel.show_error(subject, message)
             logger.error(f"could not open {subject}: {message}")
         else:
@@ -181,7 +191,7 @@ class FileController(QObject):
                 if Path(source) == path and panel.select_checkpoint(name):
                     return
             if Path(source).is_file():
-                panel.add_checkpoint(source, Path(source).name)
+                panel.add_checkpoint(source, checkpoint_label(source))
                 return
             logger.warning(f"the file's checkpoint {source} is not available here")
 
@@ -190,8 +200,13 @@ class FileController(QObject):
     def save_project(self, path: str) -> None:
         if not path:
             return
+        sections = self.w.session_sections()
+        sampler = sections.get("sampler", {})
+        saved_as = getattr(self.w.controller, "_trained_source", TRAINED)  # where Save… put the trained model
+        if sampler.get("checkpoint") == TRAINED and saved_as != TRAINED and Path(saved_as).is_file():
+            sections["sampler"] = {**sampler, "trained_checkpoint": str(saved_as)}
         try:
-            save_project(path, self.w.session_sections())
+            save_project(path, sections)
         except OSError as exc:
             self.w.show_error("Saving project", f"{path}: {exc.strerror or exc}")
             return
@@ -209,14 +224,37 @@ class FileController(QObject):
         w = self.w
         w.prior_panel.set_state(sections["prior"])
         w.training_panel.set_state(sections["model"])
-        sampler = sections["sampler"]
+        sampler = dict(sections["sampler"])
         key = sampler.get("checkpoint")
-        if isinstance(key, str) and key != TRAINED and Path(key).is_file():
-            w.sampling_panel.add_checkpoint(key, Path(key).name, select=False)
+        notice = ""
+        if key == TRAINED and w.sampling_panel.checkpoint.findData(TRAINED) < 0:
+            sampler["checkpoint"], notice = self._trained_stand_in(sampler.get("trained_checkpoint"))
+        elif isinstance(key, str) and key != TRAINED and Path(key).is_file():
+            w.sampling_panel.add_checkpoint(key, checkpoint_label(key), select=False)
         w.sampling_panel.set_state(sampler)
+        if notice:
+            w.sampling_panel.notice.setText(f"<i>{notice}</i>")
+            w.statusBar().showMessage(notice, 15_000)
         w.sampling_panel.set_export_state(sections["export"])
         w.data_panel.set_state(sections["data"])
         self.ws.project_path = path
         w.setWindowTitle(f"{Path(path).stem} — {APPLICATION}")
         logger.info(f"opened project {path}")
+
+    def _trained_stand_in(self, saved: Any) -> tuple[str | None, str]:
+        """The checkpoint to select for a project that chose the model trained in its session, which the
+        project does not hold: the file that model was saved to (when the project names one that is
+        here), else the one selected now, with a warning saying so. Returns (key, notice)."""
+        panel = self.w.sampling_panel
+        if isinstance(saved, str) and saved and Path(saved).is_file():
+            panel.add_checkpoint(saved, checkpoint_label(saved), select=False)
+            logger.info(f"the project's model, trained in the session that saved it, was saved as {saved}: "
+                        "selected")
+            return saved, ""
+        index = panel.checkpoint.currentIndex()
+        current = panel.checkpoint.itemText(index) if index >= 0 else "none"
+        text = (f"The project sampled from the model trained in its session, which is not saved in the project; "
+                f"selected instead: {current} (train again, or save the trained model before saving the project)")
+        logger.warning(text)
+        return panel.checkpoint_key(), text
 

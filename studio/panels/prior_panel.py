@@ -13,6 +13,7 @@ Q's sorted eigenvalues, and m(t), s(t) are averaged over the DCT modes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,9 @@ class PriorPanel(QWidget):
         self.length = self._spin(1e-4, 1e4, 0.8, 4, "Kernel length scale (grid units)")
         self.length.setEnabled(False)
         self.gain = self._spin(1e-4, 1e4, 1.0, 3, "Pointwise variance k(x, x)")
-        self.period = self._spin(1e-4, 1e6, 1.0, 4, "Period of the periodic kernel (grid units)")
+        self.period = self._spin(1e-4, 1e6, 1.0, 4, "Period of the periodic kernel (grid units); it follows "
+                                 "each dataset's span unless you set it for the dataset loaded")
+        self._period_data: str | None = None  # the dataset whose period the user set; None: the data's span
         self.equation = QComboBox(self)
         for name, text in EQUATIONS.items():
             self.equation.addItem(name, name)
@@ -133,6 +136,7 @@ class PriorPanel(QWidget):
         for w in (self.length, self.gain, self.period, self.sigma, self.gamma, self.blur_min, self.blur_max):
             w.valueChanged.connect(self._schedule_refresh)
         self.auto_length.toggled.connect(self._on_auto)
+        self.period.valueChanged.connect(self._on_period_edited)
         self._show_rows()
         self._sync_enabled()
         self.refresh()
@@ -181,9 +185,22 @@ class PriorPanel(QWidget):
             self.length.blockSignals(True)
             self.length.setValue(self._default_length)
             self.length.blockSignals(False)
-        if self.period.value() == 1.0:
-            self.period.setValue(float(self._grid[-1] - self._grid[0]) or 1.0)
+        if self._period_data != name:  # a new dataset: its span (a period set for another one does not fit it)
+            self._period_data = None
+            self.period.blockSignals(True)
+            self.period.setValue(self._span())
+            self.period.blockSignals(False)
         self._schedule_refresh()
+
+    def _span(self) -> float:
+        span = float(self._grid[-1] - self._grid[0]) if self._grid.size else 0.0
+        return span or 1.0
+
+    @Slot(float)
+    def _on_period_edited(self, value: float) -> None:
+        """The user's period holds for the dataset loaded (until other data is loaded); its span: automatic."""
+        auto = math.isclose(value, self._span(), rel_tol=1e-6) or self.image_size is not None
+        self._period_data = None if auto else self._grid_source
 
     @Slot(bool)
     def _on_auto(self, auto: bool) -> None:
@@ -317,7 +334,8 @@ class PriorPanel(QWidget):
                              "blur_min": float(self.blur_min.value()), "blur_max": float(self.blur_max.value())}}
 
     def state(self) -> dict[str, Any]:
-        return {"noise": self.noise_config(), "equation": self.equation_config(), "images": self.image_config()}
+        return {"noise": self.noise_config(), "equation": self.equation_config(), "images": self.image_config(),
+                "period_data": self._period_data}
 
     def set_state(self, state: dict[str, Any]) -> None:
         noise = state.get("noise", {})
@@ -331,6 +349,8 @@ class PriorPanel(QWidget):
             self.gain.setValue(float(noise["gain"]))
         if noise.get("period") is not None:
             self.period.setValue(float(noise["period"]))
+        # the dataset the period was set for (None: it follows the data's span, as in projects without the key)
+        self._period_data = state["period_data"] if isinstance(state.get("period_data"), str) else None
         index = self.equation.findData(eq.get("name"))
         if index >= 0:
             self.equation.setCurrentIndex(index)
