@@ -131,7 +131,7 @@ def test_evaluate_names_a_dataset_of_another_modality(tmp_path):
     images = write_samples(tmp_path / "images.h5", np.full((3, 1, 28, 28), 0.5, np.float32), seeds=range(3),
                            config={}, modality="images")
     with pytest.raises(DataError, match="the samples are images but quadratic is a function dataset; evaluate "
-                                        "against an image dataset such as .*mnist"):
+                                        "against an image dataset such as .*glyphs"):
         api.evaluate(images, "quadratic")
     with pytest.raises(DataError, match="unknown dataset 'bogus'"):  # unknown names: the loader lists its choices
         api.evaluate(curves, "bogus")

@@ -11,16 +11,27 @@ pytestmark = pytest.mark.gui
 
 
 def _load(window, qtbot, spec: str) -> None:
-    window.data_panel.choose(spec)
+    if spec.endswith(".csv"):
+        window.open_path(spec)
+    else:
+        window.data_panel.choose(spec)
     qtbot.waitUntil(lambda: window.data_panel.spec == spec, timeout=15_000)
     wait_idle(qtbot, window)
+
+
+def _hours(tmp_path) -> str:
+    """Curves on 24 points, grid 0..23 (span 23, like hourly counts); made here, not read from shared data."""
+    path = tmp_path / "hours.csv"
+    rows = np.sin(np.linspace(0.0, 2 * np.pi, 24))[None, :] * np.linspace(0.5, 2.0, 40)[:, None]
+    np.savetxt(path, rows, delimiter=",")
+    return str(path)
 
 
 def test_the_period_follows_each_new_datasets_span(window, qtbot, tmp_path, shot):
     prior = window.prior_panel
     assert prior.period.value() == pytest.approx(20.0)  # quadratic on [-10, 10]
     prior.kernel.setCurrentText("periodic")
-    _load(window, qtbot, "melbourne")  # hours 0..23
+    _load(window, qtbot, _hours(tmp_path))  # hours 0..23
     assert prior.period.value() == pytest.approx(23.0)
     assert prior.noise_config()["period"] == pytest.approx(23.0)  # what training gets
 
@@ -37,10 +48,11 @@ def test_the_period_follows_each_new_datasets_span(window, qtbot, tmp_path, shot
     shot(window, "prior_period_follows_data")
 
 
-def test_a_period_the_user_set_holds_for_that_dataset_only(window, qtbot):
+def test_a_period_the_user_set_holds_for_that_dataset_only(window, qtbot, tmp_path):
     prior = window.prior_panel
     prior.kernel.setCurrentText("periodic")
-    _load(window, qtbot, "melbourne")
+    hours = _hours(tmp_path)
+    _load(window, qtbot, hours)
     prior.period.setValue(7.0)  # as the user types it (keyboard tracking off: one valueChanged)
     window.data_panel.points.setValue(12)  # the same data resampled: the user's period stays
     qtbot.waitUntil(lambda: window.workspace.dataset.n_points == 12, timeout=15_000)
@@ -48,7 +60,7 @@ def test_a_period_the_user_set_holds_for_that_dataset_only(window, qtbot):
     assert prior.period.value() == pytest.approx(7.0)
     _load(window, qtbot, "quadratic")  # other data: its own span
     assert prior.period.value() == pytest.approx(20.0)
-    _load(window, qtbot, "melbourne")
+    _load(window, qtbot, hours)
     assert prior.period.value() == pytest.approx(23.0)
 
 
@@ -56,7 +68,8 @@ def test_a_projects_period_survives_its_data_loading(window, qtbot, tmp_path):
     """A project restores the prior before its data loads: a period set for that data must stay."""
     prior = window.prior_panel
     prior.kernel.setCurrentText("periodic")
-    _load(window, qtbot, "melbourne")
+    hours = _hours(tmp_path)
+    _load(window, qtbot, hours)
     prior.period.setValue(12.0)
     project = tmp_path / "p.json"
     window.files.save_project(str(project))
@@ -67,13 +80,13 @@ def test_a_projects_period_survives_its_data_loading(window, qtbot, tmp_path):
     _load(window, qtbot, "quadratic")
     assert prior.period.value() == pytest.approx(20.0)
     window.files.load_project(str(project))
-    qtbot.waitUntil(lambda: window.data_panel.spec == "melbourne", timeout=15_000)
+    qtbot.waitUntil(lambda: window.data_panel.spec == hours, timeout=15_000)
     wait_idle(qtbot, window)
     assert prior.period.value() == pytest.approx(12.0)
 
     _load(window, qtbot, "quadratic")  # other data: its span again
     assert prior.period.value() == pytest.approx(20.0)
     window.files.load_project(str(auto))
-    qtbot.waitUntil(lambda: window.data_panel.spec == "melbourne", timeout=15_000)
+    qtbot.waitUntil(lambda: window.data_panel.spec == hours, timeout=15_000)
     wait_idle(qtbot, window)
     assert prior.period.value() == pytest.approx(23.0)
