@@ -43,40 +43,23 @@ def _note(plot: ThemedPlotWidget, text: str) -> None:
     plot.show_placeholder(text)
 
 
-def _as_image_plot(plot: ThemedPlotWidget) -> None:
-    """Pixels square, row 0 at the top, no axes, no mouse panning (the mouse paints).
-
-    Undone by :func:`_as_curve_plot`: every plot that shows images and curves in turn is put in the mode of
-    what it shows each time it shows something.
-    """
-    item = plot.getPlotItem()
-    item.hideAxis("left")
-    item.hideAxis("bottom")
-    item.showGrid(x=False, y=False)
-    item.hideButtons()
-    box = item.getViewBox()
-    box.invertY(True)
-    box.setAspectLocked(True)
-    box.setMouseEnabled(False, False)
-    box.setMenuEnabled(False)
-
-
-def _as_curve_plot(plot: ThemedPlotWidget) -> None:
-    """A plot's usual mode, for curves and motions: y up, free aspect, axes and grid, mouse panning."""
-    item = plot.getPlotItem()
-    item.showAxis("left")
-    item.showAxis("bottom")
-    item.showGrid(x=True, y=True, alpha=0.15)
-    item.showButtons()
-    box = item.getViewBox()
-    box.invertY(False)
-    box.setAspectLocked(False)
-    box.setMouseEnabled(True, True)
-    box.setMenuEnabled(True)
-
-
 def _set_plot_mode(plot: ThemedPlotWidget, images: bool) -> None:
-    (_as_image_plot if images else _as_curve_plot)(plot)
+    """Put ``plot`` in the mode of what it shows now (every plot that shows images and curves in turn is set
+    each time it shows something). Images: pixels square, row 0 at the top, no axes, no mouse panning (the
+    mouse paints). Curves and motions: y up, free aspect, axes and grid, mouse panning."""
+    item = plot.getPlotItem()
+    for axis in ("left", "bottom"):
+        item.showAxis(axis, not images)
+    item.showGrid(x=not images, y=not images, alpha=0.15)
+    if images:
+        item.hideButtons()
+    else:
+        item.showButtons()
+    box = item.getViewBox()
+    box.invertY(images)
+    box.setAspectLocked(images)
+    box.setMouseEnabled(not images, not images)
+    box.setMenuEnabled(not images)
 
 
 def _wrapping_label(parent: QWidget) -> QLabel:
@@ -148,7 +131,7 @@ class MaskCanvas(ThemedPlotWidget):
     def show_image(self, x: np.ndarray) -> None:
         """Show an image item [C, H, W]; the mask keeps its strokes while the size is unchanged."""
         self.hide_placeholder()
-        _as_image_plot(self)
+        _set_plot_mode(self, True)
         self.curve.setData([], [])
         H, W = x.shape[-2:]
         if self._missing.shape != (H, W):
@@ -162,7 +145,7 @@ class MaskCanvas(ThemedPlotWidget):
     def show_curves(self, grid: np.ndarray, x: np.ndarray, channel: int = 0) -> None:
         """Show a curve or motion item [C, n] (channel ``channel``); nothing to paint on."""
         self.hide_placeholder()
-        _as_curve_plot(self)
+        _set_plot_mode(self, False)
         self.image.setVisible(False)
         self.overlay.setVisible(False)
         self.curve.setData(np.asarray(grid, dtype=np.float64), np.asarray(x[channel], dtype=np.float64))
@@ -232,12 +215,12 @@ class Tile(QWidget):
         for item in (self.reference, self.singles, self.main, self.dots):
             item.setData([], [])
         if grid is None:  # an image
-            _as_image_plot(self.plot)
+            _set_plot_mode(self.plot, True)
             self.image.setImage(image_for_display(content.value), levels=(0.0, 1.0))
             self.image.setVisible(True)
             self.plot.getPlotItem().getViewBox().autoRange(padding=0.02)
             return
-        _as_curve_plot(self.plot)
+        _set_plot_mode(self.plot, False)
         self.image.setVisible(False)
         self.image.clear()
         g = np.asarray(grid, dtype=np.float64)

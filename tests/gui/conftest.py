@@ -51,6 +51,27 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return Path(trainer.save(tmp_path_factory.mktemp("tiny_run")))
 
 
+WALK_FRAMES = 32
+
+
+@pytest.fixture(scope="session")
+def tiny_walk_checkpoint(tmp_path_factory) -> Path:
+    """A tiny FNO-1D trained for 5 steps on 32 procedural walks of ``WALK_FRAMES`` frames, saved like any run."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.training import Trainer
+
+    torch.set_num_threads(1)
+    config = RunConfig().replace(data={"spec": "walk", "num": 32, "frames": WALK_FRAMES},
+                                 model={"width": 8, "modes": 4, "layers": 1},
+                                 train={"steps": 5, "batch_size": 8, "warmup": 1})
+    trainer = Trainer(config)
+    for _ in range(5):
+        trainer.step()
+    return Path(trainer.save(tmp_path_factory.mktemp("tiny_walk")))
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings

@@ -3,34 +3,14 @@ HDF5 and BVH export, reopening the file recalls the settings."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from engine.io import read_samples
+from tests.gui.conftest import WALK_FRAMES as FRAMES  # the frames of the tiny_walk_checkpoint fixture
 from tests.gui.helpers import open_checkpoint, wait_idle
 
 pytestmark = pytest.mark.gui
-FRAMES = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_walk_checkpoint(tmp_path_factory) -> Path:
-    """A tiny FNO-1D trained for 5 steps on 32 procedural walks of 32 frames, saved like any run."""
-    import torch
-
-    from engine.config import RunConfig
-    from engine.training import Trainer
-
-    torch.set_num_threads(1)
-    config = RunConfig().replace(data={"spec": "walk", "num": 32, "frames": FRAMES},
-                                 model={"width": 8, "modes": 4, "layers": 1},
-                                 train={"steps": 5, "batch_size": 8, "warmup": 1})
-    trainer = Trainer(config)
-    for _ in range(5):
-        trainer.step()
-    return Path(trainer.save(tmp_path_factory.mktemp("tiny_walk")))
 
 
 def test_side_projection_and_bones_draw_every_bone_of_every_figure():

@@ -149,24 +149,6 @@ def test_curve_run_after_x0_on_an_image_model_shows_x_t(window, qtbot, tiny_chec
     shot(w, "curves_after_image_x0_done")
 
 
-@pytest.fixture(scope="module")
-def tiny_walk_checkpoint(tmp_path_factory) -> Path:
-    """A tiny FNO-1D trained for 3 steps on 16 procedural walks of 16 frames."""
-    import torch
-
-    from engine.config import RunConfig
-    from engine.training import Trainer
-
-    torch.set_num_threads(1)
-    config = RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 16},
-                                 model={"width": 8, "modes": 4, "layers": 1},
-                                 train={"steps": 3, "batch_size": 8, "warmup": 1})
-    trainer = Trainer(config)
-    for _ in range(3):
-        trainer.step()
-    return Path(trainer.save(tmp_path_factory.mktemp("tiny_walk")))
-
-
 def test_motion_run_counts_the_figures_drawn(window, qtbot, tiny_walk_checkpoint, shot):
     w, panel, view = window, window.sampling_panel, window.view
     open_checkpoint(qtbot, w, tiny_walk_checkpoint)
