@@ -195,29 +195,50 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str
     return summary
 
 
+# The RunConfig fields ``hdm train`` takes as options (section -> field -> flag); every other field keeps its
+# default. The studio's multi-process training builds its command line from the same table.
+TRAIN_FLAGS: dict[str, dict[str, str]] = {
+    "data": {"spec": "--data", "modality": "--modality", "n_points": "--n-points", "num": "--num-items",
+             "seed": "--data-seed", "image_size": "--image-size", "channels": "--channels", "fps": "--fps",
+             "frames": "--frames"},
+    "noise": {"kernel": "--kernel", "length_scale": "--length-scale", "gain": "--gain", "period": "--period",
+              "sigma": "--sigma", "gamma": "--gamma"},
+    "equation": {"name": "--equation", "schedule": "--schedule", "blur_min": "--blur-min",
+                 "blur_max": "--blur-max", "heat_noise": "--heat-noise"},
+    "model": {"name": "--model", "width": "--width", "modes": "--modes", "layers": "--layers",
+              "padding": "--padding", "emb_dim": "--emb-dim", "channel_mult": "--channel-mult",
+              "num_res_blocks": "--res-blocks", "attention_levels": "--attention"},
+    "train": {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+              "warmup": "--warmup", "checkpoint_every": "--checkpoint-every", "precision": "--precision",
+              "compile": "--compile"},
+}
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
 def _run_config(args: argparse.Namespace) -> Any:
-    """The RunConfig that ``hdm train``'s options describe."""
+    """The RunConfig that ``hdm train``'s options describe (model options left unset keep the architecture's
+    defaults)."""
     from engine.config import RunConfig
 
-    model = {"name": args.model, "width": args.width, "modes": args.modes, "layers": args.layers,
-             "padding": args.padding}
-    for key, value in (("channel_mult", args.channel_mult), ("num_res_blocks", args.res_blocks),
-                       ("attention_levels", args.attention), ("emb_dim", args.emb_dim)):
-        if value is not None:
-            model[key] = value
-    return RunConfig().replace(
-        data={"spec": args.data, "modality": args.modality, "n_points": args.n_points, "num": args.num_items,
-              "seed": args.data_seed, "image_size": args.image_size, "channels": args.channels, "fps": args.fps,
-              "frames": args.frames},
-        noise={"kernel": args.kernel, "length_scale": args.length_scale, "gain": args.gain, "period": args.period,
-               "sigma": args.sigma, "gamma": args.gamma},
-        equation={"name": args.equation, "schedule": args.schedule, "blur_min": args.blur_min,
-                  "blur_max": args.blur_max, "heat_noise": args.heat_noise},
-        model=model,
-        train={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-               "warmup": args.warmup,
-               "checkpoint_every": args.checkpoint_every, "precision": args.precision, "compile": args.compile},
-    )
+    sections = {section: {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
+                for section, flags in TRAIN_FLAGS.items()}
+    sections["model"] = {key: value for key, value in sections["model"].items() if value is not None}
+    return RunConfig().replace(**sections)
+
+
+def _typed_options(argv: list[str]) -> set[str]:
+    """The dests of the options written in ``argv`` (whatever their value, abbreviated or ``--x=v``)."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse keeps subcommands in a private action type
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for option in sub._actions:
+                    option.default = argparse.SUPPRESS
+                sub.set_defaults(func=None)
+    return {dest for dest, value in vars(parser.parse_args(argv)).items() if dest not in ("command", "func")}
 
 
 def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
@@ -226,7 +247,7 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
     import json
 
     from engine.errors import ConfigError
-    from engine.io import load_train_state
+    from engine.io import load_train_state, same_file
     from engine.training import EXECUTION, MODEL_FILE, STATE_FILE
 
     out = Path(args.out).expanduser()
@@ -248,15 +269,15 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
         stored = json.loads(state["config"])
     except (KeyError, TypeError, ValueError):
         return  # Trainer.resume reports the broken state
-    default = _run_config(build_parser().parse_args(["train", "--out", str(out)])).to_dict()
-    conflicts = []
-    for section, values in cfg.to_dict().items():
-        for key, value in values.items():
-            if section == "train" and key in ("steps", *EXECUTION):
-                continue  # what a resumed run may change
+    ours, conflicts = cfg.to_dict(), []
+    for section, flags in TRAIN_FLAGS.items():
+        for key, flag in flags.items():
+            if _dest(flag) not in args.typed or (section == "train" and key in ("steps", *EXECUTION)):
+                continue  # not asked for, or what a resumed run may change
+            value = json.loads(json.dumps(ours[section][key]))  # as stored: tuples are lists
             have = stored.get(section, {}).get(key, value)
-            if value != default[section][key] and value != have:
-                conflicts.append(f"{section}.{key} {value!r} (the run has {have!r})")
+            if value != have and value != "auto" and not (key == "spec" and same_file(value, have)):
+                conflicts.append(f"{flag} {value!r} (the run has {have!r})")
     if conflicts:
         raise ConfigError(f"--resume continues the run in {out} with its own settings; these options differ from "
                           f"them: {'; '.join(conflicts)}. Drop them, or train a new run in another --out")
@@ -565,6 +586,7 @@ def _out_of_memory(text: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.typed = _typed_options(sys.argv[1:] if argv is None else argv)  # what was asked for, not defaulted
     from engine.device import tune_cpu_allocator
 
     tune_cpu_allocator()  # process-wide: only entry points do it

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
+from engine.cli import TRAIN_FLAGS
 from engine.errors import ConfigError
 from studio import engine_jobs as ej
 from studio.jobs import CANCELLING, IDLE, RUNNING, Job, JobContext, JobRunner
@@ -82,24 +83,6 @@ class JsonlFollower:
         return records
 
 
-# The RunConfig fields ``hdm train`` takes as flags; every other field must keep its default.
-_FLAGS = {
-    "data": {"spec": "--data", "modality": "--modality", "n_points": "--n-points", "num": "--num-items",
-             "seed": "--data-seed", "image_size": "--image-size", "channels": "--channels", "fps": "--fps",
-             "frames": "--frames"},
-    "noise": {"kernel": "--kernel", "length_scale": "--length-scale", "gain": "--gain", "period": "--period",
-              "sigma": "--sigma", "gamma": "--gamma"},
-    "equation": {"name": "--equation", "schedule": "--schedule", "blur_min": "--blur-min",
-                 "blur_max": "--blur-max", "heat_noise": "--heat-noise"},
-    "model": {"name": "--model", "width": "--width", "modes": "--modes", "layers": "--layers",
-              "padding": "--padding", "emb_dim": "--emb-dim", "channel_mult": "--channel-mult",
-              "num_res_blocks": "--res-blocks", "attention_levels": "--attention"},
-    "train": {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
-              "warmup": "--warmup", "checkpoint_every": "--checkpoint-every", "precision": "--precision",
-              "compile": "--compile"},
-}
-
-
 def _text(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
@@ -116,7 +99,7 @@ def train_arguments(config: Any) -> list[str]:
     for section in fields(config):
         ours, base = getattr(config, section.name), getattr(default, section.name)
         for f in fields(ours):
-            value, flag = getattr(ours, f.name), _FLAGS.get(section.name, {}).get(f.name)
+            value, flag = getattr(ours, f.name), TRAIN_FLAGS.get(section.name, {}).get(f.name)
             if flag is None:
                 if value != getattr(base, f.name):
                     raise ConfigError(f"{section.name}.{f.name} = {value!r} cannot be passed to a training "

@@ -248,9 +248,34 @@ def test_a_finished_run_is_not_overwritten_and_a_resumed_one_keeps_its_settings(
     _fails(["train", "--data", "quadratic", "--steps", "2", "--out", str(out), "--resume", *TINY_TRAIN], capsys,
            "has trained 3 steps already")
     _fails(["train", "--steps", "6", "--out", str(out), "--resume", *TINY_TRAIN, "--width", "64", "--lr", "0.5"],
-           capsys, "model.width 64 (the run has 8)", "train.lr 0.5")
+           capsys, "--width 64 (the run has 8)", "--lr 0.5")
     assert (out / "model.safetensors").read_bytes() == model
     assert main(["train", "--data", "quadratic", "--steps", "5", "--out", str(out), "--resume", *TINY_TRAIN]) == 0
+
+
+def test_resume_refuses_options_written_out_even_at_their_default(tmp_path, capsys, monkeypatch):
+    """An option typed on the command line counts whatever its value: ``--width 32`` is the parser's default,
+    and was passed over before (the run went on at width 8 without a word)."""
+    curves = tmp_path / "curves.csv"
+    curves.write_text("\n".join(",".join(f"{(i * j) % 7 / 7:.3f}" for j in range(32)) for i in range(40)) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(curves), "--steps", "2", "--out", str(out), *TINY_TRAIN]) == 0
+    _fails(["train", "--data", str(curves), "--steps", "3", "--out", str(out), "--resume", *TINY_TRAIN, "--width",
+            "32"], capsys, "--width 32 (the run has 8)")
+    _fails(["train", "--steps", "3", "--out", str(out), "--resume", "--wid=32"], capsys, "--width 32")
+    _fails(["train", "--steps", "3", "--out", str(out), "--resume", "--data", "quadratic"], capsys,
+           "--data 'quadratic'")
+    monkeypatch.chdir(tmp_path)  # the same file by another name is the same data
+    assert main(["train", "--data", "./curves.csv", "--steps", "3", "--out", str(out), "--resume", "--equation",
+                 "auto", "--quiet"]) == 0
+
+
+def test_resume_accepts_list_options_equal_to_the_runs(tmp_path):
+    """``--channel-mult 1 2`` is a tuple in the config and a JSON list in the run: they were called different."""
+    image = ["--data", "glyphs", "--image-size", "8", "--width", "8", "--channel-mult", "1", "2", "--res-blocks", "1",
+             "--attention", "--batch-size", "4", "--num-items", "16", "--quiet", "--out", str(tmp_path / "run")]
+    assert main(["train", "--steps", "1", *image]) == 0
+    assert main(["train", "--steps", "2", "--resume", *image]) == 0
 
 
 def test_running_out_of_memory_is_a_one_line_error(monkeypatch, capsys):

@@ -40,7 +40,8 @@ def _matern52(r: np.ndarray, ell: float, period: float | None) -> np.ndarray:
 
 def _periodic(r: np.ndarray, ell: float, period: float | None) -> np.ndarray:
     if period is None or not period > 0:
-        raise ConfigError("the periodic kernel needs a period > 0 (set --period)")
+        raise ConfigError(f"the periodic kernel needs a period > 0, got {period!r} (hdm train --period; "
+                          "noise.period in a RunConfig)")
     return np.exp(-2.0 * np.sin(np.pi * r / period) ** 2 / ell**2)
 
 
