@@ -320,7 +320,7 @@ class Controller(QObject):
         else:
             self.w.show_error("Evaluation", "nothing to evaluate: sample first or open a sample file")
             return False
-        self.w.sampling_panel.evaluation.setText(f"Evaluating against the held-out split of {spec}…")
+        self.w.sampling_panel.show_evaluation(f"Evaluating against the held-out split of {spec}…")
         return self.w.jobs.submit(job)
 
     # -- compute runner feedback -------------------------------------------------------------
@@ -379,7 +379,7 @@ class Controller(QObject):
             self.w.job_status.end(f"Exported {Path(result).name}", done=True)
         elif name == "evaluate":
             text = ej.summarize_evaluation(result)
-            self.w.sampling_panel.evaluation.setText(text)
+            self.w.sampling_panel.show_evaluation(text)
             logger.info(f"evaluation {text}")
         elif name == "save_checkpoint":
             self._trained_source = str(result)
@@ -402,7 +402,7 @@ class Controller(QObject):
         elif name == "sample":
             self.w.view.show_message(f"Sampling failed: {message}")
         elif name == "evaluate":
-            self.w.sampling_panel.evaluation.setText(f"Evaluation failed: {message}")
+            self.w.sampling_panel.show_evaluation(f"Evaluation failed: {message}")
         self.w.sync_controls()
 
     @Slot(str, str)

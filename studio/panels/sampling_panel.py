@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -351,6 +353,20 @@ class SamplingPanel(QWidget):
         self.highlight_button.setEnabled(self._has_samples and curves)
         self.highlight_button.setToolTip(HIGHLIGHT_TIP if curves or not self._has_samples else
                                          f"Highlight emphasises one curve: the {modality} shown have none")
+
+    def show_evaluation(self, text: str) -> None:
+        """The evaluation's outcome, scrolled into view: a motion report is several lines long, and on a
+        window of ordinary height the Sampling dock would show its first words only."""
+        self.evaluation.setText(text)
+        QTimer.singleShot(0, self._reveal_evaluation)  # once the label has its new height
+
+    def _reveal_evaluation(self) -> None:
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        if parent is not None and self.evaluation.text():
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # the wrapped label's height first
+            parent.ensureWidgetVisible(self.evaluation, 0, 8)
 
     def show_samples(self, seeds: list[int], text: str, *, modality: str | None = None) -> None:
         """The run (or file) now shown: its seeds become recallable.

@@ -97,3 +97,30 @@ def test_motion_evaluation_summary_names_power_and_the_physical_metrics():
     assert text.startswith("vs walk test split (1000 items): power trajectory (10 vs 10): 5.5 % ± 1.2; "
                            "power velocity (10 vs 10): 100.0 % ± 0.0; jerk 3.58e+03 (held-out 113)")
     assert "foot skating m/s 10.6 (held-out 0.06)" in text and "bone-length error" in text and "\n" not in text
+
+
+def test_an_evaluation_is_scrolled_into_view(window, qtbot):
+    """A motion report runs to several lines; at an ordinary window height the Sampling dock showed the
+    first words only, below the fold, and the user had to find the scroll bar."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from studio.engine_jobs import summarize_evaluation
+
+    window.resize(1280, 720)
+    panel = window.sampling_panel
+    scroll = panel.parentWidget().parentWidget()
+    assert isinstance(scroll, QScrollArea)
+    scroll.verticalScrollBar().setValue(0)
+    power = {"power": 5.5, "std": 1.2, "block_size": 10}
+    report = {"power_trajectory": power, "power_velocity": power, "fps": 30.0,
+              "generated": {"jerk": 3581.0, "foot_skating": 10.6, "bone_length_error": 0.02},
+              "reference": {"jerk": 113.0, "foot_skating": 0.06, "bone_length_error": 4.5e-8},
+              "data": {"spec": "walk", "split": "test", "num": 1000}}
+    panel.show_evaluation(summarize_evaluation(report))
+
+    def shown() -> bool:
+        label = panel.evaluation
+        top = label.mapTo(scroll.viewport(), label.rect().topLeft()).y()
+        return top >= 0 and top + label.height() <= scroll.viewport().height()
+
+    qtbot.waitUntil(shown, timeout=5_000)
