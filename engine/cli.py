@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frames", type=int, default=None, help="motions: frames per training clip")
     t.add_argument("--data-seed", type=int, default=0, help="seed of synthetic datasets")
     t.add_argument("--kernel", default="squared_exponential")
-    t.add_argument("--length-scale", type=float, default=None, help="default: the dataset's recommendation")
+    t.add_argument("--length-scale", type=float, default=None,
+                   help="default: the dataset's recommendation (the periodic kernel's is relative to --period)")
     t.add_argument("--gain", type=float, default=1.0)
     t.add_argument("--period", type=float, default=None)
     t.add_argument("--sigma", type=float, default=1.0, help="images: Q = (sigma I - Laplacian)^-gamma")

@@ -73,6 +73,7 @@ from engine.config import RunConfig
 from engine.device import resolve_device
 from engine.errors import Cancelled, CheckpointError, ConfigError, DataError
 from engine.objectives import dsm_loss, sample_times
+from engine.operators import kernel_length_scale
 from engine.pipeline import HDMModel, ImageGeometry, ModelGeometry, build_network, make_domain, prior_bank
 
 if TYPE_CHECKING:
@@ -238,7 +239,8 @@ class Trainer:
             self.geometry: ModelGeometry | ImageGeometry = ImageGeometry(H, W, C)
             self.normalizer = Normalizer.unit_range(C)
         else:
-            length_scale = config.noise.length_scale or float(dataset.default_length_scale)
+            length_scale = config.noise.length_scale or kernel_length_scale(
+                config.noise.kernel, float(dataset.default_length_scale), config.noise.period)
             self.config = config.replace(noise={"length_scale": length_scale})
             self.geometry = ModelGeometry(tuple(float(v) for v in dataset.grid), int(dataset.values.shape[1]),
                                           length_scale)

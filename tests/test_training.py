@@ -116,3 +116,19 @@ def test_losses_are_read_back_every_step_on_a_cpu_and_every_ten_on_a_gpu():
 
     assert default_readout_every("cpu") == 1 and default_readout_every(torch.device("cpu")) == 1
     assert default_readout_every("cuda") == default_readout_every("cuda:1") == 10
+
+
+def test_the_periodic_kernel_gets_the_datasets_length_in_its_own_terms():
+    """``--kernel periodic`` without ``--length-scale``: the dataset's suggested length (grid units) becomes
+    the periodic kernel's period-relative one, and the checkpoint stores that."""
+    from engine.data.dataset import FunctionDataset
+    from engine.operators import kernel_length_scale
+
+    grid = np.arange(48.0)
+    values = np.sin(2 * np.pi * grid / 48 + np.arange(20)[:, None])[:, None, :].astype(np.float32)
+    data = FunctionDataset("days", values, grid, "test", 6.0)
+    config = RunConfig().replace(noise={"kernel": "periodic", "period": 48.0},
+                                 model={"width": 8, "modes": 4, "layers": 1}, train={"steps": 1, "batch_size": 4})
+    trainer = Trainer(config, dataset=data)
+    assert trainer.config.noise.length_scale == trainer.geometry.length_scale == kernel_length_scale(
+        "periodic", 6.0, 48.0) == pytest.approx(np.sqrt(2) * np.sin(np.pi / 8))

@@ -68,6 +68,21 @@ def canonical_kernel(name: str) -> str:
     return key
 
 
+def kernel_length_scale(name: str, correlation_length: float, period: float | None) -> float:
+    """The length scale to give kernel ``name`` for a correlation length ``L`` in the coordinates' units
+    (a dataset's suggestion).
+
+    Every kernel takes ``L`` as it is but the periodic one, whose ``exp(-2 sin^2(pi r / P) / l^2)``
+    reads ``l`` relative to the period: it gets ``l = sqrt(2) sin(pi L / P)`` (``L`` at most ``P / 2``),
+    which gives it the squared exponential's correlation ``e^-1`` at distance ``L``. (``L`` itself,
+    tens of grid units on daily data, made every correlation about 1: Q of rank one, flat draws.)
+    Without a valid period ``L`` is returned, and the kernel reports the missing period.
+    """
+    if canonical_kernel(name) != "periodic" or period is None or not period > 0:
+        return float(correlation_length)
+    return math.sqrt(2.0) * math.sin(math.pi * min(float(correlation_length), period / 2) / period)
+
+
 def kernel_matrix(name: str, x: np.ndarray, y: np.ndarray | None = None, *, length_scale: float = 1.0,
                   gain: float = 1.0, period: float | None = None) -> np.ndarray:
     """The Gram matrix ``K[i, j] = k(x_i, y_j)`` in float64.

@@ -58,7 +58,8 @@ class PriorPanel(QWidget):
         self.auto_length = QCheckBox("dataset's", self)
         self.auto_length.setToolTip("Use the dataset's suggested length scale")
         self.auto_length.setChecked(True)
-        self.length = self._spin(1e-4, 1e4, 0.8, 4, "Kernel length scale (grid units)")
+        self.length = self._spin(1e-4, 1e4, 0.8, 4, "Kernel length scale (grid units; the periodic kernel's is "
+                                 "relative to its period: exp(-2 sin²(π r / P) / l²))")
         self.length.setEnabled(False)
         self.gain = self._spin(1e-4, 1e4, 1.0, 3, "Pointwise variance k(x, x)")
         self.period = self._spin(1e-4, 1e6, 1.0, 4, "Period of the periodic kernel (grid units); it follows "
@@ -181,10 +182,6 @@ class PriorPanel(QWidget):
         self._grid = np.asarray(grid, dtype=np.float64)
         self._grid_source = name
         self._default_length = float(default_length_scale)
-        if self.auto_length.isChecked():
-            self.length.blockSignals(True)
-            self.length.setValue(self._default_length)
-            self.length.blockSignals(False)
         if self._period_data != name:  # a new dataset: its span (a period set for another one does not fit it)
             self._period_data = None
             self.period.blockSignals(True)
@@ -202,10 +199,16 @@ class PriorPanel(QWidget):
         auto = math.isclose(value, self._span(), rel_tol=1e-6) or self.image_size is not None
         self._period_data = None if auto else self._grid_source
 
+    def suggested_length(self) -> float:
+        """The dataset's suggested length scale in the current kernel's own terms (the periodic kernel's is
+        relative to its period: :func:`engine.operators.kernel_length_scale`)."""
+        from engine.operators import kernel_length_scale
+
+        period = float(self.period.value()) if self.kernel.currentText() == "periodic" else None
+        return kernel_length_scale(self.kernel.currentText(), self._default_length, period)
+
     @Slot(bool)
     def _on_auto(self, auto: bool) -> None:
-        if auto:
-            self.length.setValue(self._default_length)
         self._sync_enabled()
         self._schedule_refresh()
 
@@ -295,7 +298,11 @@ class PriorPanel(QWidget):
 
         grid = self.preview_grid()
         noise = self.noise_config()
-        length = noise["length_scale"] or self._default_length
+        length = noise["length_scale"] or self.suggested_length()
+        if noise["length_scale"] is None:  # shown as the training will resolve it
+            self.length.blockSignals(True)
+            self.length.setValue(length)
+            self.length.blockSignals(False)
         try:
             Q = covariance_from_config(noise["kernel"], length, noise["gain"], noise["period"]).on_grid(grid)
             eq = self.equation_config()

@@ -90,3 +90,23 @@ def test_a_projects_period_survives_its_data_loading(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.data_panel.spec == hours, timeout=15_000)
     wait_idle(qtbot, window)
     assert prior.period.value() == pytest.approx(23.0)
+
+
+def test_the_periodic_kernel_turns_the_datasets_length_into_its_own(themed_app, qtbot):
+    """A daily series suggests 36.4 days; the periodic kernel read it as a period-relative length, every
+    correlation was about 1 and the draws were flat lines (third GUI audit, finding 3)."""
+    from studio.panels.prior_panel import PriorPanel
+
+    prior = PriorPanel(debounce_ms=0)
+    qtbot.addWidget(prior)
+    prior.set_grid(np.arange(365.0), 36.4, "days")
+    prior.kernel.setCurrentText("periodic")
+    prior.refresh()
+    assert prior.period.value() == pytest.approx(364.0)
+    assert prior.length.value() == pytest.approx(np.sqrt(2) * np.sin(np.pi * 36.4 / 364.0), abs=1e-4)
+    assert prior.noise_config()["length_scale"] is None  # training resolves it the same way
+    draws = np.array([item.getData()[1] for item in prior.draws._items if item.isVisible()])
+    assert len(draws) > 1 and np.std(draws, axis=1).min() > 0.3  # each draw varies along the year
+    prior.kernel.setCurrentText("squared_exponential")
+    prior.refresh()
+    assert prior.length.value() == pytest.approx(36.4)
