@@ -173,9 +173,28 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
                                            permutations=permutations, seed=seed, balanced_sizes=balanced_sizes)
         report["data"] = {"spec": data_spec, "split": split, "source": data.source, "num": len(data)}
         report["mmd2"] = _mmd2_with_floor(sf.samples, data.values, data_spec, sf.grid, split=split, seed=seed)
+    if Path(str(data_spec)).expanduser().exists():
+        report["data"]["split"] = "all"  # a file or folder is compared whole
+    report["data"]["held_out"] = _held_out(sf, data_spec, report["data"]["split"])
     report["samples"] = str(samples_path)
     report["checkpoint_sha256"] = sf.checkpoint_sha256
     return report
+
+
+def _held_out(sf, data_spec: str, split: str) -> bool:
+    """False where the reference data are what the samples' model was trained on, as far as the sample file's
+    provenance says (the same file or folder, or the same dataset's training split): a model that memorised its
+    training items scores as well there as one that generalises."""
+    from engine.io import same_file
+
+    run = sf.config.get("run") if isinstance(sf.config, dict) else None
+    data = run.get("data") if isinstance(run, dict) else None
+    trained = data.get("spec") if isinstance(data, dict) else None
+    if not isinstance(trained, str) or not trained:
+        return True  # unknown provenance: nothing says otherwise
+    if Path(str(data_spec)).expanduser().exists():
+        return not same_file(Path(trained).expanduser(), Path(str(data_spec)).expanduser())
+    return not (split == "train" and trained.strip().lower() == str(data_spec).strip().lower())
 
 
 _ADJECTIVE = {"functions": "a function", "images": "an image", "motions": "a motion"}

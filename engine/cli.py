@@ -364,6 +364,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
                           split=args.split)
+    if not report["data"]["held_out"]:
+        print(f"note: {args.data} is what the samples' model was trained on, not held out: a model that memorised "
+              "its training items scores as well here as one that generalises; compare with held-out data",
+              file=sys.stderr)
     if "fd" in report:  # images
         print(f"Frechet distance {report['fd']:.3f}, KID {report['kid']:.3f} ± {report['kid_std']:.3f} "
               f"(classifier features, sha256 {report['classifier_sha256'][:12]})")

@@ -363,7 +363,11 @@ def summarize_evaluation(report: dict[str, Any]) -> str:
     images: classifier-feature FD and KID, sliced Wasserstein, classes covered; motions: trajectory and
     velocity power, then jerk, foot skating and bone-length error beside the held-out motions'."""
     data = report.get("data", {})
-    head = f"vs {data.get('spec')} {data.get('split')} split ({data.get('num')} items): "
+    which = "" if data.get("split") == "all" else f" {data.get('split')} split"
+    trained = "" if data.get("held_out", True) else ", the model's training data, not held out"
+    spec = str(data.get("spec"))
+    name = Path(spec).name if "/" in spec or "\\" in spec else spec  # a file: its name, not its whole path
+    head = f"vs {name}{which} ({data.get('num')} items{trained}): "
     if "fd" in report:
         return head + (f"FD {report['fd']:.4g}, KID {report['kid']:.4g} ± {report.get('kid_std', 0.0):.2g}, "
                        f"SW1 {report['sw1']:.3g}, classes covered {report.get('classes_covered')}, "

@@ -278,6 +278,30 @@ def test_resume_accepts_list_options_equal_to_the_runs(tmp_path):
     assert main(["train", "--steps", "2", "--resume", *image]) == 0
 
 
+def test_evaluating_against_the_training_file_says_it_is_not_held_out(tmp_path, capsys):
+    """A model trained on a file was compared with that file and the report said "test split"."""
+    curves = tmp_path / "curves.csv"
+    rng = np.random.default_rng(0)
+    curves.write_text("\n".join(",".join(f"{v:.4f}" for v in np.sin(np.linspace(0, 3, 32) + rng.normal()))
+                                for _ in range(40)) + "\n")
+    other = tmp_path / "other.csv"
+    other.write_bytes(curves.read_bytes())
+    out, samples = tmp_path / "run", tmp_path / "s.h5"
+    assert main(["train", "--data", str(curves), "--steps", "2", "--out", str(out), *TINY_TRAIN]) == 0
+    assert main(["sample", "--checkpoint", str(out), "--num-samples", "20", "--steps", "2", "--out", str(samples),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    report = tmp_path / "r.json"
+    assert main(["evaluate", "--samples", str(samples), "--data", str(curves), "--repeats", "2", "--permutations",
+                 "50", "--balanced", "--json", str(report)]) == 0
+    assert "not held out" in capsys.readouterr().err
+    data = json.loads(report.read_text())["data"]
+    assert (data["split"], data["held_out"]) == ("all", False)
+    assert main(["evaluate", "--samples", str(samples), "--data", str(other), "--repeats", "2", "--permutations",
+                 "50", "--balanced", "--json", str(report)]) == 0
+    assert "not held out" not in capsys.readouterr().err and json.loads(report.read_text())["data"]["held_out"]
+
+
 def test_running_out_of_memory_is_a_one_line_error(monkeypatch, capsys):
     def exhausted():
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "

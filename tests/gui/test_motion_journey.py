@@ -124,3 +124,13 @@ def test_an_evaluation_is_scrolled_into_view(window, qtbot):
         return top >= 0 and top + label.height() <= scroll.viewport().height()
 
     qtbot.waitUntil(shown, timeout=5_000)
+
+
+def test_an_evaluation_against_the_training_file_says_so():
+    """A model trained on a file was evaluated against that file under the words "test split"."""
+    from studio.engine_jobs import summarize_evaluation
+
+    report = {"power": {"10": {"power": 5.0, "std": 1.0}}, "functional": {},
+              "data": {"spec": "/data/aemet.csv", "split": "all", "num": 73, "held_out": False}}
+    assert summarize_evaluation(report).startswith(
+        "vs aemet.csv (73 items, the model's training data, not held out): power 10 vs 10")
