@@ -112,6 +112,7 @@ def _stop_with(pid: int, poll_s: float = 1.0) -> None:
     or was killed (it runs in a session of its own, where the terminal's hang-up does not reach it).
     The last periodic checkpoint is kept.
     """
+    import contextlib
     import os
     import signal
     import threading
@@ -123,8 +124,9 @@ def _stop_with(pid: int, poll_s: float = 1.0) -> None:
     def watch() -> None:
         while _process_alive(pid):
             time.sleep(poll_s)
-        print(f"hdm train: process {pid} (--stop-with) has exited; stopping", file=sys.stderr, flush=True)
-        os.kill(target, signal.SIGTERM)
+        os.kill(target, signal.SIGTERM)  # first: the message below fails once the studio's pipe has no reader
+        with contextlib.suppress(OSError, ValueError):
+            print(f"hdm train: process {pid} (--stop-with) has exited; stopping", file=sys.stderr, flush=True)
 
     threading.Thread(target=watch, name="hdm-stop-with", daemon=True).start()
 
@@ -588,6 +590,43 @@ def _out_of_memory(text: str) -> bool:
                                        "not enough memory"))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, as Ctrl+C is: writes in progress remove their temporary file."""
+
+
+class _Interrupts:
+    """While a command runs: SIGTERM (the studio's Cancel of a training child, ``--stop-with``, ``timeout``,
+    schedulers, torchrun's teardown) unwinds like Ctrl+C instead of ending the process where it stands, which
+    left the hidden temporary file of a write in progress behind; and a signal is remembered, since one that
+    lands in a finaliser (h5py closes objects through weakref callbacks) is printed and dropped by Python,
+    and the command then went on to exit 0."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # Python sets handlers there only
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        import signal
+
+        self.received = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -595,6 +634,16 @@ def main(argv: list[str] | None = None) -> int:
     from engine.device import tune_cpu_allocator
 
     tune_cpu_allocator()  # process-wide: only entry points do it
+    with _Interrupts() as interrupts:
+        code = _run(args)
+    if interrupts.received is not None and code == 0:  # the signal was dropped in a finaliser; the work finished
+        print("interrupted (after the command had finished its output)", file=sys.stderr)
+        return 128 + interrupts.received
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with its errors turned into one line and an exit code."""
     try:
         return args.func(args)
     except HDMError as exc:
@@ -610,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

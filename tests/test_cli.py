@@ -302,6 +302,90 @@ def test_evaluating_against_the_training_file_says_it_is_not_held_out(tmp_path, 
     assert "not held out" not in capsys.readouterr().err and json.loads(report.read_text())["data"]["held_out"]
 
 
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
+    """SIGTERM (the studio's Cancel of a training child, --stop-with, timeout) ended the process where it stood
+    and left the hidden temporary file of a write in progress; a whole train_state.pt of them."""
+    import os
+    import signal
+
+    from engine.io import atomic_path
+
+    target = tmp_path / "out.csv"
+
+    def export_then_terminated(samples, fmt, out):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at the next bytecode
+                pass
+        raise AssertionError("not terminated")
+
+    monkeypatch.setattr("engine.api.export", export_then_terminated)
+    samples = tmp_path / "s.h5"
+    samples.write_bytes(b"")
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(target)]) == 143
+    assert capsys.readouterr().err.strip() == "terminated"
+    assert list(tmp_path.iterdir()) == [samples]  # no out.csv, no .out.csv.*.tmp
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only
+
+
+def test_an_interrupt_python_dropped_is_not_reported_as_success(tmp_path, monkeypatch, capsys):
+    """Ctrl+C landing in a finaliser (h5py closes objects through weakref callbacks) is printed and dropped by
+    Python; the command went on and exited 0."""
+    import os
+    import signal
+
+    def export_interrupted_in_a_finaliser(samples, fmt, out):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        except KeyboardInterrupt:
+            pass  # what Python does with an exception raised in a weakref callback
+        return Path(out)
+
+    monkeypatch.setattr("engine.api.export", export_interrupted_in_a_finaliser)
+    samples = tmp_path / "s.h5"
+    samples.write_bytes(b"")
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "o.csv")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_stop_with_stops_the_run_when_its_stderr_has_no_reader(monkeypatch):
+    """The studio reads a training child's stderr through a pipe; once the studio is dead the watcher's message
+    raised BrokenPipeError before the SIGTERM was sent, and the orphaned run trained on."""
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from engine import cli
+
+    class NoReader:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    sent = threading.Event()
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        if sig == signal.SIGTERM:
+            sent.set()
+            return None
+        return real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(sys, "stderr", NoReader())
+    cli._stop_with(gone.pid, poll_s=0.01)
+    assert sent.wait(5.0)
+
+
 def test_running_out_of_memory_is_a_one_line_error(monkeypatch, capsys):
     def exhausted():
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "

@@ -205,14 +205,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     if (reason := _diagnose(target, folder=False)) is not None:
         raise _error(target, reason)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise _translate(target, exc) from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    tmp: Path | None = None
+    try:  # from the temporary file's creation on: an interrupt (Ctrl+C between two lines) must not leave it
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            tmp = Path(name)
+            os.close(fd)
+        except OSError as exc:
+            raise _translate(target, exc) from None
         try:
             mode = target.stat().st_mode & 0o777 if target.exists() else _FILE_MODE
             os.chmod(tmp, mode)
@@ -231,8 +232,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         except OSError as exc:
             raise _translate(target, exc) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
     _fsync_dir(target.parent)
 
