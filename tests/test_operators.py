@@ -68,6 +68,28 @@ def test_eigendecomposition_is_cached():
     assert a._vecs_np is b._vecs_np
 
 
+def test_the_eigendecomposition_cache_is_bounded_in_bytes(monkeypatch):
+    """It was bounded by count (64 entries): 64 sampling grids of 2000 points held 2 GB."""
+    from engine.operators import covariance
+
+    monkeypatch.setattr(covariance, "EIGH_CACHE_BYTES", 3 * 8 * 100 * 101)  # three 100-point grids
+    monkeypatch.setattr(covariance, "_eigh_cache", type(covariance._eigh_cache)())
+    cov = KernelCovariance("matern52", 0.3)
+    grids = [np.linspace(0, 1 + k, 100) for k in range(5)]
+    first = cov.on_grid(grids[0])
+    for g in grids[1:]:
+        cov.on_grid(g)
+    held = sum(v.nbytes + w.nbytes for v, w in covariance._eigh_cache.values())
+    assert len(covariance._eigh_cache) == 3 and held <= covariance.EIGH_CACHE_BYTES
+    assert cov.on_grid(grids[-1])._vecs_np is cov.on_grid(grids[-1].copy())._vecs_np  # the newest stay
+    again = cov.on_grid(grids[0])  # dropped, computed anew: the same operator
+    assert again._vecs_np is not first._vecs_np
+    np.testing.assert_allclose(again.eigenvalues(), first.eigenvalues(), rtol=1e-12)
+    monkeypatch.setattr(covariance, "EIGH_CACHE_BYTES", 1)
+    cov.on_grid(np.linspace(0, 9, 50))
+    assert len(covariance._eigh_cache) == 1  # the newest is kept whatever its size
+
+
 def test_white_covariance_is_identity():
     Q = WhiteCovariance(2.0).on_grid(np.linspace(0, 1, 5))
     z = torch.randn(3, 5)

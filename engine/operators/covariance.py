@@ -13,8 +13,9 @@ The eigenvalues (sorted in decreasing order) are exposed for the studio's spectr
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -145,15 +146,35 @@ def _as_grid(grid: np.ndarray | torch.Tensor) -> np.ndarray:
     return x
 
 
-@lru_cache(maxsize=64)
+EIGH_CACHE_BYTES = 256 * 2**20
+"""What the cached eigendecompositions may hold together: an n-point grid's takes about 8 n^2 bytes (0.3 MB at
+200 points, 32 MB at 2000), so a count bound alone let a session of large sampling grids keep gigabytes."""
+
+_eigh_cache: OrderedDict[tuple[KernelCovariance, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_eigh_lock = threading.Lock()
+
+
 def _eigh_cached(cov: KernelCovariance, grid_bytes: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(eigenvalues descending, eigenvectors)`` of Q on the grid; the least recently used are dropped once
+    the cache holds more than :data:`EIGH_CACHE_BYTES` (the newest is always kept)."""
+    key = (cov, grid_bytes)
+    with _eigh_lock:
+        if key in _eigh_cache:
+            _eigh_cache.move_to_end(key)
+            return _eigh_cache[key]
     x = np.frombuffer(grid_bytes, dtype=np.float64, count=n)
     k = kernel_matrix(cov.kernel, x, length_scale=cov.length_scale, gain=cov.gain, period=cov.period)
     k[np.diag_indices(n)] += cov.jitter * cov.gain
     vals, vecs = np.linalg.eigh(k)
     order = np.argsort(vals)[::-1]
-    vals = np.clip(vals[order], 0.0, None)  # round-off may leave tiny negatives
-    return vals, np.ascontiguousarray(vecs[:, order])
+    entry = np.clip(vals[order], 0.0, None), np.ascontiguousarray(vecs[:, order])  # round-off: tiny negatives
+    with _eigh_lock:
+        _eigh_cache[key] = entry
+        held = sum(v.nbytes + w.nbytes for v, w in _eigh_cache.values())
+        while held > EIGH_CACHE_BYTES and len(_eigh_cache) > 1:
+            v, w = _eigh_cache.popitem(last=False)[1]
+            held -= v.nbytes + w.nbytes
+    return entry
 
 
 def grid_key(grid: np.ndarray) -> str:
