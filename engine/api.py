@@ -279,6 +279,7 @@ def _mmd2_with_floor(generated: np.ndarray, real: np.ndarray, data_spec: str, gr
 
 def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: int, permutations: int
                       ) -> dict[str, Any]:
+    from engine.metrics.twosample import min_block_size
     from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset
 
     motion = sf.config.get("motion") if isinstance(sf.config, dict) else None
@@ -290,6 +291,10 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
     # reference clips as long and at the frame rate of the samples (on a --grid-size grid, not the training one)
     reference = load_motion_dataset(data_spec, split, fps=fps, frames=frames)
     block = min(block_size, len(reference), len(sf.samples))
+    if block < (need := min_block_size()):
+        raise DataError(f"{sf.path}: {len(sf.samples)} motions against {len(reference)} reference clips: a {block} vs "
+                        f"{block} two-sample test can never reject (its power would read 0 %); draw at least {need} "
+                        "motions (and compare with at least as many clips)")
     report = evaluate_motion_samples(channels_to_positions(sf.samples), reference.to_positions(), reference.skeleton,
                                      fps, seed=seed, block_size=block, permutations=permutations)
     report["generated"] = report.pop("samples")  # "samples" names the sample file in every report

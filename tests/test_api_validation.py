@@ -163,6 +163,17 @@ def test_motion_evaluation_takes_the_frame_rate_from_the_samples_grid(tmp_path):
     assert at_training_rate["fps"] == 30.0  # the stored rate, exactly, where the grid agrees with it
 
 
+def test_motion_evaluation_refuses_too_few_motions_to_reject(tmp_path):
+    """3 motions made a 3 vs 3 test, which can never reject: its 0 % read as "indistinguishable"."""
+    from engine.io import read_samples
+
+    full = read_samples(_motion_file(tmp_path / "walk.h5"))
+    three = write_samples(tmp_path / "three.h5", full.samples[:3], seeds=range(3), config=full.config,
+                          modality="motions", grid=full.grid)
+    with pytest.raises(DataError, match="3 motions against .* can never reject .* draw at least 4"):
+        api.evaluate(three, "walk")
+
+
 def test_motion_evaluation_refuses_a_bad_frame_rate_or_grid(tmp_path):
     bad_fps = _motion_file(tmp_path / "abc.h5", fps="abc")
     with pytest.raises(DataError, match=f"{bad_fps}: its motion frame rate 'abc' is not a positive number"):

@@ -268,6 +268,7 @@ def test_power_result_fields_and_max_blocks():
     [
         {"block_size": 1},
         {"block_size": 0},
+        {"block_size": 3},  # p >= 2/C(6, 3) = 0.1: can never reject
         {"block_size": 2.5},
         {"repeats": 0},
         {"permutations": 0},
@@ -284,6 +285,27 @@ def test_bad_settings_raise_config_error(kwargs):
     rng = np.random.default_rng(11)
     with pytest.raises(ConfigError):
         mmd_power(rng.standard_normal((80, 5)), rng.standard_normal((50, 5)), **kwargs)
+
+
+def test_blocks_too_small_to_reject_are_refused():
+    """3 vs 3 curves split 20 ways; MMD^2 is symmetric, so the observed split ties with its mirror image and
+    p >= 2/20 = 0.1: even disjoint distributions never reject at 5 %, and a motion evaluation of 3 samples read
+    0 % power, "indistinguishable"."""
+    import math
+
+    import torch
+
+    from engine.metrics.twosample import _block_pvalues, _gaussian_gram, min_block_size
+
+    rng = np.random.default_rng(5)
+    far = [rng.standard_normal((3, 8)), rng.standard_normal((3, 8)) + 50.0]
+    gram = _gaussian_gram(torch.from_numpy(np.concatenate(far))[None])
+    assert float(_block_pvalues(gram, 3, 2000, rng)[0]) >= 2 / math.comb(6, 3) - 0.02  # the floor, up to noise
+    assert [min_block_size(a) for a in (0.1, 0.05, 0.01)] == [4, 4, 5]
+    with pytest.raises(ConfigError, match="can never reject; use blocks of at least 4"):
+        mmd_power(far[0], far[1], block_size=3)
+    assert mmd_power(np.concatenate([far[0]] * 4), np.concatenate([far[1]] * 4), block_size=4, repeats=2,
+                     permutations=200).power == 100.0
 
 
 def test_bad_data_raise_data_error():

@@ -21,7 +21,10 @@ block-size defect):
 5. **p-value.** ``permutations`` uniformly random relabellings of the pooled ``2m`` curves
    into two groups of ``m``: ``p = (1 + #{perm >= observed}) / (1 + permutations)`` (ties
    within 1e-11, i.e. rounding, count as ``>=``). The test rejects when ``p <= alpha``.
-   Settings where even ``p = 1/(1 + permutations)`` exceeds ``alpha`` are refused.
+   Settings where even ``p = 1/(1 + permutations)`` exceeds ``alpha`` are refused, as are blocks too
+   small to reject: ``2m`` curves split into ``m + m`` in ``C(2m, m)`` ways and MMD^2 is symmetric in
+   the two groups, so the observed split and its mirror image give ``p >= 2 / C(2m, m)`` (0.1 for 3
+   vs 3, where any generator would score a power of 0 %); ``m >= 4`` at ``alpha = 0.05``.
 6. **Blocks.** Each test compares ``m = block_size`` generated with ``m`` real curves
    (*balanced*, whatever the sizes N and M of the two samples). A repeat draws a fresh random
    assignment of curves to ``B = min(N, M) // m`` disjoint blocks (capped by ``max_blocks``),
@@ -301,6 +304,17 @@ def mmd2_floor(pool: ArrayLike, real: ArrayLike, size: int, *, draws: int = 10, 
     return MMD2Floor(float(v.mean()), float(v.std()), float(v.min()), float(v.max()), draws, size, disjoint)
 
 
+def min_block_size(alpha: float = 0.05) -> int:
+    """The smallest block ``m`` whose ``m`` vs ``m`` permutation test can reject at ``alpha``:
+    ``2 / C(2m, m) < alpha`` (the observed split and its mirror image tie, and the observed one is counted
+    in the p-value besides the random relabellings, so equality is not enough)."""
+    a = check_alpha(alpha)
+    m = 2
+    while 2.0 / math.comb(2 * m, m) >= a:
+        m += 1
+    return m
+
+
 def _check_settings(block_size, repeats, permutations, alpha, seed, max_blocks) -> tuple:
     m = check_int(block_size, "block_size", 2)
     reps = check_int(repeats, "repeats", 1)
@@ -311,6 +325,11 @@ def _check_settings(block_size, repeats, permutations, alpha, seed, max_blocks) 
     if 1.0 / (1.0 + perms) > a:
         need = math.ceil(1.0 / a - 1.0)
         raise ConfigError(f"permutations={perms} can never reach alpha={a}: use at least {need}")
+    if m < (need := min_block_size(a)):
+        splits = math.comb(2 * m, m)
+        raise ConfigError(f"block_size={m}: {m} vs {m} items split {splits} ways, so the test's p-value is at least "
+                          f"2/{splits} = {2 / splits:.3g}, not below alpha={a}, and it can never reject; use blocks "
+                          f"of at least {need} items of each sample")
     return m, reps, perms, a, s, cap
 
 
