@@ -57,10 +57,15 @@ class JobContext:
 
     def report(self, step: int, total: int, preview: Callable[[], Any] | None = None, *,
                force: bool = False) -> None:
-        """Report progress after ``step`` of ``total``; waits here while the job is paused."""
+        """Report progress after ``step`` of ``total``; waits here while the job is paused.
+
+        Pausing shows this step's preview whatever the throttle dropped before it: the frozen frame is the
+        paused state, not an earlier one (it showed step 4 of 10 beside a progress bar at 90 %).
+        """
         if self._paused:
-            self._emit(step, total, None)
+            self._emit(step, total, None if preview is None else preview())
             self._wait_while_paused()
+            return
         now = time.perf_counter()
         if force or step >= total or now - self._last_emit >= self._interval:
             self._last_emit = now

@@ -115,6 +115,29 @@ def test_pause_holds_the_worker_between_steps_and_resume_continues(qapp, qtbot):
     assert sig.args[1] == 399
 
 
+def test_a_paused_job_shows_the_paused_steps_preview(qapp, qtbot):
+    """The throttle drops previews between frames; the frame frozen by a pause was one of the last drawn, some
+    steps behind the progress bar (step 4 of 10 at 90 %)."""
+    runner = JobRunner(max_rate_hz=2)  # at most one preview per half second: most steps' are dropped
+    rec = Recorder(runner)
+    steps: list[int] = []
+
+    def fn(ctx):
+        for i in range(1, 400):
+            steps.append(i)
+            ctx.report(i, 400, lambda i=i: {"step": i})
+            time.sleep(0.002)
+
+    runner.submit(Job("pausable", fn))
+    qtbot.waitUntil(lambda: len(steps) >= 21, timeout=5000)
+    runner.pause()
+    qtbot.waitUntil(lambda: rec.of("progress")[-1][2] == steps[-1] > 20, timeout=5000)  # the paused step's report
+    qtbot.wait(50)
+    assert rec.of("preview")[-1][2]["step"] == rec.of("progress")[-1][2] == steps[-1]
+    runner.cancel()
+    qtbot.waitUntil(lambda: runner.state == IDLE, timeout=5000)
+
+
 def test_progress_is_throttled_to_the_screen_rate(qapp, qtbot):
     runner = JobRunner(max_rate_hz=30)
     rec = Recorder(runner)
