@@ -158,7 +158,11 @@ class MainWindow(QMainWindow):
             "save_as": self._action("Save project &as…", "Ctrl+Shift+S", self.choose_project_path),
             "export": self._action("&Export samples…", "Ctrl+E", c.choose_export_path),
             "quit": self._action("&Quit", QKeySequence.StandardKey.Quit, self.close),
-            "run": self._action("&Sample", "Ctrl+R", lambda: c.start_sampling(), "Sample with the live trajectory"),
+            # the visible session's run: Restore on the Restore tab, sampling elsewhere
+            "run": self._action("&Sample / Restore", "Ctrl+R",
+                                lambda: self.restoration_panel.start_restore()
+                                if self.central_tabs.currentWidget() is self.restoration_panel else c.start_sampling(),
+                                "Sample with the live trajectory (on the Restore tab: restore)"),
             "train": self._action("&Train", "Ctrl+T", c.start_training, "Train on the current data"),
             "pause": self._action("&Pause / resume", "Ctrl+P", self.jobs.toggle_pause),
             "cancel": self._action("&Cancel", "Esc", c.cancel_current),

@@ -23,6 +23,7 @@ Restore stays disabled until the parameters are valid; otherwise the degraded pr
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +66,25 @@ MODALITY_TASKS: dict[str, tuple[str, ...]] = {
 COUNTERPARTS = {"mnist_hdm": "mnist_ddpm", "mnist_ihdm": "mnist_ddpm", "mnist_ddpm": "mnist_hdm"}
 METRICS = ("operator", "posterior")  # the replace method's correction (engine.restoration.conditional)
 DRAWN = "drawn"  # inpaint-mask mode: the mask painted on the input
-CONTROLS_MIN_WIDTH = 200  # the controls scroll (also sideways) below this; the Restore tab must fit a small window
+FAILED_NOTE = " — failed"  # appended to a source whose item did not load (its tooltip says why)
+CONTROLS_MIN_WIDTH = 200  # the controls' least width (their rows wrap to fit); the Restore tab must fit a small window
 ITEM_FILTER = ("Items (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5 *.png *.jpg *.jpeg *.bmp *.bvh);;"
                "All files (*)")
 _MODES = {"impute": ("random", "intervals"), "inpaint-mask": ("patches", "box", DRAWN),
           "inbetween": ("keyframes", "ends")}
+PER_JOINT = 3  # motion channels per joint (x, y, z): missing-joints' joints are numbered in these
+LABELS = {"mode": "Mode", "fraction": "Fraction missing", "intervals": "Intervals", "factor": "Factor",
+          "sigma": "Blur σ", "patch": "Patch", "box": "Box", "keep": "Keep frames", "joints": "Joints",
+          "noise": "Noise σ_y", "seed": "Mask seed"}
+# the engine's messages name the CLI's flags; the panel names its own controls instead
+_FLAG_LABELS = {**{k: v for k, v in LABELS.items() if k != "seed"}, "mask-seed": "Mask seed", "mask": "the drawn mask",
+                "method": "Method", "metric": "Correction"}
+_FLAG = re.compile(r"--([a-z][a-z-]*)")
+
+
+def gui_message(text: str) -> str:
+    """An engine error with its CLI flag names (``--noise``) replaced by the panel's labels ("Noise σ_y")."""
+    return _FLAG.sub(lambda m: f"“{_FLAG_LABELS[m[1]]}”" if m[1] in _FLAG_LABELS else m[0], text)
 
 
 def prior_label(model: Any) -> str:
@@ -98,6 +113,14 @@ class _Models:
             if key not in self._models:
                 self._models[key] = api.load_model(spec, device=device)
             return self._models[key]
+
+    def forget(self, path: str) -> None:
+        """Drop the models loaded from the checkpoint file ``path`` (on every device): it was rewritten."""
+        from engine.io import same_file
+
+        with self._lock:
+            for key in [k for k in self._models if k[0] == path or same_file(k[0], path)]:
+                del self._models[key]
 
 
 @dataclass
@@ -159,7 +182,7 @@ def _load_values(model: Any, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
     values = np.asarray(ds.values)
     if values.shape[-1] != grid.size:
         raise DataError(f"{spec}: motions of {values.shape[-1]} frames, but the checkpoint was trained on "
-                        f"{grid.size}; choose a clip of that length")
+                        f"{grid.size} frames; choose items with clips of that length")
     return values, grid
 
 
@@ -243,6 +266,8 @@ class RestorationPanel(QWidget):
         self.device = device
         self._models = _Models()
         self._loaded: LoadedItem | None = None
+        self._load_error = ""  # why the chosen item is not loaded (the last load failed)
+        self._loading_source = ""
         self._pending_load = False
         self._last_run: RestorationRun | None = None
         self._dialog: QFileDialog | None = None
@@ -299,6 +324,8 @@ class RestorationPanel(QWidget):
         self.compare = QCheckBox("", self)
         self.compare.setChecked(True)
         self.compare.setToolTip("Also restore with the counterpart checkpoint (same measurement and seeds)")
+        self._compare_wanted = True  # the user's choice, shown again when a checkpoint has a counterpart
+        self.compare.toggled.connect(self._on_compare_toggled)
 
         ck_row = QHBoxLayout()
         ck_row.addWidget(self.checkpoint, 1)
@@ -307,6 +334,9 @@ class RestorationPanel(QWidget):
         src_row.addWidget(self.source, 1)
         src_row.addWidget(self.open_item)
         self.form = QFormLayout()
+        # a narrow column (a small window with the side docks open) puts a row's field under its label
+        # instead of cutting it ("Ope…", "Can…") or scrolling sideways
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         # the two long rows wrap: their label above, the box and button below at the column's full width
         self.form.addRow(QLabel("Checkpoint", self))
         self.form.addRow(ck_row)
@@ -318,11 +348,8 @@ class RestorationPanel(QWidget):
             "mode": self.mode, "fraction": self.fraction, "intervals": self.intervals, "factor": self.factor,
             "sigma": self.sigma, "patch": self.patch, "box": self.box, "keep": self.keep, "joints": self.joints,
             "noise": self.noise, "seed": self.mask_seed}
-        labels = {"mode": "Mode", "fraction": "Fraction missing", "intervals": "Intervals", "factor": "Factor",
-                  "sigma": "Blur σ", "patch": "Patch", "box": "Box", "keep": "Keep frames", "joints": "Joints",
-                  "noise": "Noise σ_y", "seed": "Mask seed"}
         for key, widget in self._option_rows.items():
-            self.form.addRow(labels[key], widget)
+            self.form.addRow(LABELS[key], widget)
         self.form.addRow("Brush", self._brush_row)
         self.form.addRow("Method", self.method)
         self.form.addRow("Correction", self.correction)
@@ -333,7 +360,8 @@ class RestorationPanel(QWidget):
         self.form.addRow("Compare", self.compare)
 
         self.restore_button = QPushButton("Restore", self)
-        self.restore_button.setToolTip("Degrade the item and restore it with the live estimate")
+        self._restore_tip = "Degrade the item and restore it with the live estimate (Ctrl+R)"
+        self.restore_button.setToolTip(self._restore_tip)
         self.restore_button.clicked.connect(self.start_restore)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel)
@@ -370,7 +398,8 @@ class RestorationPanel(QWidget):
         splitter.setCollapsible(0, False)
         splitter.setCollapsible(1, False)
         self._splitter = splitter
-        self._sized = False
+        self._user_sized = False  # the user dragged the splitter: leave the columns' widths to them
+        splitter.splitterMoved.connect(lambda *_: setattr(self, "_user_sized", True))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -439,6 +468,10 @@ class RestorationPanel(QWidget):
     def last_run(self) -> RestorationRun | None:
         return self._last_run
 
+    def forget_checkpoint(self, path: str) -> None:
+        """The checkpoint file ``path`` was rewritten: models loaded from it are read anew when next used."""
+        self._models.forget(path)
+
     def set_device(self, device: str) -> None:
         """Where the next jobs run (``cpu``, ``cuda:N``); checkpoints are loaded once per device."""
         self.device = device
@@ -481,9 +514,15 @@ class RestorationPanel(QWidget):
         self.source.blockSignals(False)
         key = self.checkpoint.currentData() or ""
         other = COUNTERPARTS.get(key)
-        self.compare.setEnabled(other is not None)
+        self.compare.setEnabled(other is not None)  # disabled first: the unticking below is not the user's
+        self.compare.setChecked(other is not None and self._compare_wanted)  # a greyed tick read as "will compare"
         self.compare.setText(f"also with {other}" if other else "no counterpart")
         self._schedule_load()
+
+    @Slot(bool)
+    def _on_compare_toggled(self, checked: bool) -> None:
+        if self.compare.isEnabled():
+            self._compare_wanted = checked
 
     def _schedule_load(self) -> None:
         if not self.checkpoint.currentData():
@@ -495,14 +534,30 @@ class RestorationPanel(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self._sized:  # the controls as wide as they need (when the tab has room), the views the rest
-            self._sized = True
-            want = self._controls.sizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width()
-            total = sum(self._splitter.sizes())
-            controls = max(CONTROLS_MIN_WIDTH, min(want, total // 2))
-            self._splitter.setSizes([controls, max(1, total - controls)])
+        self._fit_controls()
         if self._pending_load:
             self._load_timer.start()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_controls()
+
+    def _fit_controls(self) -> None:
+        """The controls as wide as they need (up to half the tab), the views the rest, until the user drags the
+        splitter: the tab often grows after it is first shown (docks settle), and the growth went to the views
+        while the controls stayed cut."""
+        if not self.isVisible():
+            return
+        bar = self._scroll.verticalScrollBar().sizeHint().width()  # the controls scroll up and down, never sideways
+        self._scroll.setMinimumWidth(max(CONTROLS_MIN_WIDTH, self._controls.minimumSizeHint().width() + bar))
+        if self._user_sized:
+            return
+        want = self._controls.sizeHint().width() + bar
+        sizes = self._splitter.sizes()
+        total = sum(sizes)
+        controls = max(CONTROLS_MIN_WIDTH, min(want, total // 2))
+        if sizes[0] != controls:
+            self._splitter.setSizes([controls, max(1, total - controls)])
 
     @Slot()
     def load_item(self) -> bool:
@@ -516,21 +571,27 @@ class RestorationPanel(QWidget):
             return False
         self._pending_load = False
         self.error.setText("")
-        return self.runner.submit(load_item_job(self._models, key, self.source.currentData() or None,
+        self._loading_source = self.source.currentData() or ""
+        return self.runner.submit(load_item_job(self._models, key, self._loading_source or None,
                                                 self.index.value(), self.device))
 
     def _show_item(self, item: LoadedItem) -> None:
         self._loaded = item
+        self._load_error = ""
         self.source.blockSignals(True)
         have = {self.source.itemData(i) for i in range(self.source.count())}
         for name in item.datasets:
             if name not in have:
                 self.source.addItem(f"{name} (test split)", name)
+        i = self.source.findData(self._loading_source)
+        if i >= 0 and self.source.itemText(i).endswith(FAILED_NOTE):  # it loads now (another item or checkpoint)
+            self.source.setItemText(i, self.source.itemText(i).removesuffix(FAILED_NOTE))
+            self.source.setItemData(i, None, Qt.ItemDataRole.ToolTipRole)
         self.source.blockSignals(False)
         self.index.blockSignals(True)
         self.index.setMaximum(max(0, item.count - 1))
         self.index.blockSignals(False)
-        self.view.set_item(item.item, item.grid)  # before the tasks: their preview draws on the new item
+        self.view.set_item(item.item, item.grid, motion=item.modality == "motions")  # before the tasks: they draw on it
         self._set_tasks(item.modality)
         self.status.setText(f"{item.modality[:-1]} {item.index} of {item.source} ({item.count} items), "
                             f"{item.checkpoint}: {item.prior}")
@@ -600,12 +661,19 @@ class RestorationPanel(QWidget):
         return params
 
     def _joint_list(self) -> list[int]:
+        """The typed joints, checked against the item's skeleton here: the engine would name the channels."""
         text = self.joints.text().replace(",", " ").split()
         try:
-            return [int(v) for v in text]
+            joints = [int(v) for v in text]
         except ValueError:
             raise DataError(f"missing-joints: joints must be integers separated by commas, got {self.joints.text()!r}"
                             ) from None
+        count = self._loaded.item.shape[0] // PER_JOINT if self._loaded is not None else None
+        bad = [j for j in joints if count is not None and not 0 <= j < count]
+        if bad:
+            which = "joint " + ", ".join(map(str, bad)) + (" does" if len(bad) == 1 else " do")
+            raise DataError(f"missing-joints: {which} not exist; the skeleton has joints 0–{count - 1}")
+        return joints
 
     def current_degradation(self):
         """The degradation for the loaded item and the current controls (raises the engine's errors)."""
@@ -635,7 +703,7 @@ class RestorationPanel(QWidget):
             shown = degradation.display(y)[0].numpy()
         except HDMError as exc:
             self._valid = False
-            self.error.setText(str(exc))
+            self.error.setText(gui_message(str(exc)))
             self.view.set_degraded_preview(None)
         else:
             self._valid = True
@@ -650,6 +718,8 @@ class RestorationPanel(QWidget):
     @staticmethod
     def _describe(degradation) -> str:
         params = {k: v for k, v in degradation.to_dict().items() if k not in ("task", "shape", "mask_sha256")}
+        if params.get("mode") == "array":  # the engine's name for a given mask: here, the one drawn on the input
+            params["mode"] = f"drawn, {int((~degradation.mask).any(axis=0).sum())} pixels missing"
         return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
 
     # -- run ---------------------------------------------------------------------------------
@@ -673,7 +743,7 @@ class RestorationPanel(QWidget):
         self._update_preview()
         if self._loaded is None or not self._valid:
             if self._loaded is None:
-                self.error.setText("no item yet: choose a checkpoint and an item")
+                self.error.setText(self._load_error or "no item yet: choose a checkpoint and an item")
             return False
         job = restore_job(self._models, self._loaded, self.checkpoints_to_run(), self.task.currentData(),
                           self.degradation_params(), method=self.method.currentText(),
@@ -693,9 +763,24 @@ class RestorationPanel(QWidget):
         current = self.runner.current
         return current is not None and current.name in (ITEM_JOB, RESTORE_JOB)
 
+    def _fail_load(self, text: str) -> None:
+        """The chosen item did not load: drop the previous one (Restore must not restore an item that the
+        controls no longer describe) and mark the source that failed, so that it is not picked again unawares."""
+        self._loaded = None
+        self._valid = False
+        self._load_error = text
+        self.view.clear_item("no item:\nsee the message\nunder the controls")  # short lines: a narrow plot
+        i = self.source.findData(self._loading_source)
+        if self._loading_source and i >= 0 and not self.source.itemText(i).endswith(FAILED_NOTE):
+            self.source.setItemText(i, self.source.itemText(i) + FAILED_NOTE)
+            self.source.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.status.setText("no item loaded: choose another source, item or checkpoint")
+
     def _sync_buttons(self) -> None:
         idle = self.runner.state == IDLE
         self.restore_button.setEnabled(idle and self._loaded is not None and self._valid)
+        why = f"No item to restore: {self._load_error}" if self._load_error else self._restore_tip
+        self.restore_button.setToolTip(why)
         self.cancel_button.setEnabled(self._ours() and self.runner.state in ("running", "paused"))
 
     # -- runner signals ----------------------------------------------------------------------
@@ -726,10 +811,14 @@ class RestorationPanel(QWidget):
     @Slot(str, str, str)
     def _on_failed(self, name: str, text: str, details: str) -> None:
         if name in (ITEM_JOB, RESTORE_JOB):
+            text = gui_message(text)
             self.error.setText(text)
-            if name == RESTORE_JOB:
-                self.view.end_live("failed")
             self.status.setText("")
+            if name == ITEM_JOB:
+                self._fail_load(text)
+            else:
+                self.view.end_live("failed")
+            self._sync_buttons()
 
     @Slot(str, str)
     def _on_cancelled(self, name: str, text: str) -> None:

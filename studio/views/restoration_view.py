@@ -115,9 +115,21 @@ class MaskCanvas(ThemedPlotWidget):
         self.curve = self.plot([], [], pen=pg.mkPen(series_color(0), width=2))
         self.addItem(self.image)
         self.addItem(self.overlay)
-        self.painting = False
+        self._painting = False
+        self.overlay.setVisible(False)
         self.brush = 3  # brush side in pixels
         self._missing = np.zeros((0, 0), dtype=bool)
+
+    @property
+    def painting(self) -> bool:
+        """Whether the mask is in use (inpaint-mask, drawn): only then is it shown and painted on; otherwise
+        it is hidden (read as missing pixels by tasks that ignore it) and its strokes are kept."""
+        return self._painting
+
+    @painting.setter
+    def painting(self, on: bool) -> None:
+        self._painting = bool(on)
+        self.overlay.setVisible(self._painting and self.image.isVisible())
 
     @property
     def mask(self) -> np.ndarray:
@@ -138,9 +150,17 @@ class MaskCanvas(ThemedPlotWidget):
             self._missing = np.zeros((H, W), dtype=bool)
         self.image.setImage(image_for_display(x), levels=(0.0, 1.0))
         self.image.setVisible(True)
-        self.overlay.setVisible(True)
+        self.overlay.setVisible(self._painting)
         self._draw_mask()
         self.getPlotItem().getViewBox().autoRange(padding=0.02)
+
+    def show_nothing(self, note: str) -> None:
+        """No item: an empty plot with ``note`` (the mask keeps its strokes)."""
+        self.image.clear()
+        self.image.setVisible(False)
+        self.overlay.setVisible(False)
+        self.curve.setData([], [])
+        _note(self, note)
 
     def show_curves(self, grid: np.ndarray, x: np.ndarray, channel: int = 0) -> None:
         """Show a curve or motion item [C, n] (channel ``channel``); nothing to paint on."""
@@ -258,6 +278,13 @@ class RestorationView(QWidget):
         self.channel.setToolTip("Which channel of the curves (motions: a joint angle or coordinate) is drawn")
         self.channel.setVisible(False)
         self.channel.valueChanged.connect(self._redraw)
+        # motions are drawn one coordinate at a time (not as stick figures): say which one
+        self.channel_note = QLabel("", self)
+        self.channel_note.setWordWrap(True)
+        policy = self.channel_note.sizePolicy()
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+        self.channel_note.setSizePolicy(policy)
+        self._motion = False
         self.tiles = [Tile(self) for _ in range(max_tiles)]
         self.overlay = ThemedPlotWidget(self, title="Curves: original, observed, naive and restorations")
         self.overlay.setMinimumHeight(220)
@@ -281,8 +308,11 @@ class RestorationView(QWidget):
             tile.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        channel_row = QHBoxLayout()
+        channel_row.addWidget(self.channel)
+        channel_row.addWidget(self.channel_note, 1)
         layout.addLayout(top, 3)
-        layout.addWidget(self.channel, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addLayout(channel_row)
         layout.addLayout(self._tile_grid, 3)
         layout.addWidget(self.overlay, 3)
         layout.addWidget(self.legend)
@@ -304,21 +334,44 @@ class RestorationView(QWidget):
     def images(self) -> bool:
         return self._grid is None
 
-    def set_item(self, item: np.ndarray, grid: np.ndarray | None) -> None:
-        """A new input item ([C, H, W] with ``grid`` None, or [C, n] on ``grid``); clears old results."""
+    def set_item(self, item: np.ndarray, grid: np.ndarray | None, *, motion: bool = False) -> None:
+        """A new input item ([C, H, W] with ``grid`` None, or [C, n] on ``grid``; ``motion``: joint positions,
+        3 channels per joint); clears old results."""
         self._item = np.asarray(item)
         self._grid = None if grid is None else np.asarray(grid, dtype=np.float64)
+        self._motion = motion
         channels = self._item.shape[0]
         self.channel.blockSignals(True)
         self.channel.setRange(0, max(0, channels - 1))
         self.channel.blockSignals(False)
         self.channel.setVisible(not self.images and channels > 1)
+        self.channel_note.setVisible(motion)
+        self._describe_channel()
         self.clear_results()
         self._reset_live()
         self._draw_input()
 
-    def set_degraded_preview(self, content: TileContent | None) -> None:
-        """The degraded item for the current settings (``None``: the settings are invalid)."""
+    def clear_item(self, note: str) -> None:
+        """No item (its load failed): the last item's input, preview, live estimate and results go."""
+        self._item = None
+        self.channel.setVisible(False)
+        self.channel_note.setVisible(False)
+        self.clear_results()
+        self._reset_live()
+        self.canvas.show_nothing(note)
+        self.set_degraded_preview(None, "no item")
+
+    def _describe_channel(self) -> None:
+        if self._motion:
+            c = self.channel.value()
+            joint, axis = divmod(c, 3)
+            where = "the root's position" if joint == 0 else "relative to the root"
+            self.channel_note.setText(f"joint {joint}, {'xyz'[axis]} ({where}) over time: motions are drawn "
+                                      "one coordinate at a time, not as stick figures")
+
+    def set_degraded_preview(self, content: TileContent | None,
+                             note: str = "the parameters are not valid:\nsee the message under the controls") -> None:
+        """The degraded item for the current settings (``None``: none, for the reason ``note``)."""
         self._degraded = content
         if content is None:
             self.degraded.title.setText("<b>Degraded</b>")
@@ -328,7 +381,7 @@ class RestorationView(QWidget):
             for item in (self.degraded.reference, self.degraded.main, self.degraded.dots, self.degraded.singles):
                 item.setData([], [])
             _set_plot_mode(self.degraded.plot, self.images)
-            _note(self.degraded.plot, "the parameters are not valid:\nsee the message under the controls")
+            _note(self.degraded.plot, note)
             return
         self.degraded.show_content(content, self._grid, self.channel.value())
 
@@ -404,6 +457,7 @@ class RestorationView(QWidget):
 
     @Slot()
     def _redraw(self) -> None:
+        self._describe_channel()
         self._draw_input()
         if self._degraded is not None:
             self.degraded.show_content(self._degraded, self._grid, self.channel.value())

@@ -95,7 +95,7 @@ def test_curve_round_trip_errors_and_repeat(panel, qtbot, shot, tmp_path):
     assert panel.error.text() == "" and panel.restore_button.isEnabled()
     panel.set_task("smooth")
     panel.sigma.setValue(0.0)
-    assert "sigma" in panel.error.text().lower() and not panel.restore_button.isEnabled()
+    assert "blur σ" in panel.error.text().lower() and not panel.restore_button.isEnabled()
     panel.sigma.setValue(1.5)
     assert panel.error.text() == ""
 
@@ -133,12 +133,13 @@ def test_curve_round_trip_errors_and_repeat(panel, qtbot, shot, tmp_path):
     assert "smooth" in panel.status.text()
     _shot(qtbot, shot, panel, "restoration_curves_smooth")
 
-    # a file the loaders reject: its error is shown, the loaded item stays and restoring still works
+    # a file the loaders reject: its error is shown, the previous item is dropped (Restore would restore it under
+    # the file's name), and the checkpoint's dataset loads and restores again
     bad = tmp_path / "bad.csv"
     bad.write_text("not,a\ncurve,file\n")
     panel.set_item_source(str(bad))
     qtbot.waitUntil(lambda: panel.error.text() != "" and not panel.runner.busy, timeout=20_000)
-    assert "bad.csv" in panel.error.text() and panel.loaded is item
+    assert "bad.csv" in panel.error.text() and panel.loaded is None and not panel.restore_button.isEnabled()
     panel.source.setCurrentIndex(0)  # back to the checkpoint's dataset
     qtbot.waitUntil(lambda: panel.error.text() == "" and not panel.runner.busy, timeout=20_000)
     run3, _ = _run(qtbot, panel)
