@@ -259,6 +259,14 @@ class Trainer:
             if modality == "images" else {}
 
         tc = self.config.train
+        if tc.batch_size >= 2 * len(dataset) and (dist is None or dist.is_main):
+            # allowed: items are drawn with replacement, each time with new noise and time; but the step's
+            # cost grows with the batch, and a batch of many copies of the data is rarely what was meant
+            times = tc.batch_size / len(dataset)
+            log.warning("batch %d is %.0f times the %d items of %s: items are drawn with replacement, so a step "
+                        "uses each about %.0f times (with other noise) and costs as much as %.0f passes over the data; "
+                        "a batch of at most %d makes steps far cheaper", tc.batch_size, times, len(dataset),
+                        dataset.name, times, times, len(dataset))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tc.seed)
             self.network = build_network(self.config, self.geometry).to(self.device)
@@ -295,6 +303,7 @@ class Trainer:
         self.losses: list[float] = []
         self._pending: list[torch.Tensor] = []  # losses of steps not read out yet (on the device)
         self.elapsed = 0.0
+        self.saved_dirs: set[Path] = set()  # folders (resolved) holding this run's checkpoint: see check_save_folder
 
     # -- one step --------------------------------------------------------------------------
     def _subgrid(self) -> torch.Tensor | None:
@@ -505,6 +514,7 @@ class Trainer:
             self.dist.barrier()
             return out / MODEL_FILE
         out.mkdir(parents=True, exist_ok=True)
+        self.saved_dirs.add(out.resolve())
         meta = self.model_metadata()
         path = save_model(out / MODEL_FILE, self._ema_model().state_tensors(), config=self.config.to_dict(),
                           meta=meta)
@@ -521,6 +531,21 @@ class Trainer:
         if self.dist is not None:
             self.dist.barrier()
         return Path(path) if path is not None else out / MODEL_FILE
+
+    def check_save_folder(self, out_dir: str | Path) -> None:
+        """ConfigError when :meth:`save` into ``out_dir`` would replace another run's checkpoint.
+
+        :meth:`save` writes unconditionally (checkpoints during a run update its own files); a caller that
+        lets a user pick the folder asks here first, as ``hdm train --out`` refuses a folder holding a run.
+        A folder this run was saved to or resumed from holds its own checkpoint: saving again updates it.
+        """
+        out = Path(out_dir).expanduser()
+        if out.resolve() in self.saved_dirs:
+            return
+        existing = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+        if existing:
+            raise ConfigError(f"{out} already holds another run ({', '.join(existing)}), which saving would "
+                              "replace: choose an empty or new folder")
 
     def model_metadata(self) -> dict[str, Any]:
         meta = self._ema_model().metadata()
@@ -562,6 +587,7 @@ class Trainer:
             trainer.step_count = int(state["step"])
             trainer.losses = [float(v) for v in state["losses"]]
             trainer.elapsed = float(state["elapsed"])
+            trainer.saved_dirs.add(Path(out_dir).expanduser().resolve())
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{Path(out_dir) / STATE_FILE}: cannot resume from it ({exc})") from None
         return trainer

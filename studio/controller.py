@@ -23,6 +23,7 @@ from studio import engine_jobs as ej
 from studio.child_training import ChildTraining, new_run_dir
 from studio.dialogs import file_dialog
 from studio.jobs import PAUSED
+from studio.panels.sampling_panel import EXPORT_FOR, EXPORT_FORMATS
 from studio.workspace import TRAINED
 
 if TYPE_CHECKING:
@@ -33,9 +34,17 @@ DEFAULT_CHECKPOINT = "quadratic"  # offered first when bundled
 EXPORT_FILTERS = {"h5": "HDF5 (*.h5)", "csv": "CSV (*.csv)", "png": "A new folder for the PNG files (*)",
                   "bvh": "A new folder for the BVH files (*)"}
 TITLES = {"train": "Training", "sample": "Sampling", "export": "Export", "evaluate": "Evaluation",
-          "save_checkpoint": "Saving checkpoint", "restoration_item": "Degrading the item", "restore": "Restoration",
+          "save_checkpoint": "Saving checkpoint", "restoration_item": "Loading the item", "restore": "Restoration",
           "load_data": "Loading data", "load_model": "Loading the checkpoint", "open_hdf5": "Opening the samples",
           "load_run": "Loading the trained run"}
+
+
+def diverged(losses: list[float]) -> bool:
+    """Whether a run's loss went non-finite or ended far (100×) above where it started: its model is not usable."""
+    if not losses:
+        return False
+    first, final = losses[0], float(np.mean(losses[-50:]))
+    return not np.isfinite(final) or (np.isfinite(first) and final > 100 * abs(first))
 
 
 class Controller(QObject):
@@ -47,6 +56,7 @@ class Controller(QObject):
         self.ws = window.workspace
         self._sample_key: str | None = None
         self._sample_settings: dict[str, Any] = {}
+        self._sample_cached = True  # whether the running sample job's model goes into the checkpoints' cache
         self._last_loss: float | None = None
         self._trained_source = TRAINED
         self._dialog: QFileDialog | None = None
@@ -56,6 +66,7 @@ class Controller(QObject):
         w.training_panel.cancel_requested.connect(self.cancel_current)
         w.training_panel.save_requested.connect(self.save_checkpoint)
         w.sampling_panel.sample_requested.connect(self.start_sampling)
+        w.sampling_panel.seed_requested.connect(self.sample_seed)
         w.sampling_panel.cancel_requested.connect(self.cancel_current)
         w.sampling_panel.export_requested.connect(self.choose_export_path)
         w.sampling_panel.evaluate_requested.connect(self.evaluate)
@@ -176,6 +187,11 @@ class Controller(QObject):
         if trainer is None or trainer.step_count == 0:
             self.w.show_error("Saving checkpoint", "nothing to save: train a model first")
             return
+        try:  # before any write: the folder dialog asks nothing when the folder holds another run
+            trainer.check_save_folder(directory)
+        except ConfigError as exc:
+            self.w.show_error("Saving checkpoint", str(exc))
+            return
         self.w.jobs.submit(ej.save_checkpoint_job(trainer, directory))
 
     def _withdraw_trained(self) -> None:
@@ -209,7 +225,9 @@ class Controller(QObject):
     # -- sampling ----------------------------------------------------------------------------
     @Slot()
     @Slot(dict)
-    def start_sampling(self, settings: dict[str, Any] | None = None) -> None:
+    def start_sampling(self, settings: dict[str, Any] | None = None, model: Any = None) -> None:
+        """Sample with ``settings`` (default: the panel's) from their checkpoint, or from ``model``, which
+        then stays out of the checkpoints' cache (it may no longer be the one the checkpoint names)."""
         if self.w.compute_busy:
             return
         s = settings or self.w.sampling_panel.settings()
@@ -218,11 +236,11 @@ class Controller(QObject):
             self.w.show_error("Sampling", "no checkpoint: train a model (Training panel) or open a "
                               ".safetensors file")
             return
-        cached = self.ws.models.get(key)
+        cached = model if model is not None else self.ws.models.get(key)
         trainer = self.ws.training.trainer
         source = self._trained_source
         device = self.w.device_status.device()
-        if key == TRAINED and (trainer is None or trainer.step_count == 0):
+        if model is None and key == TRAINED and (trainer is None or trainer.step_count == 0):
             self.w.show_error("Sampling", "the model trained in this session is gone; train again")
             return
 
@@ -239,30 +257,42 @@ class Controller(QObject):
 
         self._sample_key = key
         self._sample_settings = dict(s)
-        modality = self.w.sampling_panel.modalities.get(key) or getattr(cached, "modality", None)
+        self._sample_cached = model is None
+        modality = getattr(model, "modality", None) or self.w.sampling_panel.modalities.get(key) \
+            or getattr(cached, "modality", None)
         self.w.view.begin_live(np.zeros(0), 1.0, modality=modality)
         self.w.jobs.submit(ej.sample_job(get_model, sampler=s["sampler"], steps=int(s["steps"]),
                                          num=int(s["num_samples"]), seed=int(s["seed"]),
                                          grid_size=s.get("grid_size"), device=device, prior=s.get("prior"),
                                          preview=s.get("preview") or "state"))
 
+    @Slot(dict)
+    def sample_seed(self, settings: dict[str, Any]) -> None:
+        """The "Sample this seed" button: one sample with the shown samples' settings (``settings``) and model. Samples
+        drawn here are redrawn by the very model that drew them, even where their checkpoint entry now holds
+        another (a new training run); samples opened from a file, by the checkpoint the file names."""
+        out = self.ws.outcome
+        self.start_sampling(settings, model=out.model if out is not None else None)
+
     def _show_outcome(self, outcome: ej.SampleOutcome) -> None:
         r = outcome.result
         self.ws.outcome, self.ws.opened = outcome, None
         self.ws.sample_key, self.ws.sample_settings = self._sample_key, self._sample_settings
-        if self._sample_key:
-            self.ws.models[self._sample_key] = outcome.model
         modality = outcome.model.modality
-        self.w.sampling_panel.modalities[self._sample_key or ""] = modality
+        if self._sample_key and self._sample_cached:
+            self.ws.models[self._sample_key] = outcome.model
+            self.w.sampling_panel.modalities[self._sample_key] = modality
         self.w.view.set_result(r.grid, r.samples, r.seeds, r.trajectory, r.trajectory_times, outcome.T,
                                modality=modality, skeleton=ej.model_skeleton(outcome.model))
         states = 0 if r.trajectory is None else len(r.trajectory)
         where = (f"{r.samples.shape[-2]}×{r.samples.shape[-1]} pixels, prior {r.settings.get('prior')}"
                  if modality == "images" else f"{r.grid.size} points")
-        text = (f"{len(r.samples)} samples ({modality}) on {where} · {r.settings['sampler']}, "
+        count = len(r.samples)
+        text = (f"{count} sample{'s' if count != 1 else ''} ({modality}) on {where} · {r.settings['sampler']}, "
                 f"{r.settings['steps']} steps ({r.settings['network_evaluations']} evaluations) · "
                 f"{states} trajectory states")
-        self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text, modality=modality)
+        self.w.sampling_panel.show_samples([int(v) for v in r.seeds], text, modality=modality,
+                                           settings=self.ws.sample_settings)
         logger.info(f"sampled {text}")
 
     # -- export ------------------------------------------------------------------------------
@@ -271,7 +301,7 @@ class Controller(QObject):
         if not self.ws.has_samples:
             self.w.show_error("Export", "nothing to export: sample first or open a sample file")
             return
-        fmt = self.w.sampling_panel.export_settings()["format"]
+        fmt = self.w.sampling_panel.export_settings()["format"]  # one that applies to the samples shown
         self._dialog = file_dialog(self.w, "Export samples", self.export_to,
                                    directory=str(self.w.settings.value("paths/last_dir", "")),
                                    name_filter=EXPORT_FILTERS[fmt], save_suffix=fmt if fmt in ("h5", "csv") else "")
@@ -284,6 +314,12 @@ class Controller(QObject):
         settings = self.w.sampling_panel.export_settings()
         suffix = Path(path).suffix.lower().lstrip(".")
         fmt = fmt or ("h5" if suffix in ("h5", "hdf5") else "csv" if suffix == "csv" else settings["format"])
+        modality = self.w.sampling_panel.sample_modality()
+        allowed = EXPORT_FOR.get(modality or "", EXPORT_FORMATS)
+        if fmt not in allowed:  # e.g. a name ending .csv typed for images: say so here, not in the engine's terms
+            self.w.show_error("Export", f"{EXPORT_FORMATS.get(fmt, fmt)} does not apply to the samples shown "
+                              f"({modality}): export them as {' or '.join(EXPORT_FORMATS[f] for f in allowed)}")
+            return False
         out = self.ws.outcome
         try:
             if out is not None:
@@ -320,7 +356,11 @@ class Controller(QObject):
         else:
             self.w.show_error("Evaluation", "nothing to evaluate: sample first or open a sample file")
             return False
-        self.w.sampling_panel.show_evaluation(f"Evaluating against the held-out split of {spec}…")
+        if Path(spec).expanduser().is_file():  # the engine's report says so too (``data.held_out``)
+            text = f"Evaluating against {Path(spec).name}, the training file itself (a file has no held-out split)…"
+        else:
+            text = f"Evaluating against the held-out split of {spec}…"
+        self.w.sampling_panel.show_evaluation(text)
         return self.w.jobs.submit(job)
 
     # -- compute runner feedback -------------------------------------------------------------
@@ -367,11 +407,20 @@ class Controller(QObject):
         if name == "train":
             trainer = result
             final = float(np.mean(trainer.losses[-50:]))
-            text = (f"Trained {trainer.step_count} steps in {trainer.elapsed:.1f} s; final loss {final:.4g}. "
-                    "Sample from it in the Sampling panel, or Save… it.")
+            steps = f"{trainer.step_count} step{'s' if trainer.step_count != 1 else ''}"
+            failed = diverged(trainer.losses)
+            if failed:
+                lr = trainer.config.train.lr
+                text = (f"Training diverged: the loss rose from {trainer.losses[0]:.3g} to {final:.3g} in {steps}, "
+                        f"so the model is not usable. Train again with a smaller learning rate (LR is {lr:g}; "
+                        f"try {lr / 10:g}).")
+                logger.warning(text)
+            else:
+                text = (f"Trained {steps} in {trainer.elapsed:.1f} s; final loss {final:.4g}. "
+                        "Sample from it in the Sampling panel, or Save… it.")
+                logger.info(text)
             self.w.training_panel.show_result(text)
-            logger.info(text)
-            self._offer_trained(trainer, "")
+            self._offer_trained(trainer, " (diverged)" if failed else "")
         elif name == "sample":
             self._show_outcome(result)
         elif name == "export":
@@ -384,10 +433,20 @@ class Controller(QObject):
         elif name == "save_checkpoint":
             self._trained_source = str(result)
             self.ws.models.pop(TRAINED, None)
+            self._forget_models(str(result))
             logger.info(f"saved checkpoint {result}")
             label = f"{Path(result).parent.name}/{Path(result).name}"
             self.w.sampling_panel.add_checkpoint(str(result), label, select=False)
         self.w.sync_controls()
+
+    def _forget_models(self, path: str) -> None:
+        """Drop every loaded model of the checkpoint file ``path``, just rewritten (by any key naming it:
+        sampling's cache and the Restore tab's), so the next use reads the new file."""
+        from engine.io import same_file
+
+        for key in [k for k in self.ws.models if k == path or same_file(k, path)]:
+            del self.ws.models[key]
+        self.w.restoration_panel.forget_checkpoint(path)
 
     @Slot(str, str, str)
     def _on_failed(self, name: str, message: str, details: str) -> None:

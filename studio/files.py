@@ -166,34 +166,43 @@ class FileController(QObject):
         # the engine records the grid's size; the studio also whether it was the training grid
         chosen = studio.get("sampling", {})
         grid_size = chosen.get("grid_size") if "grid_size" in chosen else sampling.get("grid_size")
-        self._recall_checkpoint(studio.get("checkpoint"), config.get("checkpoint"))
+        recalled = self._recall_checkpoint(studio.get("checkpoint"), config.get("checkpoint"))
         self.w.sampling_panel.set_state({
             "sampler": sampling.get("sampler"), "steps": sampling.get("steps"),
             "seed": int(sf.seeds[0]) if len(sf.seeds) else None, "num_samples": int(len(sf.seeds)),
             "grid_size": grid_size, "prior": sampling.get("prior", chosen.get("prior")),
             "preview": chosen.get("preview")})
+        # "Sample this seed" redraws with the file's checkpoint and settings, where that checkpoint is here (the
+        # model trained in this session is not the one a file names: that one was replaced or is in another session)
+        known = recalled is not None and recalled != TRAINED
+        self.ws.sample_key = recalled if known else None
+        self.ws.sample_settings = self.w.sampling_panel.settings() if known else {}
         where = f"{sf.samples.shape[-2]}×{sf.samples.shape[-1]} pixels" if modality == "images" else \
             f"{grid.size} points"
-        text = (f"Opened {Path(sf.path).name}: {sf.num_samples} {modality} samples on {where}, "
+        count = sf.num_samples
+        text = (f"Opened {Path(sf.path).name}: {count} sample{'s' if count != 1 else ''} ({modality}) on {where}, "
                 f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps")
-        self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text, modality=modality)
+        self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text, modality=modality,
+                                           settings=self.ws.sample_settings if known else None)
         logger.info(f"opened sample file {sf.path} (settings recalled)")
         self.w.sync_controls()
 
-    def _recall_checkpoint(self, key: Any, source: Any) -> None:
+    def _recall_checkpoint(self, key: Any, source: Any) -> str | None:
+        """Select the checkpoint a sample file names; returns its key (None where it is not here)."""
         panel = self.w.sampling_panel
         if isinstance(key, str) and panel.select_checkpoint(key):
-            return
+            return key
         if isinstance(source, str) and source:
             from engine import api
 
             for name, path in api.list_checkpoints().items():
                 if Path(source) == path and panel.select_checkpoint(name):
-                    return
+                    return name
             if Path(source).is_file():
                 panel.add_checkpoint(source, checkpoint_label(source))
-                return
+                return source
             logger.warning(f"the file's checkpoint {source} is not available here")
+        return None
 
     # -- projects ----------------------------------------------------------------------------
     @Slot(str)

@@ -20,8 +20,10 @@ class Workspace:
     training: TrainHandle = field(default_factory=TrainHandle)
     models: dict[str, Any] = field(default_factory=dict)  # checkpoint key -> HDMModel
     outcome: SampleOutcome | None = None  # the latest samples drawn here
-    sample_key: str | None = None  # the checkpoint they came from
-    sample_settings: dict[str, Any] = field(default_factory=dict)  # the sampling panel's settings then
+    # the checkpoint the samples shown came from and the sampling panel's settings then ("Sample this seed" redraws
+    # with them); for a sample file, those it names where that checkpoint is here, else None and {}
+    sample_key: str | None = None
+    sample_settings: dict[str, Any] = field(default_factory=dict)
     opened: Any = None  # engine.io.SampleFile opened from disk (when shown instead of `outcome`)
     project_path: str | None = None
 

@@ -132,3 +132,29 @@ def test_the_periodic_kernel_gets_the_datasets_length_in_its_own_terms():
     trainer = Trainer(config, dataset=data)
     assert trainer.config.noise.length_scale == trainer.geometry.length_scale == kernel_length_scale(
         "periodic", 6.0, 48.0) == pytest.approx(np.sqrt(2) * np.sin(np.pi / 8))
+
+
+def test_a_run_is_saved_over_its_own_checkpoint_only(tmp_path):
+    """``check_save_folder``: what a user-chosen folder for Save… must pass (``save`` itself writes regardless)."""
+    from engine.errors import ConfigError
+
+    other = Trainer(TINY)
+    other.step()
+    other.save(tmp_path / "other")
+    trainer = Trainer(TINY)
+    trainer.step()
+    with pytest.raises(ConfigError, match="already holds another run .*choose an empty or new folder"):
+        trainer.check_save_folder(tmp_path / "other")
+    trainer.check_save_folder(tmp_path / "new")  # a new folder, or one without a run
+    trainer.save(tmp_path / "new")
+    trainer.check_save_folder(tmp_path / "sub" / ".." / "new")  # its own folder, however named
+    Trainer.resume(tmp_path / "other").check_save_folder(tmp_path / "other")  # a resumed run owns its folder
+
+
+def test_a_batch_of_many_copies_of_the_data_is_allowed_with_a_warning(caplog):
+    data = load_function_dataset("quadratic", n_points=16, num=8)
+    with caplog.at_level("WARNING", logger="engine.training"):
+        Trainer(TINY.replace(train={"batch_size": 8}), dataset=data)
+        assert not caplog.records
+        Trainer(TINY.replace(train={"batch_size": 80}), dataset=data)
+    assert "batch 80 is 10 times the 8 items" in caplog.text

@@ -8,8 +8,10 @@ and offers what applies: the grid for curves and motions; the prior (hdm, white,
 live preview (the state x_t or the x_0 estimate) for images; CSV, PNG or BVH export to match.
 A setting whose row is hidden has no effect: :meth:`SamplingPanel.settings` gives its neutral value.
 
-The buttons that act on the samples shown follow that sample set: Highlight only for curves
-(images and motions have no curve to emphasise), Evaluate only from :data:`EVALUATE_MIN` samples.
+The buttons that act on the samples shown follow that sample set, not the checkpoint selected now:
+Highlight only for curves (images and motions have no curve to emphasise), Evaluate only from
+:data:`EVALUATE_MIN` samples, the export formats of their modality, and "Sample this seed" with the
+model and settings that drew them (off where those are unknown: a sample file whose checkpoint is not here).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ needs blocks of at least 2; images: FD and KID fit the classifier features' cova
 EVALUATE_TIP = ("Kernel two-sample test (MMD power) and functional errors against the test split of the data "
                 "the model was trained on")
 HIGHLIGHT_TIP = "Emphasise the curve drawn with this seed"
+RESAMPLE_TIP = "Redraw just this sample (same model and settings, one sample)"
 
 
 def checkpoint_modality(path: str | Path) -> str | None:
@@ -75,6 +78,7 @@ class SamplingPanel(QWidget):
     """Settings in, a sampling job out."""
 
     sample_requested = Signal(dict)
+    seed_requested = Signal(dict)  # the settings of the samples shown, for one sample: their recalled seed
     cancel_requested = Signal()
     export_requested = Signal()
     evaluate_requested = Signal()
@@ -154,7 +158,7 @@ class SamplingPanel(QWidget):
         self.highlight_button.setToolTip(HIGHLIGHT_TIP)
         self.highlight_button.clicked.connect(lambda: self.highlight_requested.emit(self.recall_seed.value()))
         self.resample_button = QPushButton("Sample this seed", self)
-        self.resample_button.setToolTip("Redraw just this curve (same model and settings, one sample)")
+        self.resample_button.setToolTip(RESAMPLE_TIP)
         self.resample_button.clicked.connect(self._request_seed)
         recall_row = QHBoxLayout()
         recall_row.addWidget(self.recall_seed, 1)
@@ -202,6 +206,7 @@ class SamplingPanel(QWidget):
         self._has_samples = False
         self._sample_count = 0  # of the sample set shown
         self._sample_modality = "functions"
+        self._sample_settings: dict[str, Any] | None = None  # that drew the samples shown (None: unknown)
         self._busy = False
         self._update_seeds_label()
         self._apply_modality()
@@ -255,7 +260,11 @@ class SamplingPanel(QWidget):
         for row, show in (("grid", not images), ("prior", images), ("preview", images)):
             self._form.setRowVisible(self._rows[row], show)
         self.num.setToolTip(f"How many {modality} to draw")
-        allowed = EXPORT_FOR[modality]
+        self._sync_export_formats()
+
+    def _sync_export_formats(self) -> None:
+        """Offer the export formats of the samples shown (before any: of the checkpoint's modality)."""
+        allowed = EXPORT_FOR[self._sample_modality if self._has_samples else self.modality()]
         current = self.export_format.currentData()
         model = self.export_format.model()
         for i in range(self.export_format.count()):
@@ -324,7 +333,8 @@ class SamplingPanel(QWidget):
 
     @Slot()
     def _request_seed(self) -> None:
-        self.sample_requested.emit({**self.settings(), "num_samples": 1, "seed": self.recall_seed.value()})
+        if self._sample_settings is not None:
+            self.seed_requested.emit({**self._sample_settings, "num_samples": 1, "seed": self.recall_seed.value()})
 
     @Slot()
     def _update_seeds_label(self) -> None:
@@ -334,13 +344,13 @@ class SamplingPanel(QWidget):
     def set_job_state(self, state: str, *, sampling: bool) -> None:
         busy = self._busy = state != IDLE
         self.sample_button.setEnabled(not busy)
-        self.resample_button.setEnabled(not busy and self._has_samples)
         self.cancel_button.setEnabled(sampling and state in (RUNNING, PAUSED))
         self.export_button.setEnabled(not busy and self._has_samples)
         self._sync_sample_buttons()
 
     def _sync_sample_buttons(self) -> None:
-        """Evaluate and Highlight: only where they apply to the sample set shown (a tooltip says why not)."""
+        """Evaluate, Highlight and Sample this seed: only where they apply to the sample set shown (a tooltip
+        says why not)."""
         modality = self._sample_modality
         need = EVALUATE_MIN.get(modality, EVALUATE_MIN["functions"])
         too_few = self._has_samples and self._sample_count < need
@@ -353,6 +363,12 @@ class SamplingPanel(QWidget):
         self.highlight_button.setEnabled(self._has_samples and curves)
         self.highlight_button.setToolTip(HIGHLIGHT_TIP if curves or not self._has_samples else
                                          f"Highlight emphasises one curve: the {modality} shown have none")
+        unknown = self._has_samples and self._sample_settings is None
+        self.resample_button.setEnabled(not self._busy and self._has_samples and not unknown)
+        self.resample_button.setToolTip(
+            "Not available: the model that drew these samples is not here (their file names a checkpoint that was "
+            "not found, or a model trained in a studio session); select a checkpoint and Sample" if unknown
+            else RESAMPLE_TIP)
 
     def show_evaluation(self, text: str) -> None:
         """The evaluation's outcome, scrolled into view: a motion report is several lines long, and on a
@@ -368,17 +384,26 @@ class SamplingPanel(QWidget):
             QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # the wrapped label's height first
             parent.ensureWidgetVisible(self.evaluation, 0, 8)
 
-    def show_samples(self, seeds: list[int], text: str, *, modality: str | None = None) -> None:
+    def show_samples(self, seeds: list[int], text: str, *, modality: str | None = None,
+                     settings: dict[str, Any] | None = None) -> None:
         """The run (or file) now shown: its seeds become recallable.
 
         ``modality``: of these samples (default: the current checkpoint's, which made them or recalls them).
+        ``settings``: the ones that drew them (:meth:`settings`' keys), which "Sample this seed" redraws with;
+        None where they (or their model) are unknown.
         """
         self._has_samples = True
         self._sample_count = len(seeds)
         self._sample_modality = modality if modality in EXPORT_FOR else self.modality()
+        self._sample_settings = dict(settings) if settings is not None else None
         if seeds:
             self.recall_seed.setRange(int(min(seeds)), int(max(seeds)))
             self.recall_seed.setValue(int(seeds[0]))
         self.result.setText(text)
         self.evaluation.setText("")
+        self._sync_export_formats()
         self._sync_sample_buttons()
+
+    def sample_modality(self) -> str | None:
+        """The modality of the samples shown (None before any)."""
+        return self._sample_modality if self._has_samples else None
