@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.metrics.twosample import min_block_size
 from engine.samplers import DEFAULT_SAMPLER, SAMPLER_DESCRIPTIONS, SAMPLERS
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
@@ -46,18 +47,17 @@ EXPORT_FOR = {"functions": ("h5", "csv"), "images": ("h5", "png"), "motions": ("
 PRIORS = {"": "model's default", "hdm": "hdm (coloured, Q)", "white": "white (DDPM models)",
           "ihdm": "ihdm (blurred images + noise)"}
 PREVIEWS = {"state": "state x_t", "x0": "x0 estimate"}
-EVALUATE_MIN = {"functions": 10, "images": 2, "motions": 2}
+EVALUATE_MIN = {"functions": 10, "images": 2, "motions": min_block_size()}
 """The fewest samples "Evaluate vs held-out data" accepts, by modality (fewer: the engine refuses them).
 
-Mirrored from the engine (tests/gui/test_sampling_panel_modality.py checks the first):
-curves: ``engine.api.evaluate``'s default ``block_size`` (10; ``studio.engine_jobs.evaluate_job``, which the
-controller's ``evaluate()`` submits, keeps it), blocks of that many curves of each sample; motions:
-``engine.api._evaluate_motions`` shrinks the block to the sample count, but ``engine.metrics.twosample``
-needs blocks of at least 2; images: FD and KID fit the classifier features' covariance, at least 2 rows
-(``engine.metrics.images``).
+Curves: ``engine.api.evaluate``'s default ``block_size`` (10; ``studio.engine_jobs.evaluate_job``, which the
+controller's ``evaluate()`` submits, keeps it; tests/gui/test_sampling_panel_modality.py checks it), blocks of
+that many curves of each sample; motions: ``engine.api._evaluate_motions`` shrinks the block to the sample
+count, down to the smallest block whose test can reject at 5 % (4); images: FD and KID fit the classifier
+features' covariance, at least 2 rows (``engine.metrics.images``).
 """
 EVALUATE_TIP = ("Kernel two-sample test (MMD power) and functional errors against the test split of the data "
-                "the model was trained on")
+                "the model was trained on (a model trained on a file: that file, which is not held out)")
 HIGHLIGHT_TIP = "Emphasise the curve drawn with this seed"
 RESAMPLE_TIP = "Redraw just this sample (same model and settings, one sample)"
 
