@@ -137,7 +137,7 @@ class FileController(QObject):
             self.w.prior_panel.set_image_size(h, w, dataset.name, dataset.values[:8])
         else:
             self.w.prior_panel.set_grid(dataset.grid, dataset.default_length_scale, dataset.name)
-        self.w.training_panel.set_modality(modality)
+        self.w.sync_controls()  # the Training panel follows the data, once any training run has ended
         shape = " × ".join(str(v) for v in np.shape(dataset.values)[1:])
         logger.info(f"data: {dataset.name}, {len(dataset)} {modality} of {shape}")
 

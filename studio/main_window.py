@@ -264,6 +264,8 @@ class MainWindow(QMainWindow):
         child = self.controller.child
         state = child.state if child.running else self.jobs.state
         current = "train" if child.running else self.jobs.current.name if self.jobs.current else ""
+        if current != "train" and self.workspace.modality:  # a run keeps its modality's panel until it ends
+            self.training_panel.set_modality(self.workspace.modality)
         self.training_panel.set_job_state(state, training=current == "train",
                                           has_trainer=bool(self.workspace.training.trainer is not None
                                                            and self.workspace.training.trainer.step_count),

@@ -137,3 +137,19 @@ def test_a_new_run_clears_the_previous_runs_image_and_motion_previews(window):
     assert panel.sample_images.picture() is None and panel.sample_motions.num_frames == 0
     assert panel.sample_images._placeholder.isVisible() and panel.sample_motions._placeholder.isVisible()
     assert "at step" not in panel.sample_images._title
+
+
+def test_data_of_another_modality_waits_for_the_running_training_to_end(window, qtbot):
+    """Choosing motion data while a curve model trained switched the Training panel to the motion page and its
+    settings at once: the run's curve previews were drawn on a hidden page (third GUI audit, finding 10)."""
+    w, panel = window, window.training_panel
+    _tiny(panel, 3000)
+    w.controller.start_training()
+    qtbot.waitUntil(lambda: panel.loss.points >= 5, timeout=30_000)
+    w.data_panel.choose("walk")
+    qtbot.waitUntil(lambda: w.workspace.modality == "motions", timeout=20_000)
+    assert w.jobs.busy and panel.modality == "functions"
+    assert panel.previews.currentIndex() == 0 and panel.width_box.isEnabled()  # the run's page and settings
+    w.controller.cancel_current()
+    wait_idle(qtbot, w)
+    assert panel.modality == "motions" and panel.previews.currentIndex() == 2  # then the data's
