@@ -506,7 +506,7 @@ class Trainer:
 
         Distributed: rank 0 writes, and every rank waits until the files are complete.
         """
-        from engine.io import save_model, save_train_state
+        from engine.io import interrupts_deferred, save_model, save_train_state
 
         self.flush()
         out = Path(out_dir)
@@ -516,18 +516,19 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         self.saved_dirs.add(out.resolve())
         meta = self.model_metadata()
-        path = save_model(out / MODEL_FILE, self._ema_model().state_tensors(), config=self.config.to_dict(),
-                          meta=meta)
-        save_train_state(out / STATE_FILE, {
-            "step": self.step_count,
-            "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
-            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "losses": torch.tensor(self.losses, dtype=torch.float64),
-            "elapsed": self.elapsed,
-            "config": self.config.to_json(),
-        })
+        with interrupts_deferred():  # Ctrl+C or SIGTERM waits until both files are at this step
+            path = save_model(out / MODEL_FILE, self._ema_model().state_tensors(), config=self.config.to_dict(),
+                              meta=meta)
+            save_train_state(out / STATE_FILE, {
+                "step": self.step_count,
+                "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+                "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "losses": torch.tensor(self.losses, dtype=torch.float64),
+                "elapsed": self.elapsed,
+                "config": self.config.to_json(),
+            })
         if self.dist is not None:
             self.dist.barrier()
         return Path(path) if path is not None else out / MODEL_FILE

@@ -158,3 +158,34 @@ def test_a_batch_of_many_copies_of_the_data_is_allowed_with_a_warning(caplog):
         assert not caplog.records
         Trainer(TINY.replace(train={"batch_size": 80}), dataset=data)
     assert "batch 80 is 10 times the 8 items" in caplog.text
+
+
+def test_an_interrupt_does_not_fall_between_the_runs_two_files(tmp_path, monkeypatch):
+    """Ctrl+C or SIGTERM between model.safetensors and train_state.pt left them a checkpoint apart (soak audit):
+    resuming from one step, sampling from the next. It now waits until both are written, then stops the run."""
+    import os
+    import signal
+
+    import engine.io
+    from engine.io import load_model, load_train_state
+
+    config = RunConfig().replace(data={"num": 64}, model={"width": 8, "modes": 4, "layers": 1},
+                                 train={"steps": 4, "batch_size": 8, "warmup": 1})
+    trainer = Trainer(config)
+    trainer.step()
+    trainer.save(tmp_path)
+    trainer.step()
+    real = engine.io.save_model
+
+    def save_model_then_interrupted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python runs a handler at the next bytecode
+            pass
+        return out
+
+    monkeypatch.setattr(engine.io, "save_model", save_model_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save(tmp_path)
+    assert load_train_state(tmp_path / "train_state.pt")["step"] == 2
+    assert load_model(tmp_path / "model.safetensors").meta["training"]["step"] == 2

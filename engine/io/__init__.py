@@ -13,6 +13,7 @@ from engine.io.atomic import (
     atomic_write_text,
     check_not_input,
     check_writable,
+    interrupts_deferred,
     same_file,
 )
 from engine.io.checkpoints import (
@@ -38,6 +39,7 @@ __all__ = [
     "check_writable",
     "export_csv",
     "file_sha256",
+    "interrupts_deferred",
     "load_model",
     "load_train_state",
     "read_samples",
