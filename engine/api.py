@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
-from engine.errors import CheckpointError, ConfigError, DataError
+from engine.errors import Cancelled, CheckpointError, ConfigError, DataError
 from engine.paths import CHECKPOINTS_DIR
 from engine.pipeline import HDMModel, SampleResult
 from engine.training import EXECUTION, MODEL_FILE, Trainer, TrainProgress
@@ -150,29 +150,37 @@ def image_classifier(data_spec: str, *, seed: int = 0):
 
 def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, repeats: int = 30,
              permutations: int = 1000, balanced_sizes: tuple[int, ...] = (100, 500), seed: int = 0,
-             split: str = "test") -> dict[str, Any]:
+             split: str = "test", should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Compare a sample file with held-out data: two-sample power and functional errors for curves;
     classifier-feature Frechet distance and KID, sliced Wasserstein, spectrum error and memorisation
-    for images."""
+    for images. ``should_stop``: a cancel token, asked between the tests' repeats (curves and motions)
+    and between the stages (raises :class:`~engine.errors.Cancelled`)."""
     from engine.io import read_samples
     from engine.metrics import evaluate_function_samples
 
     sf = read_samples(samples_path)
     _check_data_modality(samples_path, "images" if sf.modality == "images" else
                          "motions" if sf.modality == "motions" else "functions", data_spec)
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled("evaluation cancelled")
+
     if sf.modality == "images":
         report = _evaluate_images(sf, data_spec, split=split, seed=seed)
     elif sf.modality == "motions":
         report = _evaluate_motions(sf, data_spec, split=split, seed=seed, block_size=block_size,
-                                   permutations=permutations)
+                                   permutations=permutations, should_stop=should_stop)
     else:
         if sf.samples.ndim != 3 or sf.grid is None:
             raise DataError(f"{samples_path}: holds {sf.modality} samples, not curves on a grid")
         data = reference_data(data_spec, sf.grid, split=split)
         report = evaluate_function_samples(sf.samples, data.values, block_size=block_size, repeats=repeats,
-                                           permutations=permutations, seed=seed, balanced_sizes=balanced_sizes)
+                                           permutations=permutations, seed=seed, balanced_sizes=balanced_sizes,
+                                           should_stop=should_stop)
         report["data"] = {"spec": data_spec, "split": split, "source": data.source, "num": len(data)}
+        check()
         report["mmd2"] = _mmd2_with_floor(sf.samples, data.values, data_spec, sf.grid, split=split, seed=seed)
+    check()
     if Path(str(data_spec)).expanduser().exists():
         report["data"]["split"] = "all"  # a file or folder is compared whole
     report["data"]["held_out"] = _held_out(sf, data_spec, report["data"]["split"])
@@ -277,8 +285,8 @@ def _mmd2_with_floor(generated: np.ndarray, real: np.ndarray, data_spec: str, gr
     return out
 
 
-def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: int, permutations: int
-                      ) -> dict[str, Any]:
+def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: int, permutations: int,
+                      should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     from engine.metrics.twosample import min_block_size
     from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset
 
@@ -296,7 +304,8 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
                         f"{block} two-sample test can never reject (its power would read 0 %); draw at least {need} "
                         "motions (and compare with at least as many clips)")
     report = evaluate_motion_samples(channels_to_positions(sf.samples), reference.to_positions(), reference.skeleton,
-                                     fps, seed=seed, block_size=block, permutations=permutations)
+                                     fps, seed=seed, block_size=block, permutations=permutations,
+                                     should_stop=should_stop)
     report["generated"] = report.pop("samples")  # "samples" names the sample file in every report
     report["data"] = {"spec": data_spec, "split": split, "source": reference.source, "num": len(reference)}
     return report

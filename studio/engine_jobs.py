@@ -347,13 +347,13 @@ def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path 
         from engine import api
 
         if source is not None and result is None:
-            return api.evaluate(source, data_spec, permutations=500)
+            return api.evaluate(source, data_spec, permutations=500, should_stop=ctx.should_stop)
         if result is None or model is None:
             raise DataError("nothing to evaluate: sample first or open a sample file")
         with tempfile.TemporaryDirectory(prefix="hdm-eval-") as tmp:
             path = Path(tmp) / "samples.h5"
             api.write_sample_file(path, replace(result, trajectory=None, trajectory_times=None), model)
-            return api.evaluate(path, data_spec, permutations=500)
+            return api.evaluate(path, data_spec, permutations=500, should_stop=ctx.should_stop)
 
     return Job("evaluate", run, f"evaluate against {data_spec}")
 

@@ -163,6 +163,25 @@ def test_motion_evaluation_takes_the_frame_rate_from_the_samples_grid(tmp_path):
     assert at_training_rate["fps"] == 30.0  # the stored rate, exactly, where the grid agrees with it
 
 
+def test_an_evaluation_stops_when_asked(tmp_path):
+    """Evaluation had no cancel token: the studio's Cancel waited for it, and closing the window froze for the
+    rest of it (11.9 s measured)."""
+    from engine.errors import Cancelled
+    from engine.metrics import evaluate_function_samples
+
+    asked = []
+
+    def after(n):
+        return lambda: asked.append(1) or len(asked) > n
+
+    with pytest.raises(Cancelled):
+        api.evaluate(_motion_file(tmp_path / "walk.h5"), "walk", block_size=4, permutations=50, should_stop=after(3))
+    rng = np.random.default_rng(0)
+    with pytest.raises(Cancelled):
+        evaluate_function_samples(rng.normal(size=(40, 8)), rng.normal(size=(40, 8)), repeats=5, permutations=50,
+                                  should_stop=after(len(asked) + 2))
+
+
 def test_motion_evaluation_refuses_too_few_motions_to_reject(tmp_path):
     """3 motions made a 3 vs 3 test, which can never reject: its 0 % read as "indistinguishable"."""
     from engine.io import read_samples

@@ -9,6 +9,7 @@ list or dict, so the report can be written with ``json.dump`` as is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ConfigError
@@ -28,6 +29,7 @@ def evaluate_function_samples(
     balanced_sizes: tuple[int, ...] = (100, 500),
     alpha: float = 0.05,
     grid: ArrayLike | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Two-sample power and functional errors of generated curves against real ones.
 
@@ -39,6 +41,7 @@ def evaluate_function_samples(
         balanced_sizes: further block sizes; one larger than ``min(N, M)`` is skipped with a
             string note in its entry (not an error).
         grid: optional grid [n] for the functional errors' quadrature weights.
+        should_stop: a cancel token for :func:`mmd_power`.
 
     Returns:
         ``{"power": {"10": {...}, "100": {...} or "skipped: ...", ...}, "functional": {...},
@@ -73,7 +76,8 @@ def evaluate_function_samples(
             )
             continue
         res = mmd_power(
-            g, r, block_size=m, repeats=repeats, permutations=permutations, alpha=alpha, seed=seed
+            g, r, block_size=m, repeats=repeats, permutations=permutations, alpha=alpha, seed=seed,
+            should_stop=should_stop,
         )
         power[key] = res.to_dict()
     return {

@@ -56,12 +56,13 @@ entries), never a Python loop over blocks or permutations.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from engine.errors import ConfigError, DataError
+from engine.errors import Cancelled, ConfigError, DataError
 from engine.metrics._inputs import ArrayLike, as_curves, as_pair, check_alpha, check_int
 
 _TIE_TOL = 1e-11  # kernel values lie in [0, 1]; MMD^2 rounding errors are ~1e-15
@@ -343,6 +344,7 @@ def mmd_power(
     alpha: float = 0.05,
     seed: int = 0,
     max_blocks: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> PowerResult:
     """Power (%) of the balanced-block kernel two-sample test (protocol in the module doc).
 
@@ -355,6 +357,7 @@ def mmd_power(
         alpha: test level in (0, 1).
         seed: non-negative integer; the result is a function of (data, arguments).
         max_blocks: optional cap on the number of blocks per repeat.
+        should_stop: a cancel token, asked before each repeat (raises :class:`~engine.errors.Cancelled`).
 
     Raises:
         ConfigError: bad settings, or fewer than ``block_size`` curves in a sample.
@@ -371,7 +374,11 @@ def mmd_power(
         )
     if cap is not None:
         n_blocks = min(n_blocks, cap)
-    rates = [_one_repeat(g, r, m, n_blocks, perms, a, _repeat_generator(s, k)) for k in range(reps)]
+    rates = []
+    for k in range(reps):
+        if should_stop is not None and should_stop():
+            raise Cancelled("evaluation cancelled")
+        rates.append(_one_repeat(g, r, m, n_blocks, perms, a, _repeat_generator(s, k)))
     arr = np.asarray(rates, dtype=np.float64)
     return PowerResult(
         power=float(arr.mean()),

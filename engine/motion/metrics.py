@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ def _velocity_channels(p: np.ndarray, fps: float) -> np.ndarray:
 
 def evaluate_motion_samples(samples: np.ndarray, reference: np.ndarray, skeleton: Skeleton, fps: float, *,
                             seed: int = 0, block_size: int = 10, repeats: int = 10, permutations: int = 1000,
-                            alpha: float = 0.05) -> dict[str, Any]:
+                            alpha: float = 0.05, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Per-set motion metrics and two-sample power of generated clips against reference clips.
 
     Args:
@@ -123,6 +123,7 @@ def evaluate_motion_samples(samples: np.ndarray, reference: np.ndarray, skeleton
         fps: frames per second.
         seed, block_size, repeats, permutations, alpha: passed to :func:`mmd_power` (``block_size`` must not
             exceed min(N, M)).
+        should_stop: a cancel token for :func:`mmd_power`.
 
     Returns:
         ``{"samples": {...}, "reference": {...}, "power_trajectory": {...}, "power_velocity": {...},
@@ -141,7 +142,7 @@ def evaluate_motion_samples(samples: np.ndarray, reference: np.ndarray, skeleton
                 "jerk": jerk(p, f)}
 
     options = {"block_size": block_size, "repeats": repeats, "permutations": permutations, "alpha": alpha,
-               "seed": seed}
+               "seed": seed, "should_stop": should_stop}
     return {
         "samples": stats(g),
         "reference": stats(r),
