@@ -67,7 +67,7 @@ import numpy as np
 
 from engine.errors import DataError
 from engine.io._jsonutil import json_default
-from engine.io.atomic import atomic_path, check_not_input
+from engine.io.atomic import atomic_path, check_not_input, interrupts_deferred
 
 __all__ = ["SCHEMA", "MODALITIES", "SampleFile", "write_samples", "read_samples", "export_csv"]
 
@@ -259,7 +259,9 @@ def write_samples(path: str | os.PathLike[str], samples: Any, *, seeds: Any, con
     attrs["json_attrs"] = json.dumps(json_attrs)
 
     rows = _chunk_rows(x.shape, 4)
-    with atomic_path(target) as tmp:
+    # h5py closes its objects through weakref callbacks, where Python prints and drops a Ctrl+C: deferred to the
+    # end of the file, it stops the command (and the temporary file goes) instead of being lost
+    with atomic_path(target) as tmp, interrupts_deferred():
         with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
             f.create_dataset("samples", data=x, dtype=np.float32, chunks=(rows, *x.shape[1:]),
                              compression="gzip", compression_opts=_GZIP_LEVEL, shuffle=True)

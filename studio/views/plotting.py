@@ -12,8 +12,12 @@ _TIME_MAP = pg.colormap.get("viridis")
 
 
 def time_color(frac: float, alpha: int = 255) -> QColor:
-    """Colour of reverse time: ``frac`` = t / T (1: pure noise, dark purple; 0: data, yellow)."""
-    color = _TIME_MAP.map(float(np.clip(1.0 - frac, 0.0, 1.0)), mode="qcolor")
+    """Colour of reverse time, ``frac`` = t / T: the data (0) get the end of viridis that stands out from the
+    plot's background, dark purple on a light theme and yellow on a dark one (yellow samples on white were
+    hard to see), pure noise (1) the other end."""
+    dark = QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+    x = float(np.clip(frac, 0.0, 1.0))
+    color = _TIME_MAP.map(1.0 - x if dark else x, mode="qcolor")
     color.setAlpha(alpha)
     return color
 

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -70,12 +70,11 @@ class TrajectoryView(QWidget):
         self.time_label = QLabel("", self)
         self.time_label.setMinimumWidth(190)
         legend = QLabel("t = T", self)
-        bar = QLabel(self)
+        bar = self.time_bar = QLabel(self)
         bar.setFixedSize(90, 10)
-        bar.setStyleSheet("background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 "
-                          f"{time_color(1).name()}, stop:0.5 {time_color(0.5).name()}, "
-                          f"stop:1 {time_color(0).name()}); border-radius: 3px;")
+        self._style_time_bar()
         legend_end = QLabel("0", self)
+        self.time_legend = (legend, bar, legend_end)  # the curves' colours by time (images, motions: none)
         self.channel_box = QSpinBox(self)
         self.channel_box.setPrefix("channel ")
         self.channel_box.valueChanged.connect(lambda _: self._redraw())
@@ -108,6 +107,7 @@ class TrajectoryView(QWidget):
         self._highlight_seed: int | None = None
         self.frames = 0
         self.show_message("No samples yet: choose a checkpoint and press Sample (Ctrl+R)")
+        self._built = True
 
     # -- public API --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
@@ -123,6 +123,8 @@ class TrajectoryView(QWidget):
             self._skeleton = (list(skeleton[0]), float(skeleton[1]))
         if modality != "motions":
             self.skeletons.stop()
+        for widget in self.time_legend:
+            widget.setVisible(modality == "functions")
         self.stack.setCurrentIndex(MODALITIES.index(modality))
 
     def show_last_result(self) -> bool:
@@ -314,6 +316,19 @@ class TrajectoryView(QWidget):
                 return
         self._live_range = (lo - 0.1 * span, hi + 0.1 * span)
         self.plot.setRange(xRange=(self._grid[0], self._grid[-1]), yRange=self._live_range, padding=0)
+
+    def _style_time_bar(self) -> None:
+        """The legend's gradient from t = T to 0, in :func:`time_color`'s colours for the current theme."""
+        self.time_bar.setStyleSheet("background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 "
+                                    f"{time_color(1).name()}, stop:0.5 {time_color(0.5).name()}, "
+                                    f"stop:1 {time_color(0).name()}); border-radius: 3px;")
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        if getattr(self, "_built", False) and event.type() in (QEvent.Type.PaletteChange,
+                                                               QEvent.Type.ApplicationPaletteChange):
+            self._style_time_bar()
+            self._redraw()  # the curves in the new theme's time colours
+        super().changeEvent(event)
 
     def _redraw(self) -> None:
         if self._final is not None:

@@ -163,3 +163,27 @@ def test_motion_run_counts_the_figures_drawn(window, qtbot, tiny_walk_checkpoint
     assert view.time_label.text() == f"t = 0 · denoised ({drawn} shown)"
     assert not panel.highlight_button.isEnabled() and panel.evaluate_button.isEnabled()
     shot(w, "motions_sampled")
+
+
+def test_the_data_end_of_the_time_colours_stands_out_from_the_plot(themed_app, qtbot):
+    """Final samples were drawn in viridis' light yellow on the light theme's white plots (third GUI audit); the
+    time legend was shown beside images and stick figures, which are not coloured by time."""
+    from studio.theme import apply_theme
+    from studio.views.plotting import time_color
+    from studio.views.trajectory_view import TrajectoryView
+
+    view = TrajectoryView()
+    qtbot.addWidget(view)
+    view.show()
+    assert time_color(0).lightness() < 100 < time_color(1).lightness()  # light theme: data dark, noise light
+    assert time_color(0).name() in view.time_bar.styleSheet()
+    try:
+        apply_theme(themed_app, dark=True)
+        assert time_color(0).lightness() > 120 > time_color(1).lightness()
+        qtbot.waitUntil(lambda: time_color(0).name() in view.time_bar.styleSheet(), timeout=2000)
+    finally:
+        apply_theme(themed_app, dark=False)
+    view.set_modality("images")
+    assert not any(w.isVisible() for w in view.time_legend)
+    view.set_modality("functions")
+    assert all(w.isVisible() for w in view.time_legend)
