@@ -22,10 +22,11 @@ Restore stays disabled until the parameters are valid; otherwise the degraded pr
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ from engine.samplers import SAMPLERS
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, Job, JobContext, JobRunner
 from studio.views.restoration_view import RestorationView, TileContent
+
+logger = logging.getLogger("studio")
 
 ITEM_JOB, RESTORE_JOB = "restoration_item", "restore"
 MODALITY_TASKS: dict[str, tuple[str, ...]] = {
@@ -145,6 +148,7 @@ class RestorationRun:
 
     item: LoadedItem
     runs: list[tuple[str, Any]]
+    checkpoints: list[str] = field(default_factory=list)  # of each run, in order
 
 
 def _datasets(modality: str) -> list[str]:
@@ -243,7 +247,7 @@ def restore_job(models: _Models, item: LoadedItem, checkpoints: list[str], task:
                 with torch.no_grad():
                     result = restore_items(model, item.item[None], task, **kwargs)
             runs.append((label, result))
-        return RestorationRun(item, runs)
+        return RestorationRun(item, runs, list(checkpoints))
 
     return Job(RESTORE_JOB, run, f"restore ({task})")
 
@@ -365,9 +369,14 @@ class RestorationPanel(QWidget):
         self.restore_button.clicked.connect(self.start_restore)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel)
+        self.export_button = QPushButton("Export…", self)
+        self.export_button.setToolTip("Write the item, its measurement and restorations with their metrics to HDF5 "
+                                      "(as hdm restore --out does; one file per prior when comparing)")
+        self.export_button.clicked.connect(self.choose_export_path)
         run_row = QHBoxLayout()
         run_row.addWidget(self.restore_button, 1)
         run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.export_button)
         self.error = QLabel("", self)
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c62828;")
@@ -576,7 +585,7 @@ class RestorationPanel(QWidget):
                                                 self.index.value(), self.device))
 
     def _show_item(self, item: LoadedItem) -> None:
-        self._loaded = item
+        self._loaded, self._last_run = item, None  # the results shown are cleared with it
         self._load_error = ""
         self.source.blockSignals(True)
         have = {self.source.itemData(i) for i in range(self.source.count())}
@@ -752,7 +761,46 @@ class RestorationPanel(QWidget):
                           method_options=self.method_options(), device=self.device)
         self.view.clear_results()
         self.view.begin_live()
+        self._last_run = None
         return self.runner.submit(job)
+
+    # -- export ------------------------------------------------------------------------------
+    @Slot()
+    def choose_export_path(self) -> None:
+        self._dialog = file_dialog(self, "Export restoration", self.export_to, name_filter="HDF5 (*.h5)",
+                                   save_suffix="h5")
+
+    def export_targets(self, path: str | Path) -> list[Path]:
+        """The files :meth:`export_to` writes: ``path``, or with several priors ``STEM_CHECKPOINT.h5`` each."""
+        run, p = self._last_run, Path(path)
+        if run is None or len(run.runs) < 2:
+            return [p]
+        return [p.with_name(f"{p.stem}_{Path(spec).stem}{p.suffix or '.h5'}") for spec in run.checkpoints]
+
+    def export_to(self, path: str) -> bool:
+        """Write the restoration shown (schema ``hdm-restoration/1``, :func:`engine.restoration.write_restoration`)
+        with where it came from; every target is checked before the first is written."""
+        from engine.io import check_writable
+        from engine.restoration import write_restoration
+
+        run = self._last_run
+        if run is None:
+            self.error.setText("nothing to export: restore an item first")
+            return False
+        targets = self.export_targets(path)
+        try:
+            for target in targets:
+                check_writable(target)
+            for target, (label, result), spec in zip(targets, run.runs, run.checkpoints, strict=True):
+                write_restoration(target, result, {"checkpoint": spec, "prior": label, "item": {
+                    "source": run.item.source, "index": run.item.index}, "written_by": "studio"})
+        except HDMError as exc:
+            self.error.setText(gui_message(str(exc)))
+            return False
+        self.error.setText("")
+        self.status.setText("exported " + ", ".join(t.name for t in targets))
+        logger.info(f"exported the restoration to {', '.join(str(t) for t in targets)}")
+        return True
 
     @Slot()
     def cancel(self) -> None:
@@ -766,7 +814,7 @@ class RestorationPanel(QWidget):
     def _fail_load(self, text: str) -> None:
         """The chosen item did not load: drop the previous one (Restore must not restore an item that the
         controls no longer describe) and mark the source that failed, so that it is not picked again unawares."""
-        self._loaded = None
+        self._loaded = self._last_run = None
         self._valid = False
         self._load_error = text
         self.view.clear_item("no item:\nsee the message\nunder the controls")  # short lines: a narrow plot
@@ -782,6 +830,7 @@ class RestorationPanel(QWidget):
         why = f"No item to restore: {self._load_error}" if self._load_error else self._restore_tip
         self.restore_button.setToolTip(why)
         self.cancel_button.setEnabled(self._ours() and self.runner.state in ("running", "paused"))
+        self.export_button.setEnabled(idle and self._last_run is not None)
 
     # -- runner signals ----------------------------------------------------------------------
     @Slot(str, str)
@@ -835,6 +884,7 @@ class RestorationPanel(QWidget):
     # -- results -----------------------------------------------------------------------------
     def _show_run(self, run: RestorationRun) -> None:
         self._last_run = run
+        self._sync_buttons()
         first = run.runs[0][1]
         curves = run.item.grid is not None
         mask = first.degradation.mask if curves else None

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,39 @@ def test_controls_fit_a_1280x720_window(window, qtbot, tiny_checkpoint, shot):
     for button in (panel.open_checkpoint, panel.open_item, panel.restore_button, panel.cancel_button):
         assert button.width() >= button.minimumSizeHint().width(), button.text()
     shot(window, "audit3_restore_1280x720")
+
+
+def test_a_restoration_is_exported_with_its_provenance(panel, qtbot, tiny_checkpoint, tmp_path):
+    """The Restore tab had no export: its results could be written only by `hdm restore --out`."""
+    import h5py
+
+    from engine.restoration.run import SCHEMA
+
+    _load(qtbot, panel, tiny_checkpoint)
+    assert not panel.export_button.isEnabled()  # nothing restored yet
+    panel.steps.setValue(2)
+    panel.restorations.setValue(2)
+    assert panel.start_restore()
+    qtbot.waitUntil(lambda: panel.last_run is not None and not panel.runner.busy, timeout=30_000)
+    assert panel.export_button.isEnabled()
+    assert not panel.export_to(str(tmp_path))  # a folder: refused in words, nothing written
+    assert panel.error.text() and list(tmp_path.iterdir()) == []
+    out = tmp_path / "restored.h5"
+    assert panel.export_to(str(out)) and panel.error.text() == ""
+    run = panel.last_run
+    with h5py.File(out, "r") as f:
+        assert f.attrs["schema"] == SCHEMA and f.attrs["task"] == run.runs[0][1].degradation.task
+        np.testing.assert_allclose(f["restored"][()], run.runs[0][1].restored)
+        config = json.loads(f.attrs["config"])
+    assert config["checkpoint"] == str(tiny_checkpoint) and config["item"]["index"] == run.item.index
+    panel.load_item()  # another item: the results go, and with them the export
+    qtbot.waitUntil(lambda: not panel.runner.busy, timeout=30_000)
+    assert panel.last_run is None and not panel.export_button.isEnabled()
+
+
+def test_comparing_priors_exports_one_file_each(panel, tmp_path):
+    from studio.panels.restoration_panel import RestorationRun
+
+    panel._last_run = RestorationRun(None, [("hdm", None), ("white", None)],
+                                     ["/a/mnist_hdm.safetensors", "mnist_ddpm"])
+    assert panel.export_targets(tmp_path / "r.h5") == [tmp_path / "r_mnist_hdm.h5", tmp_path / "r_mnist_ddpm.h5"]
