@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.split()[0].lower()}")
         scroll = QScrollArea(dock)  # small screens: a panel scrolls instead of forcing the window's size
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # its panel's fields take the focus, not the frame
         scroll.setWidget(widget)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)

@@ -394,6 +394,7 @@ class RestorationPanel(QWidget):
         left.addStretch(1)
         # a short or narrow tab scrolls the controls instead of squeezing them or widening the window
         scroll = QScrollArea(self)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes from field to field, not through the frame
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)

@@ -166,3 +166,20 @@ def test_headless_demo_on_the_bundled_image_checkpoint(tmp_path):
     h, w = shot.shape
     centre = shot[h // 4: 3 * h // 4, 2 * w // 5: 3 * w // 5]  # inside the image grid
     assert (centre < 40).mean() > 0.3 and (centre > 200).mean() > 0.02  # dark background, white strokes
+
+
+def test_tab_moves_between_fields_not_through_the_docks_scroll_frames(window, qtbot):
+    """Tab passed through five invisible stops (the docks' scroll areas) between the panels (third GUI audit)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication, QScrollArea
+
+    window.activateWindow()
+    window.data_panel.combo.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    seen = []
+    for _ in range(80):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    assert not [w for w in seen if isinstance(w, QScrollArea)]
+    assert len({id(w) for w in seen}) > 20  # it does go round the fields
