@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.controller = Controller(self)
         self.restoration_panel = RestorationPanel(self.jobs, self, device=self.device_status.device())
         self.device_status.device_changed.connect(self.restoration_panel.set_device)  # every compute job follows it
+        self.sampling_panel.checkpoint_file_added.connect(self.restoration_panel.offer_checkpoint)
         self.add_central_tab("Restore", self.restoration_panel)
         self.files = FileController(self)
         self._build_actions()

@@ -278,7 +278,8 @@ class RestorationPanel(QWidget):
         self._valid = False
         self.view = RestorationView(self)
 
-        self.checkpoint = self._combo("The prior: a bundled checkpoint or a .safetensors file")
+        self.checkpoint = self._combo("The prior: a bundled checkpoint or a .safetensors file (one opened or saved in "
+                                      "the Sampling and Training panels is offered here too)")
         self.open_checkpoint = QPushButton("Open…", self)
         self.open_checkpoint.clicked.connect(self._choose_checkpoint)
         self.source = self._combo("Where the item comes from: a dataset's test split, or a file (all its items)")
@@ -497,6 +498,11 @@ class RestorationPanel(QWidget):
                 self._on_checkpoint_changed()
             self.checkpoint.setCurrentIndex(index)
         return index >= 0
+
+    def offer_checkpoint(self, path: str, label: str) -> None:
+        """List a checkpoint file (opened or saved elsewhere in the studio) without choosing it."""
+        if self.checkpoint.findData(path) < 0:
+            self.checkpoint.addItem(label, path)
 
     def set_item_source(self, spec: str | None) -> None:
         """Take items from a dataset name or file (``None``: the checkpoint's own dataset)."""

@@ -79,6 +79,7 @@ class SamplingPanel(QWidget):
 
     sample_requested = Signal(dict)
     seed_requested = Signal(dict)  # the settings of the samples shown, for one sample: their recalled seed
+    checkpoint_file_added = Signal(str, str)  # path, label: a .safetensors file offered here (opened or saved)
     cancel_requested = Signal()
     export_requested = Signal()
     evaluate_requested = Signal()
@@ -242,6 +243,8 @@ class SamplingPanel(QWidget):
         if index < 0:
             self.checkpoint.addItem(label, key)
             index = self.checkpoint.count() - 1
+            if not key.startswith("session:") and Path(key).suffix == ".safetensors":
+                self.checkpoint_file_added.emit(key, label)
         else:
             self.checkpoint.setItemText(index, label)
         if select:

@@ -237,3 +237,14 @@ def test_comparing_priors_exports_one_file_each(panel, tmp_path):
     panel._last_run = RestorationRun(None, [("hdm", None), ("white", None)],
                                      ["/a/mnist_hdm.safetensors", "mnist_ddpm"])
     assert panel.export_targets(tmp_path / "r.h5") == [tmp_path / "r_mnist_hdm.h5", tmp_path / "r_mnist_ddpm.h5"]
+
+
+def test_checkpoints_opened_or_saved_elsewhere_are_offered_for_restoration(window, qtbot, tiny_checkpoint):
+    """The Restore tab listed only the bundled checkpoints and its own Open… (third GUI audit)."""
+    from tests.gui.helpers import open_checkpoint
+
+    combo = window.restoration_panel.checkpoint
+    assert combo.findData(str(tiny_checkpoint)) < 0
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    assert combo.findData(str(tiny_checkpoint)) >= 0
+    assert combo.currentData() != str(tiny_checkpoint)  # offered, not chosen
