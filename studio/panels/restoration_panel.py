@@ -55,6 +55,7 @@ from engine.errors import DataError, HDMError
 from engine.restoration import METHODS, TASKS, default_metric, default_sampler, make_degradation
 from engine.samplers import SAMPLERS
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
+from studio.engine_jobs import dataset_skeleton, model_skeleton
 from studio.jobs import IDLE, Job, JobContext, JobRunner
 from studio.views.restoration_view import RestorationView, TileContent
 
@@ -140,6 +141,7 @@ class LoadedItem:
     datasets: list[str]  # dataset names of the modality (the source list)
     default_source: str  # the checkpoint's own dataset
     prior: str  # the checkpoint's prior label
+    skeleton: tuple[list[int], float] | None = None  # motions: (parents, fps), for the stick figures
 
 
 @dataclass
@@ -165,8 +167,9 @@ def _datasets(modality: str) -> list[str]:
     return [d.name for d in list_function_datasets() if getattr(d, "available", True)]
 
 
-def _load_values(model: Any, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The test split of ``spec`` (all of it for a file) on the model's grid or image size."""
+def _load_values(model: Any, spec: str) -> tuple[np.ndarray, np.ndarray | None, tuple[list[int], float] | None]:
+    """The test split of ``spec`` (all of it for a file) on the model's grid or image size, and for motions the
+    skeleton of its items (:func:`studio.engine_jobs.dataset_skeleton`; else the checkpoint's)."""
     from dataclasses import replace
 
     from engine import api
@@ -178,16 +181,16 @@ def _load_values(model: Any, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
 
         g = model.geometry
         ds = load_image_dataset(spec, split, size=(g.height, g.width), channels=g.channels)
-        return np.asarray(ds.values), None
+        return np.asarray(ds.values), None, None
     grid = model.training_grid
     if model.modality == "functions":
-        return np.asarray(api.reference_data(spec, grid, split=split).values), grid
+        return np.asarray(api.reference_data(spec, grid, split=split).values), grid, None
     ds, _ = load_dataset(replace(model.config.data, spec=spec, modality="motions"), split)
     values = np.asarray(ds.values)
     if values.shape[-1] != grid.size:
         raise DataError(f"{spec}: motions of {values.shape[-1]} frames, but the checkpoint was trained on "
                         f"{grid.size} frames; choose items with clips of that length")
-    return values, grid
+    return values, grid, dataset_skeleton(ds) or model_skeleton(model)
 
 
 def load_item_job(models: _Models, checkpoint: str, source: str | None, index: int, device: str = "cpu") -> Job:
@@ -197,7 +200,7 @@ def load_item_job(models: _Models, checkpoint: str, source: str | None, index: i
         model = models.get(checkpoint, device)
         default = str(model.config.data.spec)
         spec = source or default
-        values, grid = _load_values(model, spec)
+        values, grid, skeleton = _load_values(model, spec)
         shape = tuple(model.geometry.shape) if model.modality == "images" else (model.geometry.channels, grid.size)
         if tuple(values.shape[1:]) != shape:
             raise DataError(f"{spec}: items of shape {tuple(values.shape[1:])}, but {checkpoint} makes "
@@ -205,7 +208,7 @@ def load_item_job(models: _Models, checkpoint: str, source: str | None, index: i
         if not 0 <= index < len(values):
             raise DataError(f"{spec}: item {index} does not exist; it holds {len(values)} items (0…{len(values) - 1})")
         return LoadedItem(checkpoint, model.modality, values[index].astype(np.float32), grid, spec, index,
-                          len(values), _datasets(model.modality), default, prior_label(model))
+                          len(values), _datasets(model.modality), default, prior_label(model), skeleton)
 
     return Job(ITEM_JOB, run, f"load item {index} of {source or checkpoint}")
 
@@ -607,7 +610,8 @@ class RestorationPanel(QWidget):
         self.index.blockSignals(True)
         self.index.setMaximum(max(0, item.count - 1))
         self.index.blockSignals(False)
-        self.view.set_item(item.item, item.grid, motion=item.modality == "motions")  # before the tasks: they draw on it
+        self.view.set_item(item.item, item.grid, motion=item.modality == "motions",  # before the tasks: they draw on it
+                           parents=item.skeleton[0] if item.skeleton else None)
         self._set_tasks(item.modality)
         self.status.setText(f"{item.modality[:-1]} {item.index} of {item.source} ({item.count} items), "
                             f"{item.checkpoint}: {item.prior}")

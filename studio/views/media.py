@@ -5,7 +5,8 @@ of gap between tiles) so a live frame is one texture upload however many images 
 Motions are joint positions [K, T, J, 3] (``engine.motion.channels_to_positions``) drawn as stick
 figures under a fixed side projection: the horizontal axis is the world's x (walking direction),
 the vertical its y (up); z (depth) is dropped. All bones of all figures are one NaN-separated
-polyline, so a frame is one ``setData``.
+polyline, so a frame is one ``setData``. A :class:`Filmstrip` lays a few frames of one motion
+[3J, T] (channels, ``engine.motion.positions_to_channels``) side by side, so motions compare at a glance.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from studio.views.plotting import ThemedPlotWidget, series_color
@@ -201,3 +203,92 @@ class SkeletonView(ThemedPlotWidget):
         self._joints.setData(joints[..., 0].ravel(), joints[..., 1].ravel())
         self.frames_drawn += 1
         self.frame_changed.emit(self.frame)
+
+
+FILMSTRIP_FRAMES = 6  # frames of a motion in a filmstrip: six figures stay legible in a third of a window
+MISSING_PEN = (QColor(128, 128, 128, 220), 2, Qt.PenStyle.DashLine)  # colour, width, style of missing bones
+
+
+class Filmstrip:
+    """The layout of a static filmstrip: ``frames`` (evenly spaced, first and last included) of a motion
+    [3J, T] drawn left to right as stick figures, side view.
+
+    It is made from the *reference* motion of a comparison (an original item): frame ``frames[k]`` of every
+    motion drawn with it goes to slot k, shifted by what centres the reference's figure at ``k * lane``, so
+    the original, degraded and restored versions of the item line up from plot to plot, at one scale
+    (``x_range``, ``y_range``), and a root that drifts shows as a figure that leaves its slot.
+    """
+
+    def __init__(self, reference: np.ndarray, parents: list[int] | tuple[int, ...],
+                 shown: int = FILMSTRIP_FRAMES) -> None:
+        count = np.asarray(reference).shape[-1]
+        self.frames = np.unique(np.linspace(0, count - 1, min(shown, count)).round().astype(np.int64))
+        self.bones = bone_pairs(parents)
+        p = self.points(reference)
+        width = float(np.ptp(p[..., 0], axis=1).max())
+        height = float(np.ptp(p[..., 1]))
+        self.lane = max(width, 0.4 * height) * 1.15 + 1e-9
+        k = len(self.frames)
+        centre = (p[..., 0].min(axis=1) + p[..., 0].max(axis=1)) / 2
+        self.offsets = np.stack([np.arange(k) * self.lane - centre, np.zeros(k)], axis=1)
+        xs = p[..., 0] + self.offsets[:, :1]
+        self.x_range = (float(xs.min()), float(xs.max()))
+        self.y_range = (float(p[..., 1].min()), float(p[..., 1].max()))
+
+    def points(self, values: np.ndarray) -> np.ndarray:
+        """The shown frames of a motion [3J, T] as side-view joints [K, J, 2]."""
+        from engine.motion import channels_to_positions
+
+        return side_projection(channels_to_positions(np.asarray(values)[:, self.frames]))
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """Bottom-axis ticks: each slot's frame number."""
+        return [(k * self.lane, str(int(f))) for k, f in enumerate(self.frames)]
+
+    def lines(self, values: np.ndarray, observed: np.ndarray | None = None, reference: np.ndarray | None = None
+              ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """The bones of ``values`` [3J, T] as two NaN-separated polylines: (known, missing).
+
+        ``observed`` (bool [3J, T], a degradation's mask) marks a bone missing at a frame where either of its
+        joints lacks a coordinate; missing bones are drawn where ``reference`` has them (what was lost), else
+        where ``values`` has them. Without ``observed`` every bone is known.
+        """
+        bones = len(self.bones)
+        known = np.ones((len(self.frames), bones), dtype=bool)
+        if observed is not None:
+            o = np.asarray(observed, dtype=bool)[:, self.frames]
+            joints = o.reshape(-1, 3, o.shape[-1]).all(axis=1).T  # [K, J]
+            known = joints[:, self.bones[:, 0]] & joints[:, self.bones[:, 1]]
+        shown = stick_polyline(self.points(values), self.bones, self.offsets)
+        lost = shown if reference is None else stick_polyline(self.points(reference), self.bones, self.offsets)
+        return self._select(shown, known), self._select(lost, ~known)
+
+    def _select(self, line: tuple[np.ndarray, np.ndarray], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bones of a :func:`stick_polyline` where ``keep`` [K, B] holds."""
+        rows = keep.ravel()
+        return line[0].reshape(-1, 3)[rows].ravel(), line[1].reshape(-1, 3)[rows].ravel()
+
+
+class FilmstripItems:
+    """A filmstrip's two plot items on ``plot``: the known bones (``pen``) and the missing ones (dashed grey)."""
+
+    def __init__(self, plot: pg.PlotWidget, pen) -> None:
+        color, width, style = MISSING_PEN
+        self.missing = plot.plot([], [], pen=pg.mkPen(color, width=width, style=style), connect="finite")
+        self.known = plot.plot([], [], pen=pen, connect="finite")
+
+    def show(self, strip: Filmstrip, values: np.ndarray, observed: np.ndarray | None = None,
+             reference: np.ndarray | None = None) -> None:
+        """Draw ``values`` [3J, T] with ``strip`` (``observed``, ``reference``: as :meth:`Filmstrip.lines`)."""
+        (x, y), (mx, my) = strip.lines(values, observed, reference)
+        self.known.setData(x, y, connect="finite")
+        self.missing.setData(mx, my, connect="finite")
+
+    def clear(self) -> None:
+        self.known.setData([], [])
+        self.missing.setData([], [])
+
+    def polylines(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """The (known, missing) bones drawn now, NaN-separated (for tests)."""
+        return tuple((np.zeros(0), np.zeros(0)) if item.getData()[0] is None
+                     else tuple(np.asarray(a) for a in item.getData()) for item in (self.known, self.missing))

@@ -1,7 +1,9 @@
 """The restoration session's views: the input with a mask brush, the live estimate, the side-by-side results.
 
 Arrays are channels-first and in data units: curves and motions [C, n] on a grid [n], images [C, H, W]
-in [0, 1] (shown as grey for C = 1, RGB for C = 3, clipped to [0, 1]).
+in [0, 1] (shown as grey for C = 1, RGB for C = 3, clipped to [0, 1]). Motions (3 channels per joint) with
+a skeleton are drawn as filmstrips of stick figures (:class:`studio.views.media.Filmstrip`: a few frames side
+by side, the missing bones dashed) or, at the user's choice, one channel over time like a curve.
 
 - :class:`MaskCanvas` shows an image item and paints a mask on it with the mouse: the left button marks
   pixels *missing*, the right button marks them observed again. ``mask`` is boolean [H, W], True where a
@@ -20,12 +22,25 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from studio.views.media import FILMSTRIP_FRAMES, Filmstrip, FilmstripItems
 from studio.views.plotting import ThemedPlotWidget, series_color, stack_curves
 
 SINGLES_SHOWN = 3  # single restorations drawn beside their mean
 TILE_MIN = 96  # a tile's smallest plot side in pixels: four tiles side by side fit a narrow Restore tab
+FIGURE_MIN = 60  # pixels: a stick figure shorter than this is a scribble; a filmstrip then shows fewer frames
+FEW_FRAMES = 4  # the frames of a filmstrip in narrow plots (else media.FILMSTRIP_FRAMES)
 _MISSING_RGBA = (230, 40, 40, 150)  # painted (missing) pixels over the image
 _LIVE_NOTE = "the denoised\nestimate x0(x_t)\nappears here\nwhile restoring"  # short lines: a narrow plot
 
@@ -43,23 +58,30 @@ def _note(plot: ThemedPlotWidget, text: str) -> None:
     plot.show_placeholder(text)
 
 
-def _set_plot_mode(plot: ThemedPlotWidget, images: bool) -> None:
+def _set_plot_mode(plot: ThemedPlotWidget, images: bool, strip: Filmstrip | None = None) -> None:
     """Put ``plot`` in the mode of what it shows now (every plot that shows images and curves in turn is set
     each time it shows something). Images: pixels square, row 0 at the top, no axes, no mouse panning (the
-    mouse paints). Curves and motions: y up, free aspect, axes and grid, mouse panning."""
+    mouse paints). Curves and motions: y up, free aspect, axes and grid, mouse panning. Motions as the
+    filmstrip ``strip``: y up, square (a figure keeps its proportions), the bottom axis numbers the frames,
+    and the range is the strip's, the same in every plot (a restoration far off leaves it, as it should)."""
     item = plot.getPlotItem()
-    for axis in ("left", "bottom"):
-        item.showAxis(axis, not images)
-    item.showGrid(x=not images, y=not images, alpha=0.15)
+    figures = strip is not None
+    item.showAxis("left", not images and not figures)
+    item.showAxis("bottom", not images)
+    item.getAxis("bottom").setTicks([strip.ticks()] if figures else None)
+    item.showGrid(x=not images and not figures, y=not images and not figures, alpha=0.15)
     if images:
         item.hideButtons()
     else:
         item.showButtons()
     box = item.getViewBox()
     box.invertY(images)
-    box.setAspectLocked(images)
+    box.setAspectLocked(images or figures)
     box.setMouseEnabled(not images, not images)
     box.setMenuEnabled(not images)
+    if figures:
+        box.disableAutoRange()
+        plot.setRange(xRange=strip.x_range, yRange=strip.y_range, padding=0.06)
 
 
 def _wrapping_label(parent: QWidget) -> QLabel:
@@ -113,6 +135,7 @@ class MaskCanvas(ThemedPlotWidget):
         self.overlay = _MaskItem(self)
         self.overlay.setLookupTable(np.array([(0, 0, 0, 0), _MISSING_RGBA], dtype=np.ubyte))
         self.curve = self.plot([], [], pen=pg.mkPen(series_color(0), width=2))
+        self.figures = FilmstripItems(self, pg.mkPen(series_color(0), width=2))
         self.addItem(self.image)
         self.addItem(self.overlay)
         self._painting = False
@@ -145,6 +168,7 @@ class MaskCanvas(ThemedPlotWidget):
         self.hide_placeholder()
         _set_plot_mode(self, True)
         self.curve.setData([], [])
+        self.figures.clear()
         H, W = x.shape[-2:]
         if self._missing.shape != (H, W):
             self._missing = np.zeros((H, W), dtype=bool)
@@ -160,6 +184,7 @@ class MaskCanvas(ThemedPlotWidget):
         self.image.setVisible(False)
         self.overlay.setVisible(False)
         self.curve.setData([], [])
+        self.figures.clear()
         _note(self, note)
 
     def show_curves(self, grid: np.ndarray, x: np.ndarray, channel: int = 0) -> None:
@@ -168,8 +193,18 @@ class MaskCanvas(ThemedPlotWidget):
         _set_plot_mode(self, False)
         self.image.setVisible(False)
         self.overlay.setVisible(False)
+        self.figures.clear()
         self.curve.setData(np.asarray(grid, dtype=np.float64), np.asarray(x[channel], dtype=np.float64))
         self.getPlotItem().getViewBox().autoRange()
+
+    def show_figures(self, strip: Filmstrip, x: np.ndarray) -> None:
+        """Show a motion item [3J, T] as the filmstrip ``strip``; nothing to paint on."""
+        self.hide_placeholder()
+        _set_plot_mode(self, False, strip)
+        self.image.setVisible(False)
+        self.overlay.setVisible(False)
+        self.curve.setData([], [])
+        self.figures.show(strip, x)
 
     def paint_at(self, row: int, col: int, *, erase: bool = False) -> None:
         """Mark a ``brush`` x ``brush`` square centred at (row, col) missing (or observed when ``erase``)."""
@@ -199,8 +234,8 @@ class TileContent:
     value: np.ndarray
     metrics: str = ""
     singles: np.ndarray | None = None
-    reference: np.ndarray | None = None  # curves: the original, drawn faintly behind
-    points: np.ndarray | None = None  # curves: bool [C, n], the observed points (drawn as dots)
+    reference: np.ndarray | None = None  # curves: the original, drawn faintly behind (figures: the missing bones)
+    points: np.ndarray | None = None  # curves: bool [C, n], the observed points (drawn as dots; figures: the bones)
 
 
 class Tile(QWidget):
@@ -219,6 +254,7 @@ class Tile(QWidget):
         self.main = self.plot.plot([], [], pen=pg.mkPen(series_color(0), width=2))
         self.dots = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush=series_color(3),
                                    symbolPen=None)
+        self.figures = FilmstripItems(self.plot, pg.mkPen(series_color(0), width=2))
         self.metrics = _wrapping_label(self)
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
@@ -227,13 +263,27 @@ class Tile(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.metrics)
 
-    def show_content(self, content: TileContent, grid: np.ndarray | None, channel: int = 0) -> None:
+    def clear_plot(self) -> None:
+        """Nothing drawn in the plot (the title and metrics stay)."""
+        self.image.clear()
+        self.figures.clear()
+        for item in (self.reference, self.singles, self.main, self.dots):
+            item.setData([], [])
+
+    def show_content(self, content: TileContent, grid: np.ndarray | None, channel: int = 0,
+                     strip: Filmstrip | None = None) -> None:
+        """Show ``content``: an image (``grid`` None), a motion as the filmstrip ``strip`` (the mean only, its
+        missing bones dashed where ``points`` are given) or curves (channel ``channel``)."""
         self.title.setText(f"<b>{content.title}</b>")
         self.title.setToolTip(content.title)
         self.metrics.setText(content.metrics)
         self.plot.hide_placeholder()
-        for item in (self.reference, self.singles, self.main, self.dots):
-            item.setData([], [])
+        self.clear_plot()
+        if strip is not None:
+            _set_plot_mode(self.plot, False, strip)
+            self.image.setVisible(False)
+            self.figures.show(strip, content.value, content.points, content.reference)
+            return
         if grid is None:  # an image
             _set_plot_mode(self.plot, True)
             self.image.setImage(image_for_display(content.value), levels=(0.0, 1.0))
@@ -242,7 +292,6 @@ class Tile(QWidget):
             return
         _set_plot_mode(self.plot, False)
         self.image.setVisible(False)
-        self.image.clear()
         g = np.asarray(grid, dtype=np.float64)
         if content.reference is not None:
             self.reference.setData(g, content.reference[channel])
@@ -272,13 +321,23 @@ class RestorationView(QWidget):
         self.live_curves = self.live.plot([], [], pen=pg.mkPen(series_color(0), width=1))
         self.live_reference = self.live.plot([], [], pen=pg.mkPen(QColor(128, 128, 128, 160), width=1,
                                                                    style=Qt.PenStyle.DashLine))
+        self.live_figures = FilmstripItems(self.live, pg.mkPen(series_color(0), width=1.5))
         self.live_label = _wrapping_label(self)
         self.channel = QSpinBox(self)
         self.channel.setPrefix("channel ")
         self.channel.setToolTip("Which channel of the curves (motions: a joint angle or coordinate) is drawn")
         self.channel.setVisible(False)
         self.channel.valueChanged.connect(self._redraw)
-        # motions are drawn one coordinate at a time (not as stick figures): say which one
+        # motions with a skeleton: stick figures (a filmstrip per plot) or one channel over time, as curves
+        self.figures_button = self._mode_button("Figures", "Draw motions as stick figures: a few frames side by "
+                                                "side (side view; dashed grey: bones missing in the degraded item)")
+        self.curves_button = self._mode_button("Channel", "Draw motions one channel over time, like curves")
+        self.figures_button.setChecked(True)
+        self._mode_group = QButtonGroup(self)
+        for button in (self.figures_button, self.curves_button):
+            self._mode_group.addButton(button)
+        self._mode_group.buttonToggled.connect(self._on_mode_toggled)
+        # the channel is one coordinate of a joint: say which
         self.channel_note = QLabel("", self)
         self.channel_note.setWordWrap(True)
         policy = self.channel_note.sizePolicy()
@@ -309,10 +368,13 @@ class RestorationView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         channel_row = QHBoxLayout()
+        channel_row.addWidget(self.figures_button)
+        channel_row.addWidget(self.curves_button)
         channel_row.addWidget(self.channel)
-        channel_row.addWidget(self.channel_note, 1)
+        channel_row.addStretch(1)
         layout.addLayout(top, 3)
         layout.addLayout(channel_row)
+        layout.addWidget(self.channel_note)  # under the buttons: beside them, a narrow view made it a tall column
         layout.addLayout(self._tile_grid, 3)
         layout.addWidget(self.overlay, 3)
         layout.addWidget(self.legend)
@@ -320,26 +382,49 @@ class RestorationView(QWidget):
 
         self._grid: np.ndarray | None = None
         self._item: np.ndarray | None = None
+        self._strip: Filmstrip | None = None  # a motion item's filmstrip (None: not a motion, or no skeleton)
+        self._parents: list[int] | tuple[int, ...] | None = None  # of a motion item's skeleton
+        self._shown = FILMSTRIP_FRAMES  # frames per filmstrip (fewer in narrow plots)
         self._contents: list[TileContent] = []
         self._overlay_data: dict | None = None
         self._degraded: TileContent | None = None
         self._last_live: np.ndarray | None = None
+        self._live_on = False  # a run began on this item: the live plot is in use (not its note)
         self.frames = 0
         _note(self.live, _LIVE_NOTE)
         _note(self.canvas, "choose a checkpoint and an item")
         _note(self.degraded.plot, "the degraded item appears here")
+
+    def _mode_button(self, text: str, tip: str) -> QToolButton:
+        button = QToolButton(self)
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setCheckable(True)
+        button.setVisible(False)
+        return button
 
     # -- input -------------------------------------------------------------------------------
     @property
     def images(self) -> bool:
         return self._grid is None
 
-    def set_item(self, item: np.ndarray, grid: np.ndarray | None, *, motion: bool = False) -> None:
+    @property
+    def strip(self) -> Filmstrip | None:
+        """The filmstrip the plots draw now: a motion item with a skeleton, in the Figures mode; else None."""
+        return self._strip if self.figures_button.isChecked() else None
+
+    def set_item(self, item: np.ndarray, grid: np.ndarray | None, *, motion: bool = False,
+                 parents: list[int] | tuple[int, ...] | None = None) -> None:
         """A new input item ([C, H, W] with ``grid`` None, or [C, n] on ``grid``; ``motion``: joint positions,
-        3 channels per joint); clears old results."""
+        3 channels per joint, drawn as stick figures of the skeleton ``parents`` when given); clears old results."""
         self._item = np.asarray(item)
         self._grid = None if grid is None else np.asarray(grid, dtype=np.float64)
         self._motion = motion
+        self._parents = parents if motion else None
+        self._strip = None if self._parents is None else Filmstrip(self._item, parents, self._shown)
+        self._fit_strip()
+        for button in (self.figures_button, self.curves_button):
+            button.setVisible(self._strip is not None)
         channels = self._item.shape[0]
         self.channel.blockSignals(True)
         self.channel.setRange(0, max(0, channels - 1))
@@ -353,8 +438,9 @@ class RestorationView(QWidget):
 
     def clear_item(self, note: str) -> None:
         """No item (its load failed): the last item's input, preview, live estimate and results go."""
-        self._item = None
-        self.channel.setVisible(False)
+        self._item = self._strip = self._parents = None
+        for button in (self.figures_button, self.curves_button, self.channel):
+            button.setVisible(False)
         self.channel_note.setVisible(False)
         self.clear_results()
         self._reset_live()
@@ -366,8 +452,47 @@ class RestorationView(QWidget):
             c = self.channel.value()
             joint, axis = divmod(c, 3)
             where = "the root's position" if joint == 0 else "relative to the root"
-            self.channel_note.setText(f"joint {joint}, {'xyz'[axis]} ({where}) over time: motions are drawn "
-                                      "one coordinate at a time, not as stick figures")
+            what = f"joint {joint}, {'xyz'[axis]} ({where}) over time"
+            if self.strip is None:
+                self.channel_note.setText(f"{what}: motions are drawn one coordinate at a time, not as stick figures")
+            else:
+                frames = ", ".join(map(str, self.strip.frames))
+                self.channel_note.setText(f"Figures: frames {frames} (side view; dashed grey: missing). "
+                                          f"Curves below: {what}.")
+
+    def _fit_strip(self) -> bool:
+        """Six frames per filmstrip while each figure stays at least ``FIGURE_MIN`` pixels tall in the input plot
+        (the tiles are about as large), else four (the default window with its docks); True when that changed."""
+        if self._strip is None or not self.isVisible():
+            return False
+        width, height = self.canvas.width(), self.canvas.height() - 50  # less the title and the frames' axis
+        (y0, y1), lane = self._strip.y_range, self._strip.lane
+        per_unit = min(width / (FILMSTRIP_FRAMES * lane), height / (1.15 * (y1 - y0) + 1e-9))
+        shown = FILMSTRIP_FRAMES if per_unit * (y1 - y0) >= FIGURE_MIN else FEW_FRAMES
+        if shown == self._shown:
+            return False
+        self._shown = shown
+        self._strip = Filmstrip(self._item, self._parents, shown)
+        return True
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._fit_strip():
+            self._redraw_all()
+
+    @Slot(object, bool)
+    def _on_mode_toggled(self, button: QToolButton, checked: bool) -> None:
+        """Figures or Channel: every plot is drawn again in the chosen way."""
+        if checked and self._item is not None:
+            self._redraw_all()
+
+    def _redraw_all(self) -> None:
+        """The input, preview, results and the live estimate drawn again (another mode or filmstrip)."""
+        self._redraw()
+        if self._live_on:
+            self._start_live_plot()
+            if self._last_live is not None:
+                self._draw_live(self._last_live, first=True)
 
     def set_degraded_preview(self, content: TileContent | None,
                              note: str = "the parameters are not valid:\nsee the message under the controls") -> None:
@@ -377,62 +502,71 @@ class RestorationView(QWidget):
             self.degraded.title.setText("<b>Degraded</b>")
             self.degraded.title.setToolTip("Degraded")
             self.degraded.metrics.setText("")
-            self.degraded.image.clear()
-            for item in (self.degraded.reference, self.degraded.main, self.degraded.dots, self.degraded.singles):
-                item.setData([], [])
+            self.degraded.clear_plot()
             _set_plot_mode(self.degraded.plot, self.images)
             _note(self.degraded.plot, note)
             return
-        self.degraded.show_content(content, self._grid, self.channel.value())
+        self.degraded.show_content(content, self._grid, self.channel.value(), self.strip)
 
     # -- live --------------------------------------------------------------------------------
     def _reset_live(self) -> None:
         """An empty live plot in the mode of the current item (a new item: the last estimate was of another)."""
         self.frames = 0
         self._last_live = None
-        self.live_image.clear()
-        self.live_image.setVisible(False)
-        self.live_curves.setData([], [])
-        self.live_reference.setData([], [])
+        self._live_on = False
+        self._clear_live()
         self.live_label.setText("")
         _set_plot_mode(self.live, self.images)
         _note(self.live, _LIVE_NOTE)
 
+    def _clear_live(self) -> None:
+        self.live_image.clear()
+        self.live_image.setVisible(False)
+        self.live_curves.setData([], [])
+        self.live_reference.setData([], [])
+        self.live_figures.clear()
+
     def begin_live(self) -> None:
         self.frames = 0
         self._last_live = None
+        self._live_on = True
         self.live.hide_placeholder()
         self.live_label.setText("starting…")
-        _set_plot_mode(self.live, self.images)
-        if self.images:
-            self.live_curves.setData([], [])
-            self.live_reference.setData([], [])
-        else:
-            self.live_image.clear()
-            self.live_image.setVisible(False)
-            if self._item is not None and self._grid is not None:
-                self.live_reference.setData(self._grid, self._item[self.channel.value()])
+        self._start_live_plot()
+
+    def _start_live_plot(self) -> None:
+        """An empty live plot in the current mode (curves: with the item's channel faintly behind)."""
+        self._clear_live()
+        _set_plot_mode(self.live, self.images, self.strip)
+        if self.strip is None and self._item is not None and self._grid is not None:
+            self.live_reference.setData(self._grid, self._item[self.channel.value()])
 
     @Slot(object)
     def show_frame(self, payload: dict) -> None:
         """One live frame: ``{"x0": [k, C, *S] (data units), "t", "step", "total", "label"}``."""
         x0 = np.asarray(payload["x0"])
         self._last_live = x0
-        if self.images:
-            self.live_image.setVisible(True)
-            self.live_image.setImage(image_for_display(x0[0]), levels=(0.0, 1.0))
-            if self.frames == 0:
-                self.live.getPlotItem().getViewBox().autoRange(padding=0.02)
-        else:
-            c = self.channel.value()
-            lx, ly = stack_curves(self._grid, x0[:, c])
-            self.live_curves.setData(lx, ly, connect="finite", skipFiniteCheck=True)
-            if self.frames == 0:
-                self.live.getPlotItem().getViewBox().enableAutoRange()
+        self._draw_live(x0, first=self.frames == 0)
         self.live_label.setText(f"{payload['label']} · step {payload['step']}/{payload['total']} · "
                                 f"t = {payload['t']:.4f}")
         self.frames += 1
         self.frame_drawn.emit(self.frames)
+
+    def _draw_live(self, x0: np.ndarray, first: bool) -> None:
+        """Images: the first estimate; motions as figures: the first estimate's filmstrip (in the strip's fixed
+        range: a noisy early estimate must not zoom out); curves: every estimate's channel (``first``: fit them)."""
+        if self.images:
+            self.live_image.setVisible(True)
+            self.live_image.setImage(image_for_display(x0[0]), levels=(0.0, 1.0))
+            if first:
+                self.live.getPlotItem().getViewBox().autoRange(padding=0.02)
+        elif self.strip is not None:
+            self.live_figures.show(self.strip, x0[0])
+        else:
+            lx, ly = stack_curves(self._grid, x0[:, self.channel.value()])
+            self.live_curves.setData(lx, ly, connect="finite", skipFiniteCheck=True)
+            if first:
+                self.live.getPlotItem().getViewBox().enableAutoRange()
 
     def end_live(self, text: str) -> None:
         self.live_label.setText(text)
@@ -459,13 +593,13 @@ class RestorationView(QWidget):
     def _redraw(self) -> None:
         self._describe_channel()
         self._draw_input()
+        c, strip = self.channel.value(), self.strip
         if self._degraded is not None:
-            self.degraded.show_content(self._degraded, self._grid, self.channel.value())
-        c = self.channel.value()
+            self.degraded.show_content(self._degraded, self._grid, c, strip)
         for j, tile in enumerate(self.tiles):
             if j < len(self._contents):
                 tile.setVisible(True)
-                tile.show_content(self._contents[j], self._grid, c)
+                tile.show_content(self._contents[j], self._grid, c, strip)
             else:
                 tile.setVisible(False)
         self._draw_overlay(c)
@@ -475,6 +609,8 @@ class RestorationView(QWidget):
             return
         if self.images:
             self.canvas.show_image(self._item)
+        elif self.strip is not None:
+            self.canvas.show_figures(self.strip, self._item)
         else:
             self.canvas.show_curves(self._grid, self._item, self.channel.value())
 

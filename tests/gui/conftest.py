@@ -108,3 +108,18 @@ def shot(tmp_path):
         return path
 
     return save
+
+
+@pytest.fixture
+def restoration_panel(themed_app, qtbot):
+    """A Restore panel on its own job runner, shown at 1400 x 820."""
+    from studio.jobs import JobRunner
+    from studio.panels.restoration_panel import RestorationPanel
+
+    runner = JobRunner(max_rate_hz=0)  # every step reaches the view: frame counts must not depend on machine speed
+    p = RestorationPanel(runner)
+    qtbot.addWidget(p)
+    p.resize(1400, 820)
+    p.show()
+    yield p
+    runner.shutdown(15_000)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.gui.helpers import load_restoration_item
+
 pytestmark = pytest.mark.gui
 
 
@@ -22,25 +24,10 @@ def _bundled(*names: str) -> None:
 
 
 @pytest.fixture
-def panel(themed_app, qtbot):
-    from studio.jobs import JobRunner
-    from studio.panels.restoration_panel import RestorationPanel
-
-    runner = JobRunner(max_rate_hz=0)  # every step reaches the view: frame counts must not depend on machine speed
-    p = RestorationPanel(runner)
-    qtbot.addWidget(p)
-    p.resize(1400, 820)
-    p.show()
-    yield p
-    runner.shutdown(15_000)
+def panel(restoration_panel):
+    return restoration_panel
 
 
-def _load(qtbot, panel, checkpoint: str, index: int = 0) -> None:
-    panel.index.setValue(index)
-    assert panel.select_checkpoint(checkpoint)
-    qtbot.waitUntil(lambda: panel.loaded is not None and panel.loaded.checkpoint == checkpoint
-                    and panel.loaded.index == index and not panel.runner.busy, timeout=20_000)
-    assert panel.error.text() == "", panel.error.text()
 
 
 def _run(qtbot, panel, timeout: int = 60_000, live_shot=None):
@@ -79,7 +66,7 @@ def _metric_values(panel) -> list[float]:
 
 def test_curve_round_trip_errors_and_repeat(panel, qtbot, shot, tmp_path):
     _bundled("quadratic")
-    _load(qtbot, panel, "quadratic", index=3)
+    load_restoration_item(qtbot, panel, "quadratic", index=3)
     item = panel.loaded
     assert item.modality == "functions" and item.item.shape == (1, 100) and item.source == "quadratic"
     tasks = [panel.task.itemData(i) for i in range(panel.task.count())]
@@ -156,9 +143,9 @@ def test_mnist_drawn_mask_hdm_vs_white(panel, qtbot, shot, tmp_path):
     from PySide6.QtCore import QPointF, Qt
 
     _bundled("quadratic")
-    _load(qtbot, panel, "quadratic")  # a curve first: switching modality swaps the tasks and the views
+    load_restoration_item(qtbot, panel, "quadratic")  # a curve first: switching modality swaps the tasks and the views
     assert (panel.sampler.currentText(), panel.correction.currentText()) == ("ddim", "posterior")
-    _load(qtbot, panel, "mnist_hdm", index=0)
+    load_restoration_item(qtbot, panel, "mnist_hdm", index=0)
     assert panel.loaded.item.shape == (1, 28, 28)
     # the measured defaults per modality (engine.restoration.default_sampler / default_metric)
     assert (panel.sampler.currentText(), panel.correction.currentText()) == ("exponential", "operator")
@@ -218,7 +205,7 @@ def test_mnist_drawn_mask_hdm_vs_white(panel, qtbot, shot, tmp_path):
 
 def test_cancel_leaves_the_panel_usable(panel, qtbot):
     _bundled("quadratic")
-    _load(qtbot, panel, "quadratic")
+    load_restoration_item(qtbot, panel, "quadratic")
     panel.set_task("impute")
     panel.steps.setValue(5000)
     panel.restorations.setValue(1)
