@@ -48,6 +48,7 @@ OPEN_FILTER = ("Everything HDM Studio opens (*.json *.h5 *.hdf5 *.safetensors *.
                "*.npy *.npz);;Projects (*.json);;Sample files (*.h5 *.hdf5);;Checkpoints (*.safetensors);;"
                "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)")
 DOCK_MIN_WIDTH = 260  # a dock may be squeezed to this (its panel then scrolls sideways)
+RESTORE_MIN_WIDTH = 700  # the Restore tab's least comfortable width: narrower, the side docks make room for it
 
 
 class MainWindow(QMainWindow):
@@ -107,6 +108,8 @@ class MainWindow(QMainWindow):
         self.device_status.device_changed.connect(self.restoration_panel.set_device)  # every compute job follows it
         self.sampling_panel.checkpoint_file_added.connect(self.restoration_panel.offer_checkpoint)
         self.add_central_tab("Restore", self.restoration_panel)
+        self._docks_lent: list[QDockWidget] = []  # side docks hidden while the Restore tab is shown
+        self.central_tabs.currentChanged.connect(self._make_room_for_restore)
         self.files = FileController(self)
         self._build_actions()
         self._restore_layout()
@@ -199,7 +202,30 @@ class MainWindow(QMainWindow):
         if isinstance(device, str):
             self.device_status.set_device(device)
 
+    @Slot(int)
+    def _make_room_for_restore(self, _index: int) -> None:
+        """On a narrow window (1280 px with both side columns leaves the Restore tab about 430 px, where its
+        controls and tiles were cut) the side docks, which the tab does not use, are hidden while it is shown,
+        and shown again with any other tab; the View menu shows them at any time."""
+        if self.central_tabs.currentWidget() is self.restoration_panel:
+            if self.central_tabs.width() < RESTORE_MIN_WIDTH:
+                self._docks_lent = [d for name, d in self.docks.items() if name != "log" and d.isVisible()
+                                    and not d.isFloating()]
+                for dock in self._docks_lent:
+                    dock.hide()
+                if self._docks_lent:
+                    logger.info("side panels hidden while the Restore tab is shown (the window is narrow); they come "
+                                "back with the Trajectory tab, or from the View menu")
+        else:
+            self._give_docks_back()
+
+    def _give_docks_back(self) -> None:
+        for dock in self._docks_lent:
+            dock.show()
+        self._docks_lent = []
+
     def save_layout(self) -> None:
+        self._give_docks_back()  # the layout saved is the user's, not the Restore tab's
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("device", self.device_status.device())

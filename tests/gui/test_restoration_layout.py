@@ -133,3 +133,26 @@ def test_restore_tab_fits_the_default_window(window, qtbot, shot):
     assert window.width() == width
     qtbot.wait(100)
     shot(panel, "restoration_curve_after_images")
+
+
+def test_a_narrow_window_lends_the_side_docks_to_the_restore_tab(window, qtbot):
+    """At 1280 px the side columns left the Restore tab about 430 px: controls cut ("Ope…", "Can…"), tiles squeezed
+    until their captions ran over their plots (third GUI audit). The docks, which the tab does not use, step aside
+    while it is shown and come back with the Trajectory tab; the layout saved is the user's."""
+    side = [d for name, d in window.docks.items() if name != "log"]
+    window.central_tabs.setCurrentWidget(window.restoration_panel)
+    qtbot.wait(50)
+    assert all(d.isVisible() for d in side)  # 1560 px: room enough, nothing moves
+    window.central_tabs.setCurrentWidget(window.view)
+    window.resize(1280, 720)
+    qtbot.wait(50)
+    window.central_tabs.setCurrentWidget(window.restoration_panel)
+    qtbot.waitUntil(lambda: window.central_tabs.width() >= 700, timeout=2000)
+    assert not any(d.isVisible() for d in side) and window.docks["log"].isVisible()
+    window.save_layout()  # closing on the Restore tab: the docks are saved as the user had them
+    assert all(d.isVisible() for d in side)
+    window.central_tabs.setCurrentWidget(window.view)
+    window.central_tabs.setCurrentWidget(window.restoration_panel)
+    assert not any(d.isVisible() for d in side)
+    window.central_tabs.setCurrentWidget(window.view)
+    assert all(d.isVisible() for d in side)
