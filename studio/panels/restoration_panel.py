@@ -405,9 +405,17 @@ class RestorationPanel(QWidget):
         scroll.setMinimumWidth(CONTROLS_MIN_WIDTH)
         self._controls = controls
         self._scroll = scroll
+        # a short window scrolls the results up and down: squeezed below their least height, the tiles' captions
+        # and the curves' legend were drawn over the plots (sideways the view always fits: the docks make room)
+        results = QScrollArea(self)
+        results.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        results.setWidget(self.view)
+        results.setWidgetResizable(True)
+        results.setFrameShape(QFrame.Shape.NoFrame)
+        results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(scroll)
-        splitter.addWidget(self.view)
+        splitter.addWidget(results)
         splitter.setStretchFactor(1, 1)
         splitter.setCollapsible(0, False)
         splitter.setCollapsible(1, False)

@@ -149,6 +149,15 @@ def test_a_narrow_window_lends_the_side_docks_to_the_restore_tab(window, qtbot):
     window.central_tabs.setCurrentWidget(window.restoration_panel)
     qtbot.waitUntil(lambda: window.central_tabs.width() >= 700, timeout=2000)
     assert not any(d.isVisible() for d in side) and window.docks["log"].isVisible()
+    panel, view = window.restoration_panel, window.restoration_panel.view
+    qtbot.waitUntil(lambda: panel.loaded is not None and not window.jobs.busy, timeout=30_000)
+    panel.steps.setValue(2)
+    panel.restorations.setValue(1)
+    assert panel.start_restore()
+    qtbot.waitUntil(lambda: panel.last_run is not None and not window.jobs.busy, timeout=30_000)
+    qtbot.wait(50)  # too short for the results: they scroll, not squeezed onto each other (captions over plots)
+    assert view.height() >= view.layout().minimumSize().height(), (view.height(), view.layout().minimumSize())
+    assert view.width() <= view.parentWidget().width()
     window.save_layout()  # closing on the Restore tab: the docks are saved as the user had them
     assert all(d.isVisible() for d in side)
     window.central_tabs.setCurrentWidget(window.view)
