@@ -250,6 +250,7 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
 
     from engine.errors import ConfigError
     from engine.io import load_train_state, same_file
+    from engine.operators.kernels import canonical_kernel
     from engine.training import EXECUTION, MODEL_FILE, STATE_FILE
 
     out = Path(args.out).expanduser()
@@ -278,6 +279,8 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
                 continue  # not asked for, or what a resumed run may change
             value = json.loads(json.dumps(ours[section][key]))  # as stored: tuples are lists
             have = stored.get(section, {}).get(key, value)
+            if key == "kernel":  # "se", "rbf" and "squared_exponential" name one kernel
+                value, have = canonical_kernel(str(value)), canonical_kernel(str(have))
             if value != have and value != "auto" and not (key == "spec" and same_file(value, have)):
                 conflicts.append(f"{flag} {value!r} (the run has {have!r})")
     if conflicts:

@@ -481,6 +481,8 @@ class Controller(QObject):
                 self.w.view.time_label.setText("sampling cancelled · the previous samples are shown")
             else:
                 self.w.view.time_label.setText("sampling cancelled")
+        elif name == "evaluate":
+            self.w.sampling_panel.show_evaluation("Evaluation cancelled.")
         self.w.sync_controls()
 
     # -- training in child processes -----------------------------------------------------------

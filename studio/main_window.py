@@ -109,6 +109,9 @@ class MainWindow(QMainWindow):
         self.sampling_panel.checkpoint_file_added.connect(self.restoration_panel.offer_checkpoint)
         self.add_central_tab("Restore", self.restoration_panel)
         self._docks_lent: list[QDockWidget] = []  # side docks hidden while the Restore tab is shown
+        for dock in self.docks.values():  # shown or closed from the View menu meanwhile: the user's again
+            dock.toggleViewAction().triggered.connect(
+                lambda _checked=False, d=dock: self._docks_lent.remove(d) if d in self._docks_lent else None)
         self.central_tabs.currentChanged.connect(self._make_room_for_restore)
         self.files = FileController(self)
         self._build_actions()
@@ -207,17 +210,26 @@ class MainWindow(QMainWindow):
         """On a narrow window (1280 px with both side columns leaves the Restore tab about 430 px, where its
         controls and tiles were cut) the side docks, which the tab does not use, are hidden while it is shown,
         and shown again with any other tab; the View menu shows them at any time."""
-        if self.central_tabs.currentWidget() is self.restoration_panel:
-            if self.central_tabs.width() < RESTORE_MIN_WIDTH:
-                self._docks_lent = [d for name, d in self.docks.items() if name != "log" and d.isVisible()
-                                    and not d.isFloating()]
-                for dock in self._docks_lent:
-                    dock.hide()
-                if self._docks_lent:
-                    logger.info("side panels hidden while the Restore tab is shown (the window is narrow); they come "
-                                "back with the Trajectory tab, or from the View menu")
-        else:
+        if self.central_tabs.currentWidget() is not self.restoration_panel:
             self._give_docks_back()
+        elif self._docks_lent:
+            if self._central_width_with(self._docks_lent) >= RESTORE_MIN_WIDTH:  # the window has grown
+                self._give_docks_back()
+        elif self.central_tabs.width() < RESTORE_MIN_WIDTH:
+            self._docks_lent = [d for name, d in self.docks.items() if name != "log" and d.isVisible()
+                                and not d.isFloating()]
+            for dock in self._docks_lent:
+                dock.hide()
+            if self._docks_lent:
+                logger.info("side panels hidden while the Restore tab is shown (the window is narrow); they come "
+                            "back with the Trajectory tab, or from the View menu")
+
+    def _central_width_with(self, docks: list[QDockWidget]) -> int:
+        """The central area's width were the hidden ``docks`` shown again (at their last widths)."""
+        width = self.central_tabs.width()
+        for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+            width -= max((d.width() for d in docks if self.dockWidgetArea(d) == area), default=0)
+        return width
 
     def _give_docks_back(self) -> None:
         for dock in self._docks_lent:
@@ -316,6 +328,8 @@ class MainWindow(QMainWindow):
         super().resizeEvent(event)
         if event.size().width() > event.oldSize().width() > 0:
             QTimer.singleShot(0, self.widen_squeezed_docks)
+        if event.size().width() != event.oldSize().width():  # narrowed or widened on the Restore tab: measure again
+            QTimer.singleShot(0, lambda: self._make_room_for_restore(self.central_tabs.currentIndex()))
 
     @Slot()
     def widen_squeezed_docks(self) -> None:

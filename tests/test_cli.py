@@ -278,6 +278,12 @@ def test_resume_accepts_list_options_equal_to_the_runs(tmp_path):
     assert main(["train", "--steps", "2", "--resume", *image]) == 0
 
 
+def test_resume_takes_a_kernel_by_any_of_its_names(tmp_path):
+    out = str(tmp_path / "run")
+    assert main(["train", "--kernel", "se", "--steps", "1", "--out", out, *TINY_TRAIN]) == 0
+    assert main(["train", "--kernel", "squared_exponential", "--steps", "2", "--out", out, "--resume", "--quiet"]) == 0
+
+
 def test_evaluating_against_the_training_file_says_it_is_not_held_out(tmp_path, capsys):
     """A model trained on a file was compared with that file and the report said "test split"."""
     curves = tmp_path / "curves.csv"

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from studio.dialogs import file_dialog
 from studio.views.curves_view import CurvesView
-from studio.views.media import ImageGridView, SkeletonView
+from studio.views.media import ImageGridView, SkeletonView, travel_heading
 
 FILE_FILTER = ("Data files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5 *.bvh *.idx *.png *.jpg *.jpeg "
                "*.bmp *-ubyte);;Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;"
@@ -199,7 +199,8 @@ class DataPanel(QWidget):
                               f"at {dataset.fps:g} fps<br><small>{self._source(dataset.source)}</small>")
             clip = dataset.to_positions(dataset.values[:1])[0]  # [T, J, 3]
             frames = clip[motion_thumbnail_frames(t)][:, None]  # [K, 1, J, 3]: K figures of one frame each
-            self.motion_preview.set_motions(frames, dataset.skeleton.parents, dataset.fps, animate=False)
+            self.motion_preview.set_motions(frames, dataset.skeleton.parents, dataset.fps, animate=False,
+                                            heading=travel_heading(clip))
         else:
             n, c, p = dataset.values.shape
             a, b = dataset.domain

@@ -790,11 +790,11 @@ class RestorationPanel(QWidget):
                                    save_suffix="h5")
 
     def export_targets(self, path: str | Path) -> list[Path]:
-        """The files :meth:`export_to` writes: ``path``, or with several priors ``STEM_CHECKPOINT.h5`` each."""
+        """The files :meth:`export_to` writes: ``path`` (the first prior's restoration), and for each further
+        prior compared ``STEM_CHECKPOINT.h5`` beside it."""
         run, p = self._last_run, Path(path)
-        if run is None or len(run.runs) < 2:
-            return [p]
-        return [p.with_name(f"{p.stem}_{Path(spec).stem}{p.suffix or '.h5'}") for spec in run.checkpoints]
+        others = [] if run is None else run.checkpoints[1:]
+        return [p, *(p.with_name(f"{p.stem}_{Path(spec).stem}{p.suffix or '.h5'}") for spec in others)]
 
     def export_to(self, path: str) -> bool:
         """Write the restoration shown (schema ``hdm-restoration/1``, :func:`engine.restoration.write_restoration`)
@@ -807,6 +807,11 @@ class RestorationPanel(QWidget):
             self.error.setText("nothing to export: restore an item first")
             return False
         targets = self.export_targets(path)
+        taken = [t.name for t in targets[1:] if t.exists()]  # the dialog asked about the chosen file only
+        if taken:
+            self.error.setText(f"not exported: {', '.join(taken)} already exist beside {targets[0].name} (the other "
+                               "prior's restoration goes there); choose another name or move them")
+            return False
         try:
             for target in targets:
                 check_writable(target)

@@ -323,8 +323,9 @@ class SamplingPanel(QWidget):
                 box.setCurrentIndex(index)
 
     def set_export_state(self, state: dict[str, Any]) -> None:
+        """A project's export choice, where it applies to the samples shown (a greyed format is not chosen)."""
         index = self.export_format.findData(state.get("format"))
-        if index >= 0:
+        if index >= 0 and self.export_format.model().item(index).isEnabled():
             self.export_format.setCurrentIndex(index)
         if "trajectory" in state:
             self.export_trajectory.setChecked(bool(state["trajectory"]))

@@ -91,9 +91,22 @@ def bone_pairs(parents: list[int] | tuple[int, ...]) -> np.ndarray:
     return np.array([(p, j) for j, p in enumerate(parents) if p >= 0], dtype=np.int64).reshape(-1, 2)
 
 
-def side_projection(positions: np.ndarray) -> np.ndarray:
-    """Joint positions [..., 3] (x forward, y up, z sideways) -> [..., 2] (x, y): a fixed side view."""
-    return np.asarray(positions, dtype=np.float64)[..., :2]
+def travel_heading(positions: np.ndarray) -> np.ndarray:
+    """The unit (x, z) direction in which a motion [T, J, 3] (y up) travels: its root's (joint 0's) net
+    horizontal displacement; (1, 0) where the root does not move."""
+    p = np.asarray(positions, dtype=np.float64)
+    d = p[-1, 0, [0, 2]] - p[0, 0, [0, 2]]
+    n = float(np.hypot(*d))
+    return d / n if n > 1e-9 else np.array([1.0, 0.0])
+
+
+def side_projection(positions: np.ndarray, heading: np.ndarray | tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
+    """Joint positions [..., 3] (y up) -> [..., 2]: the horizontal coordinate along ``heading`` (a unit (x, z)
+    vector, e.g. :func:`travel_heading`) and y. Along the direction of travel a walker is seen from the side,
+    where its gait shows; a fixed x showed cmu07, which walks along z, from the front."""
+    p = np.asarray(positions, dtype=np.float64)
+    h = np.asarray(heading, dtype=np.float64)
+    return np.stack([p[..., 0] * h[..., 0] + p[..., 2] * h[..., 1], p[..., 1]], axis=-1)
 
 
 def stick_polyline(points: np.ndarray, bones: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +147,13 @@ class SkeletonView(ThemedPlotWidget):
         self.timer.timeout.connect(self._advance)
 
     def set_motions(self, positions: np.ndarray, parents: list[int] | tuple[int, ...], fps: float = 30.0, *,
-                    animate: bool = True) -> None:
-        """Show motions [K, T, J, 3] (the first ``max_figures``) with the skeleton ``parents``."""
-        p = side_projection(np.asarray(positions)[: self.max_figures])
+                    animate: bool = True, heading: np.ndarray | None = None) -> None:
+        """Show motions [K, T, J, 3] (the first ``max_figures``) with the skeleton ``parents``, each seen from the
+        side of its own direction of travel, or along ``heading`` (x, z) for all (frames of one clip)."""
+        shown = np.asarray(positions)[: self.max_figures]
+        if heading is None:
+            heading = np.stack([travel_heading(m) for m in shown])[:, None, None, :] if len(shown) else (1.0, 0.0)
+        p = side_projection(shown, heading)
         first = self._positions is None or self._positions.shape != p.shape
         self._positions = p
         self._bones = bone_pairs(parents)
@@ -221,8 +238,11 @@ class Filmstrip:
 
     def __init__(self, reference: np.ndarray, parents: list[int] | tuple[int, ...],
                  shown: int = FILMSTRIP_FRAMES) -> None:
+        from engine.motion import channels_to_positions
+
         count = np.asarray(reference).shape[-1]
         self.frames = np.unique(np.linspace(0, count - 1, min(shown, count)).round().astype(np.int64))
+        self.heading = travel_heading(channels_to_positions(np.asarray(reference)))  # the reference's side view
         self.bones = bone_pairs(parents)
         p = self.points(reference)
         width = float(np.ptp(p[..., 0], axis=1).max())
@@ -239,7 +259,7 @@ class Filmstrip:
         """The shown frames of a motion [3J, T] as side-view joints [K, J, 2]."""
         from engine.motion import channels_to_positions
 
-        return side_projection(channels_to_positions(np.asarray(values)[:, self.frames]))
+        return side_projection(channels_to_positions(np.asarray(values)[:, self.frames]), self.heading)
 
     def ticks(self) -> list[tuple[float, str]]:
         """Bottom-axis ticks: each slot's frame number."""
@@ -255,6 +275,13 @@ class Filmstrip:
         """
         bones = len(self.bones)
         known = np.ones((len(self.frames), bones), dtype=bool)
+        if observed is not None and reference is not None:
+            # every other joint is stored relative to the root: where the root is lost (filled with zeros) the
+            # figure is placed on the reference's root, not dropped to the origin; its own bones show as missing
+            lost_root = ~np.asarray(observed, dtype=bool)[:3].all(axis=0)
+            if lost_root.any():
+                values = np.array(values, dtype=np.float64)
+                values[:3, lost_root] = np.asarray(reference, dtype=np.float64)[:3, lost_root]
         if observed is not None:
             o = np.asarray(observed, dtype=bool)[:, self.frames]
             joints = o.reshape(-1, 3, o.shape[-1]).all(axis=1).T  # [K, J]

@@ -224,7 +224,11 @@ def test_comparing_priors_exports_one_file_each(panel, tmp_path):
 
     panel._last_run = RestorationRun(None, [("hdm", None), ("white", None)],
                                      ["/a/mnist_hdm.safetensors", "mnist_ddpm"])
-    assert panel.export_targets(tmp_path / "r.h5") == [tmp_path / "r_mnist_hdm.h5", tmp_path / "r_mnist_ddpm.h5"]
+    assert panel.export_targets(tmp_path / "r.h5") == [tmp_path / "r.h5", tmp_path / "r_mnist_ddpm.h5"]
+    # the file dialog asked about r.h5 only: an existing r_mnist_ddpm.h5 is not replaced without a word
+    (tmp_path / "r_mnist_ddpm.h5").write_bytes(b"theirs")
+    assert not panel.export_to(str(tmp_path / "r.h5")) and "r_mnist_ddpm.h5 already exist" in panel.error.text()
+    assert (tmp_path / "r_mnist_ddpm.h5").read_bytes() == b"theirs" and not (tmp_path / "r.h5").exists()
 
 
 def test_checkpoints_opened_or_saved_elsewhere_are_offered_for_restoration(window, qtbot, tiny_checkpoint):

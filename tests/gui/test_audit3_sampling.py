@@ -164,3 +164,18 @@ def test_counts_of_one_are_singular(window, qtbot, tmp_path):
 def test_a_batch_of_many_copies_of_the_data_is_said_in_the_log(window, qtbot):
     _train(qtbot, window, steps=1, batch=2 * len(window.workspace.dataset))
     assert any("batch 2000 is 2 times the 1000 items" in line for line in window.log_panel.lines())
+
+
+def test_a_cancelled_evaluation_says_so(window, qtbot, tiny_checkpoint):
+    """Cancel stopped the evaluation (it takes a cancel token now), but the panel kept "Evaluating…"."""
+    panel = window.sampling_panel
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    panel.steps.setValue(2)
+    panel.num.setValue(20)
+    window.controller.start_sampling()
+    wait_idle(qtbot, window)
+    assert window.controller.evaluate()
+    assert panel.evaluation.text().startswith("Evaluating")
+    window.controller.cancel_current()
+    wait_idle(qtbot, window)
+    assert panel.evaluation.text() == "Evaluation cancelled."

@@ -165,3 +165,25 @@ def test_a_narrow_window_lends_the_side_docks_to_the_restore_tab(window, qtbot):
     assert not any(d.isVisible() for d in side)
     window.central_tabs.setCurrentWidget(window.view)
     assert all(d.isVisible() for d in side)
+
+
+def test_resizing_on_the_restore_tab_lends_or_gives_back_the_docks(window, qtbot):
+    """The docks stepped aside only when the tab was chosen: narrowing the window on the Restore tab left it cut,
+    and a dock the user closed from the View menu meanwhile came back with the Trajectory tab."""
+    side = [d for name, d in window.docks.items() if name != "log"]
+    window.central_tabs.setCurrentWidget(window.restoration_panel)
+    qtbot.wait(50)
+    assert all(d.isVisible() for d in side)
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: not any(d.isVisible() for d in side), timeout=3000)
+    window.resize(1900, 980)
+    qtbot.waitUntil(lambda: all(d.isVisible() for d in side), timeout=3000)
+    assert window.central_tabs.width() >= 700
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: not any(d.isVisible() for d in side), timeout=3000)
+    prior = window.docks["prior"]
+    prior.toggleViewAction().trigger()  # shown from the View menu: the user's now
+    prior.toggleViewAction().trigger()  # and closed again
+    window.central_tabs.setCurrentWidget(window.view)
+    assert not prior.isVisible() and all(d.isVisible() for d in side if d is not prior)
+

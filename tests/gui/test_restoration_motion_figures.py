@@ -76,6 +76,37 @@ def test_filmstrip_marks_missing_frames_and_joints():
     assert len(_bones(lost)[0]) == 6 * 4 and len(_bones(known)[0]) == 6 * (BONES - 4)
 
 
+def test_figures_are_seen_from_the_side_of_their_travel():
+    """The view was a fixed (x, y): cmu07 walks along z, so its figures were seen from the front, the gait and
+    the progress invisible (regression audit of this session)."""
+    from engine.motion import positions_to_channels
+    from engine.motion.procedural import generate_walks, humanoid_skeleton
+    from studio.views.media import Filmstrip, side_projection, travel_heading
+
+    walk = np.asarray(generate_walks(1, frames=32, seed=0)[0])[0]  # [T, J, 3]
+    hx, hz = travel_heading(walk)
+    x, z = walk[..., 0], walk[..., 2]
+    turned = np.stack([x * hz - z * hx, walk[..., 1], x * hx + z * hz], axis=-1)  # the same walk, along +z
+    np.testing.assert_allclose(travel_heading(turned), [0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(side_projection(turned, travel_heading(turned)), side_projection(walk, (hx, hz)),
+                               atol=1e-9)  # the same side view whichever way it walks
+    progress = np.ptp(side_projection(turned, travel_heading(turned))[:, 0, 0])
+    assert np.ptp(side_projection(turned)[:, 0, 0]) < 0.1 * progress  # a fixed x saw only the sideways sway
+    # missing-joints with the root lost: the known bones stay on the reference's root, not dropped to 0
+    skeleton = humanoid_skeleton()
+    channels = positions_to_channels(walk)
+    strip = Filmstrip(channels, skeleton.parents, shown=6)
+    observed = np.ones_like(channels, dtype=bool)
+    observed[:3] = False
+    degraded = channels.copy()
+    degraded[:3] = 0.0
+    known, _ = strip.lines(degraded, observed, reference=channels)
+    full, _ = strip.lines(channels)
+    shown = ~np.isnan(full[0])
+    mask = np.isin(np.round(full[0][shown], 9), np.round(known[0][~np.isnan(known[0])], 9))
+    assert mask.sum() >= len(known[0][~np.isnan(known[0])]) > 0  # every known bone where the original has it
+
+
 def test_walk_inbetweening_as_stick_figures(panel, qtbot, tiny_walk_checkpoint, shot):
     load_restoration_item(qtbot, panel, tiny_walk_checkpoint)
     view = panel.view

@@ -187,3 +187,14 @@ def test_the_data_end_of_the_time_colours_stands_out_from_the_plot(themed_app, q
     assert not any(w.isVisible() for w in view.time_legend)
     view.set_modality("functions")
     assert all(w.isVisible() for w in view.time_legend)
+
+
+def test_a_project_does_not_choose_an_export_format_the_samples_refuse(panel):
+    """A project naming PNG selected the greyed PNG entry while curves were shown; Export… then opened a folder
+    dialog for PNG files and refused only afterwards."""
+    panel.show_samples([0, 1], "", modality="functions")
+    panel.set_export_state({"format": "png", "trajectory": False})
+    assert panel.export_settings()["format"] == "h5" and not panel.export_trajectory.isChecked()
+    panel.set_export_state({"format": "csv"})
+    assert panel.export_settings()["format"] == "csv"
+
