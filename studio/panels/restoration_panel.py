@@ -877,7 +877,8 @@ class RestorationPanel(QWidget):
     @Slot(str, object)
     def _on_finished(self, name: str, result: object) -> None:
         if name == ITEM_JOB and isinstance(result, LoadedItem):
-            self._show_item(result)
+            if result.checkpoint == self.checkpoint.currentData():  # else a load for the new one is pending
+                self._show_item(result)
         elif name == RESTORE_JOB and isinstance(result, RestorationRun):
             self._show_run(result)
 

@@ -240,3 +240,16 @@ def test_checkpoints_opened_or_saved_elsewhere_are_offered_for_restoration(windo
     open_checkpoint(qtbot, window, tiny_checkpoint)
     assert combo.findData(str(tiny_checkpoint)) >= 0
     assert combo.currentData() != str(tiny_checkpoint)  # offered, not chosen
+
+
+def test_a_load_finishing_after_another_checkpoint_was_chosen_is_dropped(panel, qtbot, tiny_checkpoint,
+                                                                         tiny_walk_checkpoint):
+    """The previous checkpoint's item, arriving late, added its datasets (walk, cmu07) to a curve checkpoint's
+    sources (regression audit: pre-existing)."""
+    panel.select_checkpoint(str(tiny_walk_checkpoint))
+    assert panel.load_item()  # the walk item loads now...
+    panel.select_checkpoint(str(tiny_checkpoint))  # ...while the curve checkpoint is chosen
+    qtbot.waitUntil(lambda: panel.loaded is not None and panel.loaded.checkpoint == str(tiny_checkpoint)
+                    and not panel.runner.busy, timeout=30_000)
+    sources = [panel.source.itemData(i) for i in range(panel.source.count())]
+    assert "walk" not in sources and "cmu07" not in sources, sources
