@@ -308,9 +308,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
                           "one process (without torchrun)")
     ctx, device = init_distributed(args.device, "sample")
     try:
-        return _sample(args, ctx, device)
-    finally:
-        shutdown()
+        code = _sample(args, ctx, device)
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
+    return code
 
 
 def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:

@@ -107,10 +107,14 @@ def init_distributed(device: str = "cpu", command: str = "train") -> tuple[DistC
     return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend), device
 
 
-def shutdown() -> None:
-    """Leave the process group (after a final barrier so no rank exits while others still communicate)."""
+def shutdown(*, clean: bool = True) -> None:
+    """Leave the process group: after a final barrier when this rank finished its work (no rank exits while
+    others still communicate), at once when it failed or was interrupted. The other ranks may then be in the
+    middle of a step, where a barrier would wait for them until the group's timeout (30 minutes) or a SIGKILL:
+    a SIGTERM from torchrun, which unwinds like Ctrl+C, left the launcher waiting its 30 s grace."""
     if dist.is_initialized():
-        dist.barrier()
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -119,7 +123,7 @@ def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "
                       readout_every: int | None = None) -> Trainer:
     """``engine.api.train`` across the torchrun processes; ``callback`` fires on rank 0 only.
 
-    The process group is always torn down, also when training fails on this rank.
+    The process group is always torn down, also when training fails on this rank (without the final barrier).
     """
     from engine.training import EXECUTION, Trainer
 
@@ -131,8 +135,10 @@ def train_distributed(config: RunConfig, out_dir: str | Path, *, device: str = "
         else:
             trainer = Trainer(config, device=device, dist=ctx)
         trainer.run(callback=callback if ctx.is_main else None, out_dir=out_dir, readout_every=readout_every)
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
     return trainer
 
 

@@ -207,8 +207,13 @@ def test_a_child_run_stops_when_the_studio_is_gone(tmp_path):
             time.sleep(0.2)
         studio.kill()
         studio.wait()
-        child.wait(timeout=30)  # torchrun ends once its ranks have stopped
-        assert "has exited; stopping" in child.stderr.read().decode()
+        try:  # torchrun ends once its ranks have stopped; its stderr is drained meanwhile (a full pipe would block it)
+            _, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            tail = child.communicate()[1].decode()[-3000:]
+            raise AssertionError(f"the run outlived the studio by 30 s: {tail}") from None
+        assert "has exited; stopping" in err.decode()
         time.sleep(0.5)
         with pytest.raises(ProcessLookupError):  # nothing of the run's process group is left
             os.killpg(child.pid, 0)
