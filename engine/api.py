@@ -161,6 +161,7 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
     sf = read_samples(samples_path)
     _check_data_modality(samples_path, "images" if sf.modality == "images" else
                          "motions" if sf.modality == "motions" else "functions", data_spec)
+
     def check() -> None:
         if should_stop is not None and should_stop():
             raise Cancelled("evaluation cancelled")

@@ -240,7 +240,7 @@ def _typed_options(argv: list[str]) -> set[str]:
                 for option in sub._actions:
                     option.default = argparse.SUPPRESS
                 sub.set_defaults(func=None)
-    return {dest for dest, value in vars(parser.parse_args(argv)).items() if dest not in ("command", "func")}
+    return {dest for dest in vars(parser.parse_args(argv)) if dest not in ("command", "func")}
 
 
 def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
