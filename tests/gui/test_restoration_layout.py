@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.gui.helpers import load_restoration_item
+
 pytestmark = pytest.mark.gui
 
 
@@ -150,7 +152,8 @@ def test_a_narrow_window_lends_the_side_docks_to_the_restore_tab(window, qtbot):
     qtbot.waitUntil(lambda: window.central_tabs.width() >= 700, timeout=2000)
     assert not any(d.isVisible() for d in side) and window.docks["log"].isVisible()
     panel, view = window.restoration_panel, window.restoration_panel.view
-    qtbot.waitUntil(lambda: panel.loaded is not None and not window.jobs.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=30_000)
+    load_restoration_item(qtbot, panel, "quadratic")  # generated data: no shared files needed
     panel.steps.setValue(2)
     panel.restorations.setValue(1)
     assert panel.start_restore()
