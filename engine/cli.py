@@ -251,11 +251,11 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
     from engine.errors import ConfigError
     from engine.io import load_train_state, same_file
     from engine.operators.kernels import canonical_kernel
-    from engine.training import EXECUTION, MODEL_FILE, STATE_FILE
+    from engine.training import EXECUTION, STATE_FILE, run_files
 
     out = Path(args.out).expanduser()
     _outputs({"--out": args.out, "--json": args.json, "--progress-jsonl": args.progress_jsonl}, {}, folder="--out")
-    existing = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+    existing = run_files(out)
     if not args.resume:
         if existing:
             raise ConfigError(f"--out {out} already holds a run ({', '.join(existing)}): --resume continues it; "

@@ -86,6 +86,11 @@ EXECUTION = ("precision", "compile", "cuda_graphs")  # train settings that say h
 log = logging.getLogger(__name__)
 
 
+def run_files(folder: str | Path) -> list[str]:
+    """The names of a run's files (``model.safetensors``, ``train_state.pt``) that ``folder`` holds."""
+    return [name for name in (MODEL_FILE, STATE_FILE) if (Path(folder) / name).exists()]
+
+
 @dataclass
 class TrainProgress:
     """What the trainer reports after each step."""
@@ -543,7 +548,7 @@ class Trainer:
         out = Path(out_dir).expanduser()
         if out.resolve() in self.saved_dirs:
             return
-        existing = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+        existing = run_files(out)
         if existing:
             raise ConfigError(f"{out} already holds another run ({', '.join(existing)}), which saving would "
                               "replace: choose an empty or new folder")

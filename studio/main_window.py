@@ -328,7 +328,8 @@ class MainWindow(QMainWindow):
         super().resizeEvent(event)
         if event.size().width() > event.oldSize().width() > 0:
             QTimer.singleShot(0, self.widen_squeezed_docks)
-        if event.size().width() != event.oldSize().width():  # narrowed or widened on the Restore tab: measure again
+        restore = self._docks_lent or self.central_tabs.currentWidget() is self.restoration_panel
+        if restore and event.size().width() != event.oldSize().width():  # on the Restore tab: measure the room again
             QTimer.singleShot(0, lambda: self._make_room_for_restore(self.central_tabs.currentIndex()))
 
     @Slot()
