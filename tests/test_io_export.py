@@ -67,6 +67,61 @@ def test_bvh_export_refuses_stale_bvh_and_png_files(tmp_path):
     assert _snapshot(out) == before
 
 
+# -- interrupted exports: all files or none ------------------------------------------------------------
+def _interrupt_on_save(monkeypatch, module, name, after):
+    """Make ``module.name`` raise KeyboardInterrupt (Ctrl+C) on its call number ``after + 1``."""
+    real = getattr(module, name)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, flaky)
+
+
+def test_an_interrupted_png_export_leaves_no_file_and_no_folder_it_made(tmp_path, monkeypatch):
+    from PIL import Image
+
+    images = _images(tmp_path / "five.h5", 5)
+    _interrupt_on_save(monkeypatch, Image.Image, "save", after=3)
+    out = tmp_path / "new" / "pngs"
+    with pytest.raises(KeyboardInterrupt):
+        export_png(images, out)
+    assert not (tmp_path / "new").exists(), "the folders the export created are removed again"
+
+    kept = tmp_path / "kept"  # an existing folder: an earlier export of the same size and the user's file
+    monkeypatch.undo()
+    export_png(_images(tmp_path / "old.h5", 5, seed=3), kept)
+    (kept / "notes.txt").write_text("mine")
+    before = _snapshot(kept)
+    _interrupt_on_save(monkeypatch, Image.Image, "save", after=3)
+    with pytest.raises(KeyboardInterrupt):
+        export_png(images, kept)
+    assert _snapshot(kept) == before, "no file replaced and no temporary file left"
+
+    monkeypatch.undo()
+    export_png(images, kept)  # the same export, uninterrupted: every file replaced
+    assert sorted(_snapshot(kept)) == sorted(before) and _snapshot(kept)["sample_00000.png"] != before[
+        "sample_00000.png"]
+
+
+def test_a_failing_bvh_export_leaves_no_file(tmp_path, monkeypatch):
+    import engine.motion.bvh as bvh
+
+    motions = _motions(tmp_path / "m3.h5", n=3)
+    _interrupt_on_save(monkeypatch, bvh, "atomic_write_text", after=2)
+    out = tmp_path / "bvh"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        export_bvh(motions, out)
+    assert list(out.iterdir()) == [], "the existing folder stays, empty"
+    monkeypatch.undo()
+    assert len(list(export_bvh(motions, out).iterdir())) == 3
+
+
 def test_folder_export_checks_the_folder_before_writing(tmp_path):
     sf = _images(tmp_path / "s.h5", 3)
     (tmp_path / "file").write_text("x")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.io.atomic import (
     atomic_path,
+    atomic_paths,
     atomic_write_bytes,
     atomic_write_text,
     check_not_input,
@@ -33,6 +34,7 @@ __all__ = [
     "LoadedModel",
     "SampleFile",
     "atomic_path",
+    "atomic_paths",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_not_input",

@@ -21,13 +21,13 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_not_input", "check_writable",
-           "same_file"]
+__all__ = ["atomic_path", "atomic_paths", "atomic_write_bytes", "atomic_write_text", "check_not_input",
+           "check_writable", "same_file"]
 
 
 def _read_umask() -> int:
@@ -239,6 +239,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 tmp.unlink()
         raise
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_paths() -> Iterator[Callable[[str | os.PathLike[str]], Path]]:
+    """Files written as a set: every one appears at the end of the block, or none does.
+
+    Yields ``stage(path)``, which returns a temporary path for ``path`` (as :func:`atomic_path`). On normal
+    exit all of them are renamed into place together, with Ctrl+C and SIGTERM deferred to the end of the
+    renaming; if the block raises or is interrupted, every temporary file is removed and no destination is
+    touched. For exports of one file per sample, which were left half done by an interrupt::
+
+        with atomic_paths() as stage:
+            for i, image in enumerate(images):
+                save(image, stage(folder / f"sample_{i:05d}.png"))
+    """
+    stack = contextlib.ExitStack()
+    with stack:  # an exception in the block reaches every atomic_path, which removes its temporary file
+        yield lambda path: stack.enter_context(atomic_path(path))
+        with interrupts_deferred():
+            stack.close()  # each atomic_path renames its file into place
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

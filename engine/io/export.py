@@ -1,11 +1,12 @@
 """Exports of sample files for other tools: PNG for images, BVH for motions (CSV lives in :mod:`engine.io.samples`).
 
-Every export goes to a folder, one file per sample, each written atomically (a reader never sees a half
-file); the folder is created when missing. Before anything is written the folder is checked
-(:func:`_prepare_folder`): it must be writable, and it must not hold an earlier export's ``sample_*.png``,
-``sample_*.bvh`` or ``grid.png`` files that this export would not replace (the folder would mix two sample
-sets), nor the sample file being exported. Such a folder is refused with one line; nothing is deleted.
-The provenance travels with the files:
+Every export goes to a folder, one file per sample, written as a set (:func:`_written_as_a_set`): the files
+appear together at the end, and an export that fails or is interrupted (Ctrl+C, SIGTERM, a full disk) leaves
+none of them and removes the folder it created; the folder is created when missing. Before anything is
+written the folder is checked (:func:`_prepare_folder`): it must be writable, and it must not hold an
+earlier export's ``sample_*.png``, ``sample_*.bvh`` or ``grid.png`` files that this export would not replace
+(the folder would mix two sample sets), nor the sample file being exported. Such a folder is refused with
+one line; nothing is deleted. The provenance travels with the files:
 
 - **PNG** (``sample_00000.png`` ... and ``grid.png``): 8-bit grey or RGB, values clipped to [0, 1]; text
   chunks ``hdm-config`` (the sample file's config JSON: run config, sampler settings, checkpoint),
@@ -21,17 +22,18 @@ The provenance travels with the files:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import DataError, OutputError
-from engine.io.atomic import _translate, atomic_path, check_not_input, check_writable, same_file
+from engine.io.atomic import _translate, atomic_paths, check_not_input, check_writable, same_file
 from engine.io.samples import SampleFile
 
 # Files an export writes: sample_<anything>.png / .bvh and grid.png. Others in the folder are the user's.
@@ -73,6 +75,30 @@ def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], sourc
     return out
 
 
+@contextlib.contextmanager
+def _written_as_a_set(out_dir: str | os.PathLike[str], names: Sequence[str],
+                      source: Path | None) -> Iterator[tuple[Path, Callable[[str], Path]]]:
+    """Check and create the export folder (:func:`_prepare_folder`), then yield it and ``stage(name)``.
+
+    ``stage(name)`` returns the temporary path to write ``folder / name`` to; the files are renamed into
+    place together when the block ends (:func:`engine.io.atomic.atomic_paths`). If it raises or is
+    interrupted, no file is written and a folder this export created (with any parents) is removed again.
+    """
+    out = Path(out_dir)
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # innermost first
+    folder = _prepare_folder(out, names, source)
+    try:
+        with atomic_paths() as stage:
+            yield folder, lambda name: stage(folder / name)
+    except BaseException:
+        for p in missing:
+            try:
+                p.rmdir()  # only while empty: a file someone else put there keeps its folder
+            except OSError:
+                break
+        raise
+
+
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """[C, H, W] in [0, 1] -> uint8 [H, W] (grey) or [H, W, 3]."""
     img = np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
@@ -101,7 +127,6 @@ def export_png(sample_file: SampleFile, out_dir: str | os.PathLike[str], *, grid
         raise DataError(f"{where}: holds {sample_file.modality} of shape {x.shape}; PNG export is for grey or RGB "
                         "images [N, 1|3, H, W] (use --format csv for curves, bvh for motions)")
     names = [f"sample_{i:05d}.png" for i in range(x.shape[0])] + ["grid.png"]
-    out = _prepare_folder(out_dir, names, sample_file.path)
     config = json.dumps(sample_file.config, sort_keys=True)
 
     def save(img: np.ndarray, path: Path, seed: int | None) -> None:
@@ -111,12 +136,12 @@ def export_png(sample_file: SampleFile, out_dir: str | os.PathLike[str], *, grid
         info.add_text("hdm-checkpoint-sha256", sample_file.checkpoint_sha256)
         if seed is not None:
             info.add_text("hdm-seed", str(seed))
-        with atomic_path(path) as tmp:
-            Image.fromarray(_to_uint8(img)).save(tmp, format="PNG", pnginfo=info)
+        Image.fromarray(_to_uint8(img)).save(path, format="PNG", pnginfo=info)
 
-    for i in range(x.shape[0]):
-        save(x[i], out / names[i], int(sample_file.seeds[i]))
-    save(image_grid(x[:grid_max]), out / "grid.png", None)
+    with _written_as_a_set(out_dir, names, sample_file.path) as (out, stage):
+        for i in range(x.shape[0]):
+            save(x[i], stage(names[i]), int(sample_file.seeds[i]))
+        save(image_grid(x[:grid_max]), stage("grid.png"), None)
     return out
 
 
@@ -138,9 +163,9 @@ def export_bvh(sample_file: SampleFile, out_dir: str | os.PathLike[str]) -> Path
         raise DataError(f"{where}: samples have {positions.shape[2]} joints but the skeleton has "
                         f"{skeleton.num_joints}")
     names = [f"sample_{i:05d}.bvh" for i in range(positions.shape[0])]
-    out = _prepare_folder(out_dir, names, sample_file.path)
-    for i in range(positions.shape[0]):
-        write_bvh(out / names[i], skeleton, positions[i], frame_time)
+    with _written_as_a_set(out_dir, names, sample_file.path) as (out, stage):
+        for i in range(positions.shape[0]):
+            write_bvh(stage(names[i]), skeleton, positions[i], frame_time)
     return out
 
 
