@@ -137,7 +137,7 @@ class Controller(QObject):
         if self.ws.training.trainer is not None and self.ws.training.trainer.step_count:
             logger.info("a new run replaces the model trained earlier in this session (Save… keeps a model)")
         self.ws.training = ej.TrainHandle()
-        self.ws.models.pop(TRAINED, None)
+        self.ws.models.pop(TRAINED)
         self._withdraw_trained()
         self._trained_source = TRAINED
         self._last_loss = None
@@ -216,7 +216,7 @@ class Controller(QObject):
     def _offer_trained(self, trainer: Any, note: str) -> None:
         if trainer is None or trainer.step_count == 0:
             return
-        self.ws.models.pop(TRAINED, None)
+        self.ws.models.pop(TRAINED)
         label = f"trained here: {trainer.dataset.name}, {trainer.step_count} steps{note}"
         self.w.sampling_panel.add_checkpoint(TRAINED, label, modality=trainer.modality)
         if not self.ws.has_samples:
@@ -236,7 +236,8 @@ class Controller(QObject):
             self.w.show_error("Sampling", "no checkpoint: train a model (Training panel) or open a "
                               ".safetensors file")
             return
-        cached = model if model is not None else self.ws.models.get(key)
+        models = self.ws.models
+        cached = model if model is not None else models.get(key) if key == TRAINED else None
         trainer = self.ws.training.trainer
         source = self._trained_source
         device = self.w.device_status.device()
@@ -251,15 +252,13 @@ class Controller(QObject):
                 model = trainer.model()
                 model.source = source
                 return model
-            from engine import api
-
-            return api.load_model(key, device=device)
+            return models.load(key, device)
 
         self._sample_key = key
         self._sample_settings = dict(s)
         self._sample_cached = model is None
         modality = getattr(model, "modality", None) or self.w.sampling_panel.modalities.get(key) \
-            or getattr(cached, "modality", None)
+            or getattr(cached or models.get(key), "modality", None)
         self.w.view.begin_live(np.zeros(0), 1.0, modality=modality)
         self.w.jobs.submit(ej.sample_job(get_model, sampler=s["sampler"], steps=int(s["steps"]),
                                          num=int(s["num_samples"]), seed=int(s["seed"]),
@@ -280,7 +279,8 @@ class Controller(QObject):
         self.ws.sample_key, self.ws.sample_settings = self._sample_key, self._sample_settings
         modality = outcome.model.modality
         if self._sample_key and self._sample_cached:
-            self.ws.models[self._sample_key] = outcome.model
+            if self._sample_key == TRAINED:  # the others are in the cache since their job loaded them
+                self.ws.models.put(TRAINED, outcome.model)
             self.w.sampling_panel.modalities[self._sample_key] = modality
         self.w.view.set_result(r.grid, r.samples, r.seeds, r.trajectory, r.trajectory_times, outcome.T,
                                modality=modality, skeleton=ej.model_skeleton(outcome.model))
@@ -432,21 +432,12 @@ class Controller(QObject):
             logger.info(f"evaluation {text}")
         elif name == "save_checkpoint":
             self._trained_source = str(result)
-            self.ws.models.pop(TRAINED, None)
-            self._forget_models(str(result))
+            self.ws.models.pop(TRAINED)
+            self.ws.models.forget(str(result))  # under any key naming the file, for Sampling and Restore alike
             logger.info(f"saved checkpoint {result}")
             label = f"{Path(result).parent.name}/{Path(result).name}"
             self.w.sampling_panel.add_checkpoint(str(result), label, select=False)
         self.w.sync_controls()
-
-    def _forget_models(self, path: str) -> None:
-        """Drop every loaded model of the checkpoint file ``path``, just rewritten (by any key naming it:
-        sampling's cache and the Restore tab's), so the next use reads the new file."""
-        from engine.io import same_file
-
-        for key in [k for k in self.ws.models if k == path or same_file(k, path)]:
-            del self.ws.models[key]
-        self.w.restoration_panel.forget_checkpoint(path)
 
     @Slot(str, str, str)
     def _on_failed(self, name: str, message: str, details: str) -> None:

@@ -106,7 +106,7 @@ class FileController(QObject):
             else:
                 self._set_dataset(subject, value, "functions")
         elif name == "load_model":
-            self.ws.models[subject] = result
+            self.ws.models.put(subject, result)
             self.w.sampling_panel.add_checkpoint(subject, checkpoint_label(subject), modality=result.modality)
             g = result.geometry
             size = f"{g.height}×{g.width} images" if result.modality == "images" else f"{len(g.grid)}-point grid"

@@ -104,7 +104,8 @@ class MainWindow(QMainWindow):
         self.error_box.setIcon(QMessageBox.Icon.Warning)
         self.error_box.setWindowModality(Qt.WindowModality.NonModal)
         self.controller = Controller(self)
-        self.restoration_panel = RestorationPanel(self.jobs, self, device=self.device_status.device())
+        self.restoration_panel = RestorationPanel(self.jobs, self, device=self.device_status.device(),
+                                                 models=self.workspace.models)
         self.device_status.device_changed.connect(self.restoration_panel.set_device)  # every compute job follows it
         self.sampling_panel.checkpoint_file_added.connect(self.restoration_panel.offer_checkpoint)
         self.add_central_tab("Restore", self.restoration_panel)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.engine_jobs import dataset_skeleton, model_skeleton
 from studio.jobs import IDLE, Job, JobContext, JobRunner
 from studio.views.restoration_view import RestorationView, TileContent
+from studio.workspace import ModelCache
 
 logger = logging.getLogger("studio")
 
@@ -102,31 +102,6 @@ def prior_label(model: Any) -> str:
 
 
 # -- engine side (worker thread) -----------------------------------------------------------------
-class _Models:
-    """Checkpoints loaded once per device (only jobs touch it; jobs run one at a time, the lock is for safety)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: dict[tuple[str, str], Any] = {}
-
-    def get(self, spec: str, device: str) -> Any:
-        from engine import api
-
-        with self._lock:
-            key = (spec, device)
-            if key not in self._models:
-                self._models[key] = api.load_model(spec, device=device)
-            return self._models[key]
-
-    def forget(self, path: str) -> None:
-        """Drop the models loaded from the checkpoint file ``path`` (on every device): it was rewritten."""
-        from engine.io import same_file
-
-        with self._lock:
-            for key in [k for k in self._models if k[0] == path or same_file(k[0], path)]:
-                del self._models[key]
-
-
 @dataclass
 class LoadedItem:
     """One item ready to degrade: ``item`` [C, n] (on ``grid``) or [C, H, W] (``grid`` None), data units."""
@@ -193,11 +168,11 @@ def _load_values(model: Any, spec: str) -> tuple[np.ndarray, np.ndarray | None, 
     return values, grid, dataset_skeleton(ds) or model_skeleton(model)
 
 
-def load_item_job(models: _Models, checkpoint: str, source: str | None, index: int, device: str = "cpu") -> Job:
+def load_item_job(models: ModelCache, checkpoint: str, source: str | None, index: int, device: str = "cpu") -> Job:
     """Load ``checkpoint`` and item ``index`` of ``source`` (default: the checkpoint's dataset's test split)."""
 
     def run(ctx: JobContext) -> LoadedItem:
-        model = models.get(checkpoint, device)
+        model = models.load(checkpoint, device)
         default = str(model.config.data.spec)
         spec = source or default
         values, grid, skeleton = _load_values(model, spec)
@@ -213,7 +188,7 @@ def load_item_job(models: _Models, checkpoint: str, source: str | None, index: i
     return Job(ITEM_JOB, run, f"load item {index} of {source or checkpoint}")
 
 
-def restore_job(models: _Models, item: LoadedItem, checkpoints: list[str], task: str, params: dict[str, Any], *,
+def restore_job(models: ModelCache, item: LoadedItem, checkpoints: list[str], task: str, params: dict[str, Any], *,
                 method: str, sampler: str, steps: int, restorations: int, seed: int,
                 method_options: dict[str, Any] | None = None, device: str = "cpu") -> Job:
     """Restore ``item`` with each checkpoint's prior in turn (the same measurement and seeds).
@@ -227,7 +202,7 @@ def restore_job(models: _Models, item: LoadedItem, checkpoints: list[str], task:
         total = steps * len(checkpoints)
         runs = []
         for j, spec in enumerate(checkpoints):
-            model = models.get(spec, device)
+            model = models.load(spec, device)
             label = f"{prior_label(model)} ({Path(spec).stem})"
             done = j * steps
 
@@ -267,11 +242,12 @@ class RestorationPanel(QWidget):
 
     run_finished = Signal(object)  # RestorationRun
 
-    def __init__(self, runner: JobRunner, parent: QWidget | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None, *, device: str = "cpu",
+                 models: ModelCache | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.device = device
-        self._models = _Models()
+        self._models = models if models is not None else ModelCache()  # the window shares the session's
         self._loaded: LoadedItem | None = None
         self._load_error = ""  # why the chosen item is not loaded (the last load failed)
         self._loading_source = ""
@@ -489,10 +465,6 @@ class RestorationPanel(QWidget):
     @property
     def last_run(self) -> RestorationRun | None:
         return self._last_run
-
-    def forget_checkpoint(self, path: str) -> None:
-        """The checkpoint file ``path`` was rewritten: models loaded from it are read anew when next used."""
-        self._models.forget(path)
 
     def set_device(self, device: str) -> None:
         """Where the next jobs run (``cpu``, ``cuda:N``); checkpoints are loaded once per device."""

@@ -5,12 +5,13 @@ and counts are in the singular where there is one."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 
 import pytest
 
 from studio.workspace import TRAINED
-from tests.gui.helpers import open_checkpoint, wait_idle
+from tests.gui.helpers import load_restoration_item, open_checkpoint, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -74,13 +75,14 @@ def test_resaving_a_checkpoint_forgets_every_model_loaded_from_it(window, qtbot,
     path = open_checkpoint(qtbot, w, folder / "model.safetensors")
     wait_idle(qtbot, w)
     assert path in w.workspace.models
-    restore_models = w.restoration_panel._models
-    restore_models.get(path, "cpu")
+    models = w.restoration_panel._models
+    assert models is w.workspace.models, "Sampling and Restore share one cache: a checkpoint is read once"
+    other_spelling = os.path.join(str(folder), ".", "model.safetensors")  # as the Restore tab might name it
+    models.load(other_spelling, "cpu")
     w.controller.save_checkpoint(str(folder))
     wait_idle(qtbot, w)
     assert not w.error_box.isVisible(), w.error_box.text()
-    assert path not in w.workspace.models  # the next Sample reads the file again
-    assert not restore_models._models
+    assert path not in models and other_spelling not in models  # the next use reads the file again
 
 
 def test_sample_this_seed_uses_the_model_and_settings_of_the_samples_shown(
@@ -179,3 +181,29 @@ def test_a_cancelled_evaluation_says_so(window, qtbot, tiny_checkpoint):
     window.controller.cancel_current()
     wait_idle(qtbot, window)
     assert panel.evaluation.text() == "Evaluation cancelled."
+
+
+def test_sampling_and_restore_read_a_checkpoint_once(window, qtbot, monkeypatch):
+    """One model per checkpoint for the session: the Restore tab uses the one Sampling loaded (and the other way
+    round), where each used to read its own copy (the bundled image checkpoints are 7 MB each)."""
+    from engine import api
+
+    reads: list[str] = []
+    real = api.load_model
+
+    def counting(spec, *args, **kwargs):
+        reads.append(str(spec))
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(api, "load_model", counting)
+    w, panel = window, window.sampling_panel
+    assert panel.select_checkpoint("quadratic")
+    panel.steps.setValue(2)
+    panel.num.setValue(2)
+    w.controller.start_sampling()
+    wait_idle(qtbot, w)
+    assert w.workspace.outcome is not None and reads == ["quadratic"]
+    w.central_tabs.setCurrentWidget(w.restoration_panel)  # the tab loads its item once shown
+    load_restoration_item(qtbot, w.restoration_panel, "quadratic")
+    assert reads == ["quadratic"], "the Restore tab read the checkpoint again"
+    assert w.restoration_panel.loaded.checkpoint == "quadratic"
