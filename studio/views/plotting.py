@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor, QPalette, QResizeEvent, QTextOption
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
 
 _TIME_MAP = pg.colormap.get("viridis")
@@ -62,6 +62,7 @@ class ThemedPlotWidget(pg.PlotWidget):
             # halves the cost of a live frame
             self.getPlotItem().getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._placeholder = pg.TextItem("", anchor=(0.5, 0.5))
+        self._placeholder.textItem.document().setDefaultTextOption(QTextOption(Qt.AlignmentFlag.AlignHCenter))
         self._placeholder.setVisible(False)
         self.addItem(self._placeholder, ignoreBounds=True)
         self.apply_palette()
@@ -72,7 +73,23 @@ class ThemedPlotWidget(pg.PlotWidget):
         color = QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         self._placeholder.setText(text, color=color)
         self._placeholder.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+        self._wrap_placeholder()
         self._placeholder.setVisible(bool(text))
+
+    def _wrap_placeholder(self) -> None:
+        """Wrap the note to the plot's width (it ran off both sides of a narrow plot, cut mid-word)."""
+        box = self.getPlotItem().getViewBox().sceneBoundingRect().width()
+        width = max(80.0, 0.9 * box)
+        item = self._placeholder.textItem
+        item.setTextWidth(-1)  # its natural width first: a short note stays on one line, centred
+        if item.boundingRect().width() > width:
+            item.setTextWidth(width)
+        self._placeholder.updateTextPos()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._ready and self._placeholder.isVisible():
+            self._wrap_placeholder()
 
     def hide_placeholder(self) -> None:
         self._placeholder.setVisible(False)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QFontMetrics, QKeySequence
 
 from studio.session import load_project
 
@@ -95,6 +95,30 @@ def test_the_window_fits_a_laptop_screen(window, qtbot):
     assert any(d.width() < want for d, want in zip(docks, wants))  # squeezed: the panels scroll sideways
     window.resize(1560, 980)  # room again: the columns get their panels' width back (they stayed squeezed)
     qtbot.waitUntil(lambda: all(d.width() >= want for d, want in zip(docks, wants)), timeout=2000)
+
+
+def test_a_plots_note_wraps_to_a_narrow_plot(window, qtbot):
+    """At 1280 x 720 the start-up note ("Press Sample (Ctrl+R) to draw from ...") ran off both sides of the
+    Trajectory plot, cut mid-word; it now wraps within the plot, and a short note stays on one line."""
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() == 1280, timeout=2000)
+    plot = window.view.stack.currentWidget()
+    note = plot._placeholder
+    text = "Press Sample (Ctrl+R) to draw from the bundled 'quadratic' model, or open a checkpoint file"
+    plot.show_placeholder(text)
+    qtbot.wait(20)
+    box = plot.getPlotItem().getViewBox().sceneBoundingRect()
+    shown = note.mapRectToScene(note.boundingRect())
+    assert box.left() <= shown.left() and shown.right() <= box.right(), (shown, box)
+    assert shown.height() > 1.5 * QFontMetrics(note.textItem.font()).height()  # wrapped onto more lines
+    window.resize(1560, 980)  # wider again: re-wrapped to the new width, still inside
+    qtbot.waitUntil(lambda: window.width() == 1560, timeout=2000)
+    qtbot.wait(20)
+    box = plot.getPlotItem().getViewBox().sceneBoundingRect()
+    shown = note.mapRectToScene(note.boundingRect())
+    assert box.left() <= shown.left() and shown.right() <= box.right(), (shown, box)
+    plot.show_placeholder("short")
+    assert note.textItem.textWidth() == -1
 
 
 def test_project_save_and_load_round_trip(window, qtbot, tmp_path):
