@@ -29,8 +29,9 @@ Execution (``config.train``; neither changes the model, and a resumed run may ch
 - ``precision="tf32"`` (CUDA GPUs of compute capability 8.0 or newer only): float32 matrix products
   of the step (forward and backward) run on TF32 tensor cores: inputs rounded to a 10-bit mantissa,
   float32 range and accumulation; everything else as fp32. It is set for the step only
-  (:func:`matmul_precision`) and restored after it, so sampling and other threads keep their
-  precision. (cuDNN convolutions use TF32 in every mode: that is torch's own default.)
+  (:func:`matmul_precision`) and restored after it, so sampling keeps float32. The setting is
+  process-wide: work on another thread during a step would get TF32 too (the studio runs one
+  compute job at a time). (cuDNN convolutions use TF32 in every mode: that is torch's own default.)
 - ``precision="bf16"``: the network's forward runs under ``torch.autocast(dtype=bfloat16)``; the
   weights, their gradients, AdamW, the EMA, the perturbation and the DSM loss stay float32, and the
   spectral layers of the FNOs leave autocast (float32 FFTs and mode products). On a CUDA GPU
@@ -201,6 +202,13 @@ def matmul_precision(precision: str) -> Iterator[None]:
         torch.set_float32_matmul_precision(before)
 
 
+def _cudagraph_skips() -> int:
+    """How many times inductor has run a ``reduce-overhead`` graph without recording a CUDA graph in this process."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])
+
+
 def _loud_recompile_limit() -> contextlib.AbstractContextManager[None]:
     """Within: reaching torch's recompile limit raises (FailOnRecompileLimitHit) instead of silently running eager.
 
@@ -281,6 +289,8 @@ class Trainer:
         check_precision(tc.precision, self.device)
         self._loss: torch.nn.Module = DenoisingLoss(self.network, self.equation, self.config.model.parameterization,
                                                     bf16=tc.precision == "bf16")
+        if tc.compile:
+            self._warm_caches()
         if dist is not None:  # averages the gradients over the ranks during backward()
             from torch.nn.parallel import DistributedDataParallel
 
@@ -309,6 +319,24 @@ class Trainer:
         self._pending: list[torch.Tensor] = []  # losses of steps not read out yet (on the device)
         self.elapsed = 0.0
         self.saved_dirs: set[Path] = set()  # folders (resolved) holding this run's checkpoint: see check_save_folder
+
+    def _warm_caches(self) -> None:
+        """One eager evaluation of the loss on a batch of zeros, before it is compiled.
+
+        The operators cache what they derive per device (the DCT's factors, the SPDE's mode rates, Q's
+        square root). Filled inside the first compiled step, those caches held the graph's outputs, and the
+        loss was compiled again at step 2 (its guard saw the cache filled), which spent one of torch's 8
+        recompilations per image run. Drawn with a generator of its own and in eval mode (no dropout draws):
+        training's random numbers are unchanged.
+        """
+        x = torch.zeros((1, *self.data.shape[1:]), device=self.device)
+        t = sample_times(1, self.equation, torch.Generator().manual_seed(0), self.device)
+        self.network.eval()
+        try:
+            with torch.no_grad(), matmul_precision(self.config.train.precision):
+                self._loss(x, t, x, self.grid)
+        finally:
+            self.network.train()
 
     # -- one step --------------------------------------------------------------------------
     def _subgrid(self) -> torch.Tensor | None:
@@ -414,9 +442,15 @@ class Trainer:
             try:
                 with matmul_precision(precision), _loud_recompile_limit():
                     if graphed:
+                        skips = _cudagraph_skips()
                         torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are dead
                         loss = self._graphed(x0, t, e, grid)
                         loss.backward()
+                        if _cudagraph_skips() > skips:  # compiled, but inductor recorded no graph (and says so
+                            # in its logs only): `cuda_graphs` must not claim graphs that never ran
+                            log.warning("torch.compile recorded no CUDA graph for the step (TORCH_LOGS=perf_hints "
+                                        "says why); the steps run compiled without graphs")
+                            self._graphed = None
                         return loss.detach().clone()  # the next replay overwrites the graph's output
                     loss = self._compiled(x0, t, e, grid)
                     loss.backward()

@@ -226,6 +226,72 @@ def test_a_failing_compiled_step_falls_back_to_eager(caplog):
     assert losses == [eager.step() for _ in range(3)]  # the failed attempt left no trace
 
 
+def test_compiling_fills_the_operators_caches_before_the_first_step(monkeypatch):
+    """Filled inside the first compiled step, the DCT's factors and the SPDE's rates were graph outputs kept in
+    caches, and the loss compiled again at step 2. A compiling Trainer fills them eagerly, without touching the
+    random numbers training draws (dropout included)."""
+    import engine.operators.dct as dct
+
+    monkeypatch.setattr(dct, "_TWIDDLES", {})
+    config = UNET.replace(model={"dropout": 0.2}, train={"steps": 3})
+    torch.manual_seed(0)  # dropout draws from torch's global generator
+    trainer = Trainer(config.replace(train={"compile": True}))
+    assert (16, torch.device("cpu"), torch.float32) in dct._TWIDDLES
+    assert torch.device("cpu") in trainer.equation.__dict__["_rates"]
+    assert trainer.network.training
+    trainer._compiled = trainer._loss  # runs the compiled path's code without a compiler
+    losses = [trainer.step() for _ in range(3)]
+    torch.manual_seed(0)
+    eager = Trainer(config)
+    assert losses == [eager.step() for _ in range(3)]
+
+
+def test_cuda_graphs_that_inductor_did_not_record_are_not_claimed(monkeypatch, caplog):
+    """``reduce-overhead`` runs a step compiled but without a CUDA graph when inductor finds a reason to skip,
+    and says so only in its logs: ``cuda_graphs`` then reads False, and the next steps use the plain compilation."""
+    import engine.training as training
+
+    config = FNO.replace(train={"steps": 4, "subgrid_prob": 0.0, "compile": True})
+    trainer = Trainer(config)
+    skips = [0]
+    calls: list[str] = []
+
+    def graphed(*args):
+        calls.append("graphed")
+        skips[0] += 1  # what inductor counts when it skips recording
+        return trainer._loss(*args)
+
+    def compiled(*args):
+        calls.append("compiled")
+        return trainer._loss(*args)
+
+    monkeypatch.setattr(training, "_cudagraph_skips", lambda: skips[0])
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: None)
+    trainer._compiled, trainer._graphed = compiled, graphed
+    assert trainer.cuda_graphs
+    with caplog.at_level(logging.WARNING, logger="engine.training"):
+        losses = [trainer.step() for _ in range(3)]
+    assert calls == ["graphed", "compiled", "compiled"]
+    assert not trainer.cuda_graphs and trainer.compiled
+    assert "recorded no CUDA graph" in caplog.text
+    eager = Trainer(config.replace(train={"compile": False}))
+    assert losses == [eager.step() for _ in range(3)]
+
+
+def test_the_time_embedding_is_the_same_on_every_device():
+    """Its frequencies are float64 values rounded once to float32: no device's float32 exp enters (CUDA's and
+    the CPU's can differ by an ulp, which 1000 t magnifies past test_cuda_matches_cpu's tolerance)."""
+    import math
+
+    from engine.models.fno import timestep_embedding
+
+    half = 64
+    freqs = np.exp(-math.log(10_000.0) * np.arange(half, dtype=np.float64) / half).astype(np.float32)
+    t = torch.tensor([0.0, 0.25, 1.0])
+    arg = (1000.0 * t[:, None].float()) * torch.from_numpy(freqs)[None, :]
+    torch.testing.assert_close(timestep_embedding(t, 2 * half), torch.cat([arg.sin(), arg.cos()], 1), rtol=0, atol=0)
+
+
 def test_cuda_graphs_need_one_process_on_a_cuda_device():
     with pytest.raises(ConfigError, match=r"needs a CUDA device and no distributed run \(here: cpu\); leave it off"):
         Trainer(FNO.replace(train={"compile": True, "cuda_graphs": True}))

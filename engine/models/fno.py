@@ -97,7 +97,9 @@ class SpectralConv1d(nn.Module):
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of ``1000 t`` (shape [B] -> [B, dim])."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    # float64, then rounded once: the same float32 frequencies on every device (CUDA's and the CPU's float32
+    # exp may differ by an ulp, and 1000 t multiplies it)
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64, device=t.device) / half).float()
     arg = 1000.0 * t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
 

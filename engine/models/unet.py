@@ -88,9 +88,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, c, height, width = h.shape
-        q, k, v = self.qkv(self.norm(h)).reshape(b, 3, c, height * width).transpose(2, 3).unbind(1)  # [B, HW, c]
+        # [B, 1, HW, c]: one head, in the 4-D layout the fused (flash, memory-efficient) kernels take; 3-D inputs
+        # fell back to the plain one on a GPU
+        q, k, v = self.qkv(self.norm(h)).reshape(b, 3, 1, c, height * width).transpose(3, 4).unbind(1)
         a = F.scaled_dot_product_attention(q, k, v)
-        return h + self.proj(a.transpose(1, 2).reshape(b, c, height, width))
+        return h + self.proj(a.squeeze(1).transpose(1, 2).reshape(b, c, height, width))
 
 
 class Downsample(nn.Module):
