@@ -101,14 +101,34 @@ def _check(should_stop: ShouldStop) -> None:
         raise Cancelled("sampling cancelled")
 
 
+SNR_FLOOR = {dtype: torch.finfo(dtype).eps ** 0.5 for dtype in (torch.float16, torch.bfloat16, torch.float32,
+                                                                 torch.float64)}
+
+
+def tweedie_x0(equation: Equation, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Tweedie's ``x0_hat = (x_t - s e_hat) / m``, set to 0 (the normalised data mean) in the modes whose
+    signal-to-noise ratio ``m_k / s_k`` is below ``sqrt(eps)`` of the dtype.
+
+    There ``x_t`` carries no information on ``x_0`` and ``(x_t - s e_hat) / m`` is round-off divided by a tiny
+    ``m_k`` (HDM-SPDE's high modes near T: ``m_k`` down to 1e-43; IHDM's are 0 at T). A sampler's next step
+    multiplies it by ``m_s / m_t``, far above 1 there: 50-step samples of exact-score HDM-SPDE images reached
+    1e22, IHDM's NaN. The exact denoiser is ``O(m_k)`` in those modes, so nothing is lost. Equations with one
+    mean coefficient (vp, subvp, ve: ``m / s`` is 0.008 or more at T) need no floor.
+    """
+    if type(equation).mode_coefs is Equation.mode_coefs:
+        return equation.denoise(x_t, e_hat, t)
+    return equation.denoise(x_t, e_hat, t, snr_floor=SNR_FLOOR[x_t.dtype])
+
+
 def predict(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, tb: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(e_hat, x0_hat)`` at times ``tb``: from the predictor's ``both`` when it has one, else by Tweedie."""
+    """``(e_hat, x0_hat)`` at times ``tb``: from the predictor's ``both`` when it has one, else by Tweedie
+    (:func:`tweedie_x0`)."""
     both = getattr(predict_noise, "both", None)
     if both is not None:
         return both(x, tb.to(x.dtype))
     e_hat = predict_noise(x, tb.to(x.dtype))
-    return e_hat, equation.denoise(x, e_hat, tb)
+    return e_hat, tweedie_x0(equation, x, e_hat, tb)
 
 
 def _finish(predict_noise, equation, x, t_last, denoise_final):
@@ -305,7 +325,10 @@ def _dpm_solver_2m(predict_noise: NoisePredictor, equation: Equation, x: torch.T
                    rng: SampleRNG, callback: Callback, should_stop: ShouldStop, denoise_final: bool,
                    stochastic: bool) -> torch.Tensor:
     total = len(ts) - 1
-    lower_order_final = total < 15  # as in DPM-Solver++: a first-order last step is more stable at few steps
+    # The last step, into eps, is first order whatever the step count. DPM-Solver++ does so below 15 steps only,
+    # but on a grid uniform in t that step is about 8 times longer in lambda than the one before, and extrapolating
+    # x0_hat that far ruined the samples from 15 steps on (Gaussian data, exact score, vp cosine: covariance error
+    # 71 % at 15 steps against 5.5 % first order; on the default logsnr grid both agree).
     x0_prev, lam_prev = None, None
     lam_t = _half_log_snr(equation, _batch_t(ts[0], x))[0]  # each step's lambda(s) is the next one's lambda(t)
     for i in range(total):
@@ -318,7 +341,7 @@ def _dpm_solver_2m(predict_noise: NoisePredictor, equation: Equation, x: torch.T
         else:
             x_next = equation.flow_step(x, e_hat, tb, sb, x0=x0)
         lam_s, m_s = _half_log_snr(equation, sb)
-        if x0_prev is not None and not (lower_order_final and i == total - 1):
+        if x0_prev is not None and i < total - 1:
             coef = _multistep_coef(m_s, lam_prev, lam_t, lam_s, stochastic=stochastic)
             x_next = x_next + equation.scale_modes(coef, x0 - x0_prev)
         x0_prev, lam_prev, lam_t, x = x0, lam_t, lam_s, x_next

@@ -241,15 +241,22 @@ class SPDEEquation(Equation):
         """``x_t = M_t x_0 + Shat_t e`` (per mode ``m_k x0_k + shat_k e_k``), e ~ N(0, Q)."""
         return idct2(_modes(self.mode_mean(t), x0) * dct2(x0) + _modes(self.mode_std(t), e) * dct2(e))
 
-    def denoise(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def denoise(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, snr_floor: float = 0.0
+                ) -> torch.Tensor:
         """Tweedie's ``x_0 = M_t^{-1}(x_t - Shat_t e_hat)``, the exact inverse of :meth:`perturb`.
 
         Per mode the division is by ``max(m_k, sqrt(tiny))`` (``tiny`` of the dtype: 1e-19 for float32,
         1e-154 for float64), which only bites for modes whose signal is below the dtype's range
-        (e.g. the highest modes at T in float32), where it keeps the result finite.
+        (e.g. the highest modes at T in float32), where it keeps the result finite. Modes whose
+        signal-to-noise ratio ``m_k / shat_k`` is below ``snr_floor`` are set to 0 instead (see
+        :func:`engine.samplers.tweedie_x0`), in the modes: zeroed after the way back to pixels, their
+        huge values would leak into every other mode by round-off.
         """
-        m = _modes(self.mode_mean(t), x_t).clamp_min(torch.finfo(x_t.dtype).tiny ** 0.5)
-        return idct2((dct2(x_t) - _modes(self.mode_std(t), x_t) * dct2(e_hat)) / m)
+        m, sd = _modes(self.mode_mean(t), x_t), _modes(self.mode_std(t), x_t)
+        X0 = (dct2(x_t) - sd * dct2(e_hat)) / m.clamp_min(torch.finfo(x_t.dtype).tiny ** 0.5)
+        if snr_floor > 0:
+            X0 = torch.where(m >= snr_floor * sd, X0, 0.0)
+        return idct2(X0)
 
     def prior_sample(self, rng: SampleRNG, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
                      ) -> torch.Tensor:

@@ -53,7 +53,7 @@ changing only what the sampler is given, never the sampler:
 
     A predictor without ``both`` (e.g. an exact Gaussian score) has ``x0_hat`` by Tweedie's division; where a
     mode's signal-to-noise ratio ``m_k / s_k`` is below ``sqrt(eps)`` of the dtype it is then taken as 0 before
-    the correction (see :func:`_denoise`).
+    the correction (see :func:`engine.samplers.tweedie_x0`).
 
 ``"dps"`` (diffusion posterior sampling, Chung et al. 2023).
     After every sampler step the state is moved down the gradient of the measurement error of the denoised
@@ -81,7 +81,17 @@ from engine.equations.base import Equation
 from engine.errors import ConfigError
 from engine.restoration.operators import Degradation
 from engine.rng import SampleRNG
-from engine.samplers import Callback, NoisePredictor, ShouldStop, StepInfo, default_spacing, get_sampler, time_grid
+from engine.samplers import (
+    SNR_FLOOR,
+    Callback,
+    NoisePredictor,
+    ShouldStop,
+    StepInfo,
+    default_spacing,
+    get_sampler,
+    time_grid,
+    tweedie_x0,
+)
 
 __all__ = ["METHODS", "METRICS", "DenoisingCovariance", "dps_guidance", "replacement_predictor", "restore"]
 
@@ -91,39 +101,18 @@ METHODS: dict[str, str] = {
 }
 _OPTIONS = {"replace": ("noise_std", "prior_variance", "metric"), "dps": ("zeta",)}
 METRICS = ("operator", "posterior")
-_SNR_FLOOR = {dtype: torch.finfo(dtype).eps ** 0.5 for dtype in (torch.float16, torch.bfloat16, torch.float32,
-                                                                  torch.float64)}
 _MAX_PROBE_ENTRIES = 2**25  # modes x components of the dense variance table (128 MiB in float32)
-
-
-def _denoise(equation: Equation, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Tweedie's ``x0_hat``, set to 0 (the normalised data mean) in the modes whose signal-to-noise ratio
-    ``m_k / s_k`` is below ``sqrt(eps)`` of the dtype.
-
-    There ``x_t`` carries no information on ``x_0`` and ``(x_t - s e_hat) / m`` is round-off divided by a tiny
-    ``m_k`` (HDM-SPDE's high modes near T: ``m_k`` down to 1e-43). A sampler multiplies it back by a tiny
-    ``m``; a correction in another basis (pixels) would spread it over every mode. The exact denoiser is
-    ``O(m_k)`` there, so nothing is lost.
-    """
-    x0 = equation.denoise(x_t, e_hat, t)
-    m, s = equation.mode_coefs(t)
-    snr = torch.as_tensor(m / s)
-    if bool(torch.all(snr >= _SNR_FLOOR[x_t.dtype])):
-        return x0
-    X0 = equation.to_modes(x0)
-    keep = equation.broadcast_modes((snr >= _SNR_FLOOR[x_t.dtype]).to(torch.float64), X0)
-    return equation.from_modes(X0 * keep)
 
 
 def _estimates(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, t: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(e_hat, x0_hat)``: from the predictor's ``both`` when it has one (computed from the network's output,
-    never dividing by ``m``; :mod:`engine.samplers`), else ``e_hat`` and :func:`_denoise`."""
+    never dividing by ``m``; :mod:`engine.samplers`), else ``e_hat`` and :func:`~engine.samplers.tweedie_x0`."""
     both = getattr(predict_noise, "both", None)
     if both is not None:
         return both(x, t)
     e_hat = predict_noise(x, t)
-    return e_hat, _denoise(equation, x, e_hat, t.to(torch.float64))
+    return e_hat, tweedie_x0(equation, x, e_hat, t.to(torch.float64))
 
 
 def _implied_noise(equation: Equation, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -172,7 +161,7 @@ class DenoisingCovariance:
         m, s = self.equation.mode_coefs(t)
         like = torch.zeros(t.shape[0], 1, *self.spatial, dtype=torch.float64, device=t.device)
         snr = self.equation.broadcast_modes(m, like) / self.equation.broadcast_modes(s, like)
-        r = snr.clamp_min(_SNR_FLOOR[torch.float64]) ** -2  # capped where x_t has no information (see _denoise)
+        r = snr.clamp_min(SNR_FLOOR[torch.float64]) ** -2  # capped where x_t has no information (see tweedie_x0)
         return r.expand_as(like).reshape(t.shape[0], self.K)
 
     def variance(self, t: torch.Tensor) -> torch.Tensor:
@@ -366,7 +355,8 @@ def restore(predict_noise: NoisePredictor, equation: Equation, degradation: Degr
     name = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", "")
     if spacing is None:
         spacing = default_spacing(name)
-    ts = time_grid(equation, steps, spacing, device=y.device)
+    ts = time_grid(equation, steps, spacing)  # on the CPU, as HDMModel.sample's: samplers read float(ts[i]), and
+    # a device tensor there made the host wait for the GPU twice a step
     if x_T is None:
         x_T = equation.prior_sample(rng, tuple(x_shape))
     x_T = x_T.to(device=y.device, dtype=y.dtype)
