@@ -14,7 +14,9 @@ continuous operators of the same physical image (pixel size = training size / ne
 **Priors** (images; ``prior=`` at sampling time):
 
 - ``hdm``: the exact Gaussian part of the marginal at T, ``N(0, Shat_T^2 Q)`` (drops ``M_T x_0``,
-  whose size is ``m(T) <= 0.0084`` for the cosine schedule);
+  whose size is ``m(T) <= 0.0084`` for the cosine schedule; on HDM-SPDE the image-mean mode keeps
+  ``alpha(T)^sigma`` of ``x_0``: 0.0084 at ``sigma = 1`` but 9 % at 0.5 and 62 % at 0.1, and sampling warns
+  once a model when a mode keeps more than :data:`PRIOR_MEAN_WARNING`);
 - ``white``: ``N(0, s_T^2 I)``; valid only where the law at T is white, i.e. the white-noise VP (DDPM), where
   it equals ``hdm`` (HDM-SPDE with ``gamma = 0`` has a white Q, but its drift colours the marginal);
 - ``ihdm``: ``M_T x_0 + Shat_T e`` with ``x_0`` drawn from training images stored in the checkpoint (the
@@ -24,6 +26,7 @@ continuous operators of the same physical image (pixel size = training size / ne
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,9 @@ from engine.errors import CheckpointError, ConfigError, DataError
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
 from engine.samplers import DEFAULT_SAMPLER, EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
+
+log = logging.getLogger(__name__)
+PRIOR_MEAN_WARNING = 0.05  # the largest m_k(T) the hdm prior's dropping of M_T x_0 passes over in silence
 
 PRIORS = {
     "hdm": "the exact Gaussian marginal at T, N(0, Shat_T^2 Q)",
@@ -371,7 +377,10 @@ class HDMModel:
                               "own variance); a white prior would start the reverse equation off it: use the hdm "
                               "or ihdm prior")
         if prior != "ihdm":
-            return equation.prior_sample(rng, shape).to(self.device)
+            x_T = equation.prior_sample(rng, shape).to(self.device)  # (refused for the ihdm equation)
+            if isinstance(equation, SPDEEquation):
+                self._warn_dropped_mean(equation)
+            return x_T
         if "prior.bank" not in self.tensors:
             raise ConfigError("the ihdm prior needs training images stored with the model; this checkpoint has "
                               "none (only image checkpoints do): use the hdm prior")
@@ -389,6 +398,18 @@ class HDMModel:
         x0 = idct2(coefs.reshape(len(rng), C, H, W)).to(torch.float32).to(self.device)
         t = torch.full((len(rng),), equation.T, dtype=torch.float64, device=self.device)
         return equation.perturb(x0, t, equation.sample_noise(rng, shape))
+
+    def _warn_dropped_mean(self, equation: Equation) -> None:
+        """Once a model: say so where the hdm prior drops a sizeable ``M_T x_0`` (HDM-SPDE with ``sigma < 1``)."""
+        if getattr(self, "_warned_prior_mean", False):
+            return
+        self._warned_prior_mean = True
+        kept = float(equation.mode_mean(torch.tensor(equation.T, dtype=torch.float64)).max())
+        if kept > PRIOR_MEAN_WARNING:
+            log.warning("the hdm prior starts from N(0, Shat_T^2 Q), dropping M_T x_0, but this model's equation "
+                        "(hdm_spde, sigma %g) keeps %.0f %% of the image's mean at T (0.8 %% at sigma 1): samples' "
+                        "brightness and lowest modes may be off; the ihdm prior draws the exact marginal "
+                        "(--prior ihdm, or Prior in the studio)", self.config.noise.sigma, 100 * kept)
 
     def default_batch_size(self, grid: np.ndarray | None = None, size: tuple[int, int] | int | None = None) -> int:
         """Items per sampling batch when none is given (``grid``/``size`` as :meth:`sample`; default: training).
