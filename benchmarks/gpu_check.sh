@@ -5,7 +5,7 @@
 # with a CUDA build of torch (the engine needs only torch, numpy, h5py, safetensors, pillow, tqdm):
 #
 #   OUT=gpu_out bash benchmarks/gpu_check.sh               # step, ttq, sample, step_more: about 6-8 minutes (estimate)
-#   OUT=gpu_out STAGES=tests bash benchmarks/gpu_check.sh  # a second call: the CUDA and compile tests
+#   OUT=gpu_out STAGES="smoke tests" bash benchmarks/gpu_check.sh  # a second call: the CUDA smoke checks and tests
 #   OUT=/tmp/dry DEVICE=cpu QUICK=1 bash benchmarks/gpu_check.sh   # a CPU dry run of the script itself
 #
 # Stages (the issue's proof, in order):
@@ -19,7 +19,10 @@
 #   sample  seconds to draw 1000 curves per sampler against Euler-Maruyama 1000 steps
 #   step_more  the other step variants (eager tf32 and bf16, compiled bf16) against eager fp32: last,
 #           so a run cut short by the device's time limit has the figures the targets need already
-#   tests   the suite's CUDA and compile tests (HDM_TEST_COMPILE=1)
+#   smoke   benchmarks/cuda_smoke.py: every network trained in fp32/tf32/bf16 without a host wait in the step,
+#           every sampler and restoration task on the device against the CPU (about a minute, no compiler)
+#   tests   the suite's tests that touch CUDA (-k "cuda or gpu", with HDM_TEST_COMPILE=1 for the CUDA-graph one);
+#           the compile tests on the CPU belong to a CPU session (HDM_TEST_COMPILE=1 pytest -k compil: ~4 min)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_check_out}
@@ -39,6 +42,7 @@ if [ "${QUICK:-0}" = 1 ]; then  # tiny sizes: checks that every stage runs, meas
   SAMPLE_ARGS=(--width 8 --modes 4 --layers 1 --train-steps 2 --warmup-steps 0 --num-samples 20 --baseline-steps 10
                --samplers ddim:5,dpm2m:5)
   TEST_FILES=(tests/test_dct.py)
+  TEST_SELECT=dct
 else
   STEP_ARGS=(--train-steps 100 --warmup-steps 20 --readout-every 20)
   STEP_VARIANTS=eager_fp32,compiled_tf32,compiled_tf32_cudagraphs
@@ -48,7 +52,8 @@ else
   SAMPLE_ARGS=(--width 32 --train-steps 5 --warmup-steps 2
                --samplers ddim:25,exponential:10,exponential:30,dpm2m:10,dpm2m:20,dpm2m_sde:25,dpm2m_sde:50)
   TEST_FILES=(tests/test_precision.py tests/test_bench.py tests/test_dct.py tests/test_image_models.py
-              tests/test_distributed.py)
+              tests/test_distributed.py tests/test_training.py)
+  TEST_SELECT="cuda or gpu"
 fi
 
 stage() {  # name, then the command; a failing stage is reported and the next one runs
@@ -74,7 +79,9 @@ for s in $STAGES; do
            --json "$OUT/ttq_reference.json" ;;
     sample) stage sample $PY -m engine.cli bench --device "$DEVICE" --sections sampling "${SAMPLE_ARGS[@]}" \
               --json "$OUT/sampling.json" ;;
-    tests) HDM_TEST_COMPILE=1 stage tests $PY -m pytest -q -p no:cacheprovider "${TEST_FILES[@]}" ;;
-    *) echo "unknown stage $s (choose from step ttq sample step_more tests)" >&2; exit 2 ;;
+    smoke) stage smoke $PY benchmarks/cuda_smoke.py --device "$DEVICE" ;;
+    tests) HDM_TEST_COMPILE=1 stage tests $PY -m pytest -q -p no:cacheprovider -rs "${TEST_FILES[@]}" \
+             -k "$TEST_SELECT" ;;
+    *) echo "unknown stage $s (choose from step ttq sample step_more smoke tests)" >&2; exit 2 ;;
   esac
 done

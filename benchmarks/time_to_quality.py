@@ -95,6 +95,12 @@ def main() -> int:
     report: dict = {"data": args.data, "device": args.device, "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "sampler": f"{args.sampler}-{args.sampler_steps}", "bar": BAR,
                     "budgets": []}
+    if not args.device.startswith("cpu"):  # CUDA's lazy start (kernels, cuBLAS/cuFFT plans) out of the first budget
+        started = time.perf_counter()
+        warm = RunConfig().replace(data={"spec": args.data}, model=model_overrides, train={**train, "steps": 3})
+        Trainer(warm, device=args.device).run(readout_every=args.readout_every)
+        _sync(args.device)
+        report["warmup_seconds"] = round(time.perf_counter() - started, 2)
     real = None
     for steps in budgets:
         cfg = RunConfig().replace(data={"spec": args.data}, model=model_overrides, train={**train, "steps": steps})
