@@ -1,4 +1,5 @@
-"""engine.io.export and export_csv: stale files of an earlier export, inputs as outputs, BVH frame times."""
+"""engine.io.export and export_csv: folders holding exported files, interrupted exports, inputs as outputs, BVH
+frame times."""
 
 from __future__ import annotations
 
@@ -30,39 +31,45 @@ def _snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-# -- stale files of an earlier export ------------------------------------------------------------------
-def test_png_export_refuses_a_folder_with_more_samples_of_an_earlier_export(tmp_path):
+# -- files of an earlier export, or the user's --------------------------------------------------------
+def test_png_export_refuses_a_folder_holding_exported_files(tmp_path):
     out = tmp_path / "mix"
     export_png(_images(tmp_path / "four.h5", 4), out)
     (out / "notes.txt").write_text("mine")
     before = _snapshot(out)
-    two = _images(tmp_path / "two.h5", 2, seed=1)
-    with pytest.raises(OutputError) as info:
-        export_png(two, out)
-    text = str(info.value)
-    assert "\n" not in text and str(out) in text and "earlier export" in text and "empty or new folder" in text
-    assert "sample_00002.png" in text and "sample_00003.png" in text
-    assert _snapshot(out) == before, "nothing may be written or deleted"
+    for other in (_images(tmp_path / "two.h5", 2, seed=1), _images(tmp_path / "four2.h5", 4, seed=2)):
+        with pytest.raises(OutputError) as info:  # fewer samples: a mix; as many: all overwritten
+            export_png(other, out)
+        text = str(info.value)
+        assert "\n" not in text and str(out) in text and "already holds exported files" in text
+        assert "grid.png, sample_00000.png, sample_00001.png and 2 more" in text and "empty or new folder" in text
+        assert _snapshot(out) == before, "nothing may be written or deleted"
 
-    export_png(_images(tmp_path / "four2.h5", 4, seed=2), out)  # the same file set: replaced as a whole
-    assert sorted(_snapshot(out)) == sorted(before) and _snapshot(out) != before
-    fresh = export_png(two, tmp_path / "fresh")
+    own = tmp_path / "own"  # the user's own file of an export's name
+    own.mkdir()
+    (own / "sample_00000.png").write_bytes(b"my picture")
+    with pytest.raises(OutputError, match=r"already holds exported files \(sample_00000\.png\)"):
+        export_png(_images(tmp_path / "one.h5", 1), own)
+    assert (own / "sample_00000.png").read_bytes() == b"my picture"
+
+    fresh = export_png(_images(tmp_path / "two2.h5", 2), tmp_path / "fresh")
     assert sorted(p.name for p in fresh.iterdir()) == ["grid.png", "sample_00000.png", "sample_00001.png"]
 
 
-def test_bvh_export_refuses_stale_bvh_and_png_files(tmp_path):
+def test_bvh_export_refuses_folders_holding_bvh_or_png_exports(tmp_path):
     out = tmp_path / "bvh"
     export_bvh(_motions(tmp_path / "m3.h5", n=3), out)
     before = _snapshot(out)
-    with pytest.raises(OutputError, match=r"earlier export.*sample_00002\.bvh"):
-        export_bvh(_motions(tmp_path / "m2.h5", n=2), out)
+    for n in (2, 3):
+        with pytest.raises(OutputError, match=r"already holds exported files.*sample_00000\.bvh"):
+            export_bvh(_motions(tmp_path / f"m{n}b.h5", n=n), out)
     assert _snapshot(out) == before
 
     pngs = tmp_path / "pngs"
     export_png(_images(tmp_path / "i.h5", 2), pngs)
-    with pytest.raises(OutputError, match=r"earlier export.*grid\.png"):
-        export_bvh(_motions(tmp_path / "m2b.h5", n=2), pngs)
-    with pytest.raises(OutputError, match=r"earlier export.*sample_00000\.bvh"):
+    with pytest.raises(OutputError, match=r"already holds exported files.*grid\.png"):
+        export_bvh(_motions(tmp_path / "m2c.h5", n=2), pngs)
+    with pytest.raises(OutputError, match=r"already holds exported files.*sample_00000\.bvh"):
         export_png(_images(tmp_path / "i3.h5", 3), out)
     assert _snapshot(out) == before
 
@@ -92,20 +99,18 @@ def test_an_interrupted_png_export_leaves_no_file_and_no_folder_it_made(tmp_path
         export_png(images, out)
     assert not (tmp_path / "new").exists(), "the folders the export created are removed again"
 
-    kept = tmp_path / "kept"  # an existing folder: an earlier export of the same size and the user's file
-    monkeypatch.undo()
-    export_png(_images(tmp_path / "old.h5", 5, seed=3), kept)
+    kept = tmp_path / "kept"  # an existing folder with the user's file
+    kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    before = _snapshot(kept)
+    monkeypatch.undo()
     _interrupt_on_save(monkeypatch, Image.Image, "save", after=3)
     with pytest.raises(KeyboardInterrupt):
         export_png(images, kept)
-    assert _snapshot(kept) == before, "no file replaced and no temporary file left"
+    assert _snapshot(kept) == {"notes.txt": b"mine"}, "no file written and no temporary file left"
 
     monkeypatch.undo()
-    export_png(images, kept)  # the same export, uninterrupted: every file replaced
-    assert sorted(_snapshot(kept)) == sorted(before) and _snapshot(kept)["sample_00000.png"] != before[
-        "sample_00000.png"]
+    export_png(images, kept)  # the same export, uninterrupted
+    assert len(_snapshot(kept)) == 1 + 5 + 1
 
 
 def test_a_failing_bvh_export_leaves_no_file(tmp_path, monkeypatch):

@@ -3,10 +3,10 @@
 Every export goes to a folder, one file per sample, written as a set (:func:`_written_as_a_set`): the files
 appear together at the end, and an export that fails or is interrupted (Ctrl+C, SIGTERM, a full disk) leaves
 none of them and removes the folder it created; the folder is created when missing. Before anything is
-written the folder is checked (:func:`_prepare_folder`): it must be writable, and it must not hold an
-earlier export's ``sample_*.png``, ``sample_*.bvh`` or ``grid.png`` files that this export would not replace
-(the folder would mix two sample sets), nor the sample file being exported. Such a folder is refused with
-one line; nothing is deleted. The provenance travels with the files:
+written the folder is checked (:func:`_prepare_folder`): it must be writable, and it must hold no
+``sample_*.png``, ``sample_*.bvh`` or ``grid.png`` file (an earlier export's, which this one would overwrite or
+mix with, or the user's own), nor the sample file being exported. Such a folder is refused with one line;
+nothing is deleted or overwritten. The provenance travels with the files:
 
 - **PNG** (``sample_00000.png`` ... and ``grid.png``): 8-bit grey or RGB, values clipped to [0, 1]; text
   chunks ``hdm-config`` (the sample file's config JSON: run config, sampler settings, checkpoint),
@@ -44,9 +44,10 @@ def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], sourc
     """Check the export folder before anything is written, then create it; returns it.
 
     Raises :class:`OutputError` when ``out_dir`` cannot be a writable folder, when one of ``names`` is a
-    folder there or is the ``source`` sample file itself, or when the folder holds an earlier export's
-    ``sample_*.png``/``sample_*.bvh``/``grid.png`` files that this export would not replace (the two sample
-    sets would mix). Nothing is deleted.
+    folder there or is the ``source`` sample file itself, or when the folder holds any
+    ``sample_*.png``/``sample_*.bvh``/``grid.png`` file: an earlier export's, which this one would overwrite
+    (a re-export of the same size replaced it without a word) or mix with, or the user's own. Nothing is
+    deleted or overwritten.
     """
     out = Path(out_dir)
     check_not_input(out, source)
@@ -63,11 +64,11 @@ def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], sourc
                                   "new folder")
             if source is not None and same_file(out / name, source):
                 check_not_input(out / name, source)
-        stale = sorted(name for name in entries if _EXPORT_FILE.fullmatch(name) and name not in wanted)
-        if stale:
-            shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
-            raise OutputError(f"{out}: the folder already holds an earlier export's files that this export would "
-                              f"not replace ({shown}); choose an empty or new folder, or remove them first")
+        held = sorted(name for name in entries if _EXPORT_FILE.fullmatch(name) and not entries[name])
+        if held:
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise OutputError(f"{out}: the folder already holds exported files ({shown}), which this export would "
+                              "overwrite or mix with; choose an empty or new folder, or remove them first")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
