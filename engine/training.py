@@ -73,6 +73,7 @@ import torch
 from engine.config import RunConfig
 from engine.device import resolve_device
 from engine.errors import Cancelled, CheckpointError, ConfigError, DataError
+from engine.io.atomic import interrupts_deferred
 from engine.objectives import dsm_loss, sample_times
 from engine.operators import kernel_length_scale
 from engine.pipeline import HDMModel, ImageGeometry, ModelGeometry, build_network, make_domain, prior_bank
@@ -504,20 +505,32 @@ class Trainer:
         keep the GPU busy; None: :func:`default_readout_every` of the device); ``callback`` then
         fires once per step read, in order, and ``should_stop`` is polled at read-outs. In a
         distributed run ``should_stop`` must answer the same on every rank.
+
+        Stopped by ``should_stop``, Ctrl+C or SIGTERM (the CLI turns it into a ``KeyboardInterrupt``), the
+        run is saved to ``out_dir`` at the last whole step before the exception goes on, so ``--resume``
+        continues it (it saved nothing before the first periodic checkpoint, 500 steps by default). On the
+        main thread an interrupt waits for the step under way to end.
         """
         tc = self.config.train
         readout_every = max(1, int(readout_every or default_readout_every(self.device)))
-        while self.step_count < tc.steps:
-            if should_stop is not None and should_stop():
-                if out_dir is not None:
-                    self.save(out_dir)
-                raise Cancelled(f"training cancelled at step {self.step_count}")
-            for _ in range(min(readout_every, tc.steps - self.step_count)):
-                self.step_async()
-                if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
-                    self._report(self.flush(), callback)
-                    self.save(out_dir)
-            self._report(self.flush(), callback)
+        start = self.step_count
+        try:
+            while self.step_count < tc.steps:
+                if should_stop is not None and should_stop():
+                    if out_dir is not None:
+                        self.save(out_dir)
+                    raise Cancelled(f"training cancelled at step {self.step_count}")
+                for _ in range(min(readout_every, tc.steps - self.step_count)):
+                    with interrupts_deferred():  # between steps only: a saved state is one step's, whole
+                        self.step_async()
+                    if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
+                        self._report(self.flush(), callback)
+                        self.save(out_dir)
+                self._report(self.flush(), callback)
+        except KeyboardInterrupt:
+            if out_dir is not None and self.step_count > start:
+                self.save(out_dir, wait=False)  # no barrier: the other ranks may be gone already
+            raise
         if out_dir is not None:
             self.save(out_dir)
 
@@ -540,17 +553,19 @@ class Trainer:
         return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema if network is None else network,
                         source=self.dataset.name, tensors=self.tensors, extra_meta=self.extra_meta)
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, *, wait: bool = True) -> Path:
         """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path.
 
-        Distributed: rank 0 writes, and every rank waits until the files are complete.
+        Distributed: rank 0 writes, and every rank waits until the files are complete (unless ``wait`` is
+        False: an interrupted run, whose other ranks may be gone).
         """
-        from engine.io import interrupts_deferred, save_model, save_train_state
+        from engine.io import save_model, save_train_state
 
         self.flush()
         out = Path(out_dir)
         if self.dist is not None and not self.dist.is_main:
-            self.dist.barrier()
+            if wait:
+                self.dist.barrier()
             return out / MODEL_FILE
         out.mkdir(parents=True, exist_ok=True)
         self.saved_dirs.add(out.resolve())
@@ -568,7 +583,7 @@ class Trainer:
                 "elapsed": self.elapsed,
                 "config": self.config.to_json(),
             })
-        if self.dist is not None:
+        if self.dist is not None and wait:
             self.dist.barrier()
         return Path(path) if path is not None else out / MODEL_FILE
 

@@ -189,3 +189,37 @@ def test_an_interrupt_does_not_fall_between_the_runs_two_files(tmp_path, monkeyp
         trainer.save(tmp_path)
     assert load_train_state(tmp_path / "train_state.pt")["step"] == 2
     assert load_model(tmp_path / "model.safetensors").meta["training"]["step"] == 2
+
+
+def test_an_interrupted_run_is_saved_at_its_last_whole_step_and_resumes_exactly(tmp_path, monkeypatch):
+    """Ctrl+C or SIGTERM (the CLI's KeyboardInterrupt) before the first periodic checkpoint (500 steps by default)
+    saved nothing: 37 steps of 400 were lost and --resume had nothing to continue. The run is now saved, at the
+    end of the step the signal fell in (it waits for it), and resuming gives the uninterrupted run's losses."""
+    import os
+    import signal
+
+    from engine.io import load_train_state
+
+    config = TINY.replace(train={"steps": 8, "checkpoint_every": 0})
+    straight = Trainer(config)
+    straight.run()
+    trainer = Trainer(config)
+    real = trainer._backward
+
+    def interrupted_in_step_five(*args):
+        loss = real(*args)
+        if trainer.step_count == 4:  # inside step 5, before its optimiser update
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # Python runs a handler at the next bytecode
+                pass
+        return loss
+
+    monkeypatch.setattr(trainer, "_backward", interrupted_in_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(out_dir=tmp_path / "run", readout_every=1)
+    state = load_train_state(tmp_path / "run" / "train_state.pt")
+    assert state["step"] == 5 and len(state["losses"]) == 5  # step 5 whole: update, EMA and count
+    resumed = Trainer.resume(tmp_path / "run")
+    resumed.run(readout_every=1)
+    np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-6)
+    assert (tmp_path / "run" / "model.safetensors").is_file()
