@@ -10,9 +10,9 @@ SIGTERM to the process group, SIGKILL after a timeout; and ``--stop-with`` the s
 id, so the run also stops if the studio crashes or is killed), follows ``progress.jsonl`` with a timer
 (:class:`JsonlFollower` parses complete lines only), relays the child's output line by line,
 and when the child is done loads the run from ``RUN_DIR`` (its ``train_state.pt``) into a
-:class:`~engine.training.Trainer`, as if it had been trained in the studio. The engine writes
-checkpoints atomically, so a cancelled run leaves its last complete checkpoint and nothing
-half-written.
+:class:`~engine.training.Trainer`, as if it had been trained in the studio. A cancelled run (SIGTERM)
+saves itself at its last whole step before it stops, atomically, so Cancel keeps what was trained and
+nothing is half-written.
 """
 
 from __future__ import annotations
