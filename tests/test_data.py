@@ -492,3 +492,108 @@ def test_values_beyond_float32_and_bad_gp_options(tmp_path):
     assert ds.default_length_scale == 2.5
     with pytest.raises(TypeError):  # n_points, num and seed are keyword-only
         load_function_dataset("quadratic", "train", 10)
+
+
+# ----------------------------------------------------------------------------------------------- CSV headers
+def _csv(path: Path, header: str | None, rows: list[str]) -> Path:
+    path.write_text("\n".join(([header] if header is not None else []) + rows) + "\n")
+    return path
+
+
+def test_csv_header_of_pandas_column_numbers_is_not_a_curve(tmp_path, caplog):
+    """``DataFrame(a).to_csv(index=False)`` writes the header ``0,1,...,n-1``; it was read as one more curve
+    (the ramp 0..n-1), in training and held-out data alike."""
+    body = [",".join(map(repr, r.tolist())) for r in CURVES]
+    p = _csv(tmp_path / "numbered.csv", "0,1,2,3", body)
+    with caplog.at_level("WARNING", logger="engine.data.loaders"):
+        ds = load_function_dataset(p)
+    np.testing.assert_array_equal(ds.values[:, 0], CURVES.astype(np.float32))
+    np.testing.assert_array_equal(ds.grid, np.arange(4.0))
+    assert "numbered.csv: row 1 (0,1,2,3) is read as a header" in caplog.text
+    # only whole numbers 0..n-1 make a header: a curve written as floats, or another ramp, stays a curve
+    caplog.clear()
+    for first in ("0.0,1.0,2.0,3.0", "1,2,3,4", "0,1,2,4", "0,1,3,2"):
+        p = _csv(tmp_path / "ramp.txt", None, [first, "5,6,7,8"])
+        with caplog.at_level("WARNING", logger="engine.data.loaders"):
+            ds = load_file(p)
+        assert len(ds) == 2 and ds.values[0, 0, 1] == 1.0 + (first == "1,2,3,4"), first
+    assert caplog.text == ""
+    # a header mixing names and numbers is refused on one line that says what to do
+    p = _csv(tmp_path / "mixed.csv", "id,0,1,2", ["1,2,3,4"])
+    with pytest.raises(DataError, match=r"mixed.csv: row 1, column 1: 'id' is not a number, .*header row must "
+                                        r"name every column") as info:
+        load_file(p)
+    assert "\n" not in str(info.value)
+
+
+def test_csv_pandas_index_column_under_a_numeric_header_is_dropped(tmp_path, caplog):
+    """``DataFrame(a).to_csv()`` writes ``,0,1,...`` then ``i,v,v,...``: it was refused with "row 1, column 1 is
+    empty" though the loader drops such an index column under a header of names."""
+    body = [f"{i}," + ",".join(map(repr, r.tolist())) for i, r in enumerate(CURVES)]
+    p = _csv(tmp_path / "pandas.csv", ",0,1,2,3", body)
+    with caplog.at_level("WARNING", logger="engine.data.loaders"):
+        ds = load_file(p)
+    np.testing.assert_array_equal(ds.values[:, 0], CURVES.astype(np.float32))
+    assert "row index" in ds.source and "column 1 (0..2) as a row index" in caplog.text
+    # R's write.csv: quoted, row names 1..N, any numeric labels (here x-coordinates)
+    r_body = [f'"{i + 1}",' + ",".join(map(repr, r.tolist())) for i, r in enumerate(CURVES)]
+    ds = load_file(_csv(tmp_path / "r.csv", '"","0.5","1","1.5","2"', r_body))
+    np.testing.assert_array_equal(ds.values[:, 0], CURVES.astype(np.float32))
+    # an empty first cell over something that is not a row index stays an error, now saying what to do
+    bad = [f"{i}," + ",".join(map(repr, r.tolist())) for i, r in zip((3, 7, 9), CURVES)]
+    with pytest.raises(DataError, match=r"gaps.csv: row 1, column 1 is empty; fill it, or .*index=False"):
+        load_file(_csv(tmp_path / "gaps.csv", ",0,1,2,3", bad))
+
+
+def _exported(tmp_path: Path, x: np.ndarray, grid: np.ndarray | None, modality: str) -> Path:
+    from engine.io import export_csv, read_samples, write_samples
+
+    h5 = write_samples(tmp_path / f"{modality}.h5", x, seeds=np.arange(len(x)) + 40, config={},
+                       modality=modality, grid=grid)
+    return export_csv(read_samples(h5), tmp_path / f"{modality}.csv")
+
+
+@pytest.mark.parametrize("modality,channels", [("functions", 1), ("functions", 2), ("motions", 5)])
+def test_hdm_csv_export_reads_back_as_data(tmp_path, modality, channels):
+    """``hdm export --format csv`` (header ``channel,sample,seed,<grid>``) was refused as ``--data``:
+    "row 1, column 1: 'channel' is not a number"."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, channels, 7)).astype(np.float32) * 10 ** rng.uniform(-3, 3, size=(4, channels, 1))
+    grid = np.linspace(-10, 10, 7) if modality == "functions" else None
+    p = _exported(tmp_path, x.astype(np.float32), grid, modality)
+    ds = load_function_dataset(p)
+    assert ds.values.shape == (4, channels, 7)
+    np.testing.assert_array_equal(ds.values, x.astype(np.float32))  # exact float32 round trip
+    np.testing.assert_array_equal(ds.grid, grid if grid is not None else np.arange(7.0))
+    assert ds.default_length_scale == pytest.approx(0.1 * (ds.grid[-1] - ds.grid[0]))
+    assert "hdm CSV export" in ds.source
+    # rows in another order (channel-major) are regrouped by sample, then channel
+    lines = p.read_text().splitlines()
+    shuffled = [lines[0]] + sorted(lines[1:], key=lambda line: (line.split(",")[0], -int(line.split(",")[1])))
+    p.write_text("\n".join(shuffled) + "\n")
+    np.testing.assert_array_equal(load_file(p).values, x.astype(np.float32))
+
+
+def test_hdm_csv_export_with_inconsistent_rows_is_refused_on_one_line(tmp_path):
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    lines = _exported(tmp_path, x, np.arange(4.0), "functions").read_text().splitlines()
+    head, rows = lines[0], lines[1:]  # rows 2..7 of the file: sample 0 channels 0-2, sample 1 channels 0-2
+    cases = {
+        "missing channel": (head, rows[:4] + rows[5:], "row 5: sample 1 has no channel 1 (the file has channels "
+                                                       "0..2)"),
+        "repeated channel": (head, rows + [rows[1]], "row 8 repeats channel 1 of sample 0 (first at row 3)"),
+        "channel not whole": (head, [rows[0].replace("0,", "0.5,", 1)] + rows[1:],
+                              "row 2, column 1: channel '0.5' must be a whole number >= 0"),
+        "short row": (head, rows[:2] + [rows[2].rsplit(",", 1)[0]] + rows[3:], "row 4 has 6 values, expected 7"),
+        "grid": (head.replace("1.0", "9.0"), rows, "row 1: the grid values of the hdm CSV export header must "
+                                                    "be finite and strictly increasing"),
+        "one point": ("channel,sample,seed,0.0", [r.rsplit(",", 3)[0] for r in rows], "at least 2"),
+        "no rows": (head, [], "only a header row"),
+        "text": (head, [rows[0].rsplit(",", 1)[0] + ",x"] + rows[1:], "row 2, column 7: 'x' is not a number"),
+    }
+    for case, (header, body, expected) in cases.items():
+        p = _csv(tmp_path / "bad_export.csv", header, body)
+        with pytest.raises(DataError) as info:
+            load_file(p)
+        msg = str(info.value)
+        assert "bad_export.csv" in msg and expected in msg and "\n" not in msg, (case, msg)

@@ -3,9 +3,12 @@
 Supported formats (chosen by extension):
 
 - ``.csv`` / ``.txt``: one curve per row, separated by tabs, semicolons, commas (detected in that order from
-  the first row) or else blanks (``numpy.savetxt``); an optional first row of names is a header when none of
-  its cells is a number, and a header whose first cell is empty (pandas ``to_csv``, R ``write.csv``) marks
-  column 1 as a row index, which is dropped.
+  the first row) or else blanks (``numpy.savetxt``). Row 1 is a header, not a curve, when (see :func:`load_csv`)
+  none of its cells is a number (names), or it is exactly ``0,1,...,n-1`` written as whole numbers (pandas'
+  column labels, ``DataFrame(array).to_csv(index=False)``), or its first cell is empty and column 1 below it
+  is a row index ``0..N-1`` or ``1..N`` (pandas ``to_csv()``, R ``write.csv``). A header whose first cell is
+  empty marks column 1 as a row index, which is dropped. A file whose header starts ``channel,sample,seed``
+  is an ``hdm export --format csv`` file: read back as [N, C, n] on the grid named by the header.
 - ``.tsv`` (UCR 2018): no header, tab/space separated, column 0 = class label, the rest = the curve.
 - ``.ts`` (sktime): ``@`` header lines, then ``@data`` and one line per case ``v1,v2,...:label``; several
   channels are ``ch1:ch2:...:label``. ``?`` (missing) is an error.
@@ -23,6 +26,7 @@ of the domain (the ratio the HDM reference uses: length 2 on [-10, 10]). Every p
 
 from __future__ import annotations
 
+import logging
 import re
 import zipfile
 from collections import Counter
@@ -33,6 +37,8 @@ import numpy as np
 
 from engine.data.dataset import FunctionDataset
 from engine.errors import DataError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LENGTH_FRACTION = 0.1
 """Default noise length scale of a file, as a fraction of its domain width."""
@@ -109,13 +115,73 @@ def check_ragged(lengths: list[int], line_numbers: list[int], path: Path, what: 
     return expected
 
 
+def text_rows(path: Path, *, whitespace_ok: bool) -> tuple[list[list[str]], list[int]]:
+    """The file's non-blank lines split into cells (delimiter detected from row 1), and their line numbers."""
+    text = read_text(path)
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    delimiter = _detect_delimiter(lines[0][1], whitespace_ok)
+    return [_split(line, delimiter) for _, line in lines], [i for i, _ in lines]
+
+
+def _is_column_labels(cells: list[str]) -> bool:
+    """``cells`` are exactly ``0, 1, ..., len-1`` written as whole numbers (pandas' default column labels)."""
+    return len(cells) > 1 and all(cell == str(k) for k, cell in enumerate(cells))
+
+
+def _is_row_index(cells: list[str]) -> bool:
+    """``cells`` are ``0, 1, ..., N-1`` (pandas) or ``1, ..., N`` (R) written as whole numbers."""
+    if not cells or cells[0] not in ("0", "1"):
+        return False
+    first = int(cells[0])
+    return all(cell == str(first + k) for k, cell in enumerate(cells))
+
+
+def _header(rows: list[list[str]], path: Path, index_column: bool) -> tuple[bool, bool]:
+    """Whether row 1 is a header, and whether column 1 is a row index to drop (see :func:`load_csv`)."""
+    first = rows[0]
+    if not any(_is_number(c) for c in first):  # names (an empty first cell = row names below)
+        return True, index_column and len(first) > 1 and first[0] == ""
+    if _is_column_labels(first):
+        log.warning("%s: row 1 (%s) is read as a header of column numbers (pandas to_csv), not as a curve",
+                    path, _abbreviate(first))
+        return True, False
+    if len(first) > 1 and first[0] == "" and len(rows) > 1 and _is_row_index([r[0] for r in rows[1:]]):
+        index = f"{rows[1][0]}..{rows[-1][0]}"
+        if index_column:
+            log.warning("%s: row 1 (%s) is read as a header and column 1 (%s) as a row index, which is "
+                        "dropped (pandas to_csv / R write.csv layout)", path, _abbreviate(first), index)
+        else:
+            log.warning("%s: row 1 (%s) is read as a header (its first cell is empty and column 1 is %s)",
+                        path, _abbreviate(first), index)
+        return True, index_column
+    return False, False
+
+
+def _abbreviate(cells: list[str]) -> str:
+    return ",".join(cells) if len(cells) <= 6 else ",".join(cells[:3]) + ",...," + ",".join(cells[-2:])
+
+
+def _check_first_row(row: list[str], line: int, path: Path) -> None:
+    """DataError for a first row that is neither a header nor a curve: names mixed with numbers, or an empty
+    first cell (a header over row names that are not a plain 0..N-1 / 1..N index)."""
+    for j, cell in enumerate(row):
+        if cell != "" and not _is_number(cell):
+            raise DataError(f"{path}: row {line}, column {j + 1}: {cell!r} is not a number, yet row {line} also "
+                            "holds numbers; a header row must name every column (or be the column numbers "
+                            "0,1,...,n-1), so rename its numeric cells or delete the row")
+    if len(row) > 1 and row[0] == "" and all(row[1:]):
+        raise DataError(f"{path}: row {line}, column 1 is empty; fill it, or if row {line} is a header over "
+                        "row names, save the file without them (pandas to_csv(index=False))")
+
+
 def read_table(path: Path, *, allow_header: bool, whitespace_ok: bool,
                index_column: bool = False) -> tuple[np.ndarray, list[int], bool]:
     """A delimited numeric table.
 
     Args:
         path: the text file.
-        allow_header: a first row without any number is a header and is skipped.
+        allow_header: row 1 may be a header, which is skipped: a row without any number, the column numbers
+            ``0,1,...,n-1``, or a row whose first cell is empty above a row index (see :func:`load_csv`).
         whitespace_ok: split on runs of blanks when the first row has no tab, semicolon or comma.
         index_column: when the header's first cell is empty (how pandas ``to_csv`` and R ``write.csv``
             mark their row names), drop column 0 as a row index.
@@ -124,17 +190,19 @@ def read_table(path: Path, *, allow_header: bool, whitespace_ok: bool,
         float64 [rows, cols] (NaN allowed), each row's 1-based line number, and whether an index column
         was dropped.
     """
-    text = read_text(path)
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
-    delimiter = _detect_delimiter(lines[0][1], whitespace_ok)
-    rows = [_split(line, delimiter) for _, line in lines]
-    numbers = [i for i, _ in lines]
-    drop = False
-    if allow_header and not any(_is_number(c) for c in rows[0]):
-        drop = index_column and len(rows[0]) > 1 and rows[0][0] == ""
+    rows, numbers = text_rows(path, whitespace_ok=whitespace_ok)
+    return _numeric_table(rows, numbers, path, allow_header=allow_header, index_column=index_column)
+
+
+def _numeric_table(rows: list[list[str]], numbers: list[int], path: Path, *, allow_header: bool,
+                   index_column: bool) -> tuple[np.ndarray, list[int], bool]:
+    header, drop = _header(rows, path, index_column) if allow_header else (False, False)
+    if header:
         rows, numbers = rows[1:], numbers[1:]
         if not rows:
             raise DataError(f"{path}: the file holds only a header row and no curves")
+    elif allow_header:
+        _check_first_row(rows[0], numbers[0], path)
     if drop:
         rows = [r[1:] for r in rows]
     check_ragged([len(r) for r in rows], numbers, path)
@@ -212,17 +280,96 @@ def _checked_grid(path: Path, grid: np.ndarray, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- text formats
 def load_csv(path: str | Path) -> FunctionDataset:
-    """One curve per row; comma, semicolon, tab or blank separated; optional header row. Returns [N, 1, n].
+    """One curve per row; comma, semicolon, tab or blank separated; optional header row. Returns [N, 1, n]
+    ([N, C, n] for an hdm export).
 
-    A header whose first cell is empty marks column 1 as a row index (pandas/R style); it is dropped.
+    Row 1 is a header (skipped, never a curve) when
+
+    1. none of its cells is a number (column names); or
+    2. its cells are exactly ``0,1,...,n-1`` written as whole numbers (``0.0`` or ``1e0`` do not count): the
+       column labels ``pandas.DataFrame(array).to_csv(index=False)`` writes; or
+    3. its first cell is empty and column 1 of every later row is ``0,1,...,N-1`` or ``1,...,N`` written as
+       whole numbers: the row index ``DataFrame.to_csv()`` / R ``write.csv`` write, whatever the labels.
+
+    Otherwise row 1 is a curve; a row 1 mixing names and numbers is an error. Cases 2 and 3 are logged as
+    warnings (``engine.data.loaders``), so a file whose first curve really is the ramp ``0..n-1`` is not
+    dropped silently. A header whose first cell is empty (cases 1 and 3) marks column 1 as a row index,
+    which is dropped. The grid is ``0..n-1`` with or without a header (header labels are not read as
+    coordinates).
+
+    A header starting ``channel,sample,seed`` (``hdm export --format csv``) is read as that export: see
+    :func:`read_export_csv`.
     """
     p = check_path(path)
-    values, numbers, dropped_index = read_table(p, allow_header=True, whitespace_ok=True, index_column=True)
+    rows, numbers = text_rows(p, whitespace_ok=True)
+    if [c.lower() for c in rows[0][:3]] == list(EXPORT_HEADER):
+        return read_export_csv(p, rows, numbers)
+    values, numbers, dropped_index = _numeric_table(rows, numbers, p, allow_header=True, index_column=True)
     if values.shape[1] < 2:
         raise DataError(f"{p}: rows have {values.shape[1]} value(s); a curve needs at least 2 columns")
     check_finite_rows(values, numbers, p)
     note = "column 1 (empty header name) read as a row index and dropped" if dropped_index else ""
     return make_dataset(p, values, note=note)
+
+
+EXPORT_HEADER = ("channel", "sample", "seed")
+"""The first header cells of ``hdm export --format csv`` (engine.io.samples.export_csv)."""
+
+
+def read_export_csv(path: Path, rows: list[list[str]], numbers: list[int]) -> FunctionDataset:
+    """An ``hdm export --format csv`` file -> [N, C, n] on the header's grid.
+
+    Header ``channel,sample,seed,<grid values>``; then one row ``c,i,seed,<values>`` per sample ``i`` and
+    channel ``c``. Rows are grouped by sample (in increasing sample number) and stacked by channel; every
+    sample needs each channel ``0..C-1`` exactly once. Seeds are not checked.
+    """
+    header, body, lines = rows[0], rows[1:], numbers[1:]
+    what = "the hdm CSV export header"
+    grid_cells = header[len(EXPORT_HEADER):]
+    if len(grid_cells) < 2:
+        raise DataError(f"{path}: row {numbers[0]}: {what} names {len(grid_cells)} grid point(s) after "
+                        "'channel,sample,seed'; a curve needs at least 2")
+    for j, cell in enumerate(grid_cells, start=len(EXPORT_HEADER) + 1):
+        if not _is_number(cell):
+            raise DataError(f"{path}: row {numbers[0]}, column {j}: {cell!r} is not a grid value; {what} "
+                            "must continue with one number per point")
+    grid = np.array(grid_cells, dtype=np.float64)
+    if not np.isfinite(grid).all() or not (np.diff(grid) > 0).all():
+        raise DataError(f"{path}: row {numbers[0]}: the grid values of {what} must be finite and strictly "
+                        "increasing; fix the header or export the sample file again")
+    if not body:
+        raise DataError(f"{path}: the file holds only a header row and no curves")
+    for row, line in zip(body, lines):
+        if len(row) != len(header):
+            raise DataError(f"{path}: row {line} has {len(row)} values, expected {len(header)} (channel, "
+                            f"sample, seed and one value per grid point of the header)")
+    table = to_float_rows(body, lines, path)
+    check_finite_rows(table[:, len(EXPORT_HEADER):], lines, path)
+    for j, name in enumerate(EXPORT_HEADER[:2]):
+        col = table[:, j]
+        bad = ~((col >= 0) & (col < 2**31) & (col == np.round(col)))
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise DataError(f"{path}: row {lines[k]}, column {j + 1}: {name} {body[k][j]!r} must be a whole "
+                            "number >= 0")
+    at: dict[int, dict[int, int]] = {}  # sample -> channel -> index into body
+    for k, (c, i) in enumerate(zip(table[:, 0].astype(np.int64).tolist(), table[:, 1].astype(np.int64).tolist())):
+        channels = at.setdefault(i, {})
+        if c in channels:
+            raise DataError(f"{path}: row {lines[k]} repeats channel {c} of sample {i} (first at row "
+                            f"{lines[channels[c]]}); each sample needs each channel once, so remove one of them")
+        channels[c] = k
+    n_channels = 1 + max(max(channels) for channels in at.values())
+    for i in sorted(at):
+        missing = [c for c in range(n_channels) if c not in at[i]]
+        if missing:
+            raise DataError(f"{path}: row {lines[min(at[i].values())]}: sample {i} has no channel {missing[0]} "
+                            f"(the file has channels 0..{n_channels - 1}); every sample needs all of them, so "
+                            "add the missing rows or remove the sample's rows")
+    order = np.array([[at[i][c] for c in range(n_channels)] for i in sorted(at)])
+    values = table[:, len(EXPORT_HEADER):][order]
+    note = f"hdm CSV export: {values.shape[0]} samples x {n_channels} channel(s)"
+    return make_dataset(path, values, grid=grid, note=note)
 
 
 def read_ucr_tsv(path: Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
