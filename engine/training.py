@@ -281,6 +281,12 @@ class Trainer:
                         "uses each about %.0f times (with other noise) and costs as much as %.0f passes over the data; "
                         "a batch of at most %d makes steps far cheaper", tc.batch_size, times, len(dataset),
                         dataset.name, times, times, len(dataset))
+        if self.config.model.parameterization == "noise" and self.config.equation.name in ("hdm_spde", "ihdm") \
+                and (dist is None or dist.is_main):
+            log.warning("parameterization 'noise' on %s: samplers estimate x0 = (x_t - s e_hat) / m per DCT mode, "
+                        "and m_k(t) falls to 1e-43 (0 for ihdm at T) in the high modes, so the network's error is "
+                        "multiplied by up to 3000 there (modes further down are set to the data mean); the default "
+                        "'v' predicts x0 without dividing by m", self.config.equation.name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tc.seed)
             self.network = build_network(self.config, self.geometry).to(self.device)

@@ -172,3 +172,16 @@ def test_cli_trains_samples_exports_png_and_evaluates(tmp_path, capsys):
 def test_a_functions_checkpoint_is_not_an_image_one():
     with pytest.raises(CheckpointError, match="functions checkpoint"):
         api.load_model("quadratic", modality="images")
+
+
+def test_noise_prediction_on_the_heat_equations_is_warned_about(caplog):
+    """The reference's noise prediction needs x0 = (x_t - s e_hat) / m: on HDM-SPDE and IHDM m_k is tiny in the high
+    modes, so the network's error is magnified there (the samplers floor it; exact-score samples blew up before)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="engine.training"):
+        Trainer(_config("vp").replace(model={"parameterization": "noise"}))
+        Trainer(_config("hdm_spde"))
+        assert "parameterization 'noise'" not in caplog.text
+        Trainer(_config("hdm_spde").replace(model={"parameterization": "noise"}))
+    assert "parameterization 'noise' on hdm_spde" in caplog.text and "the default 'v'" in caplog.text
