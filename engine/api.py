@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
-from engine.errors import Cancelled, CheckpointError, ConfigError, DataError
+from engine.errors import Cancelled, CheckpointError, ConfigError, DataError, HDMError
 from engine.paths import CHECKPOINTS_DIR
 from engine.pipeline import HDMModel, SampleResult
-from engine.training import EXECUTION, MODEL_FILE, Trainer, TrainProgress
+from engine.training import EXECUTION, MODEL_FILE, STATE_FILE, Trainer, TrainProgress, run_files
 
 
 def list_checkpoints() -> dict[str, Path]:
@@ -46,6 +46,9 @@ def resolve_checkpoint(spec: str | Path) -> Path:
     if not path.exists():
         names = ", ".join(bundled) or "none"
         raise CheckpointError(f"{spec}: no such checkpoint file or bundled name (bundled: {names})")
+    if path.name == STATE_FILE:
+        raise CheckpointError(f"{path}: is a run's training state (what resuming continues from), not a model; give "
+                              f"the run directory {path.parent} or its {MODEL_FILE}")
     return path
 
 
@@ -71,8 +74,14 @@ def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume
 
     Resuming takes ``steps`` and how the steps run (``precision``, ``compile``, ``cuda_graphs``)
     from ``config`` and the rest from the run. ``readout_every``: see :meth:`Trainer.run`.
+
+    Raises ConfigError, before any work, when ``out_dir`` already holds a run and ``resume`` is False
+    (a new run would replace it, as ``hdm train`` refuses too).
     """
     out = Path(out_dir)
+    if not resume and (existing := run_files(out.expanduser())):
+        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}), which training would replace: "
+                          "resume=True continues it; for a new run choose another out_dir (or delete that folder)")
     if resume:
         trainer = Trainer.resume(out, steps=config.train.steps, device=device,
                                  execution={k: getattr(config.train, k) for k in EXECUTION})
@@ -155,10 +164,9 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
     classifier-feature Frechet distance and KID, sliced Wasserstein, spectrum error and memorisation
     for images. ``should_stop``: a cancel token, asked between the tests' repeats (curves and motions)
     and between the stages (raises :class:`~engine.errors.Cancelled`)."""
-    from engine.io import read_samples
     from engine.metrics import evaluate_function_samples
 
-    sf = read_samples(samples_path)
+    sf = _read_sample_file(samples_path, "hdm evaluate")
     _check_data_modality(samples_path, "images" if sf.modality == "images" else
                          "motions" if sf.modality == "motions" else "functions", data_spec)
 
@@ -359,14 +367,46 @@ def _evaluate_images(sf, data_spec: str, *, split: str, seed: int) -> dict[str, 
 EXPORT_FORMATS = ("csv", "png", "bvh")
 
 
+def _read_sample_file(path: str | Path, what: str):
+    """:func:`engine.io.read_samples`, saying so where ``path`` is a restoration file (``hdm restore``'s or the
+    studio's), which the sample reader would only call a file without samples."""
+    from engine.io import read_samples
+
+    try:
+        return read_samples(path)
+    except HDMError:
+        if _restoration_schema(path) is None:
+            raise
+        from engine.restoration.run import SCHEMA
+
+        raise DataError(f"{path}: is a restoration file ({SCHEMA}, from `hdm restore` or the studio's Restore tab), "
+                        f"not a sample file: {what} takes the sample files of `hdm sample`; a restoration file is "
+                        "plain HDF5, read its datasets (original, degraded, restored, restored_mean, metrics/...) "
+                        "with h5py") from None
+
+
+def _restoration_schema(path: str | Path) -> str | None:
+    """The ``schema`` attribute of an HDF5 file when it names a restoration file, else None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            schema = f.attrs.get("schema")
+    except (OSError, ValueError):
+        return None
+    if isinstance(schema, bytes):
+        schema = schema.decode("utf-8", "replace")
+    return schema if isinstance(schema, str) and schema.startswith("hdm-restoration/") else None
+
+
 def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:
     """Export a sample file: ``csv`` (curves; one file), ``png`` (images) or ``bvh`` (motions; a folder)."""
-    from engine.io import export_csv, read_samples
+    from engine.io import export_csv
     from engine.io.export import export_bvh, export_png
 
     if fmt not in EXPORT_FORMATS:
         raise DataError(f"unknown export format {fmt!r}; supported: {', '.join(EXPORT_FORMATS)}")
-    sf = read_samples(samples_path)
+    sf = _read_sample_file(samples_path, "hdm export")
     if fmt == "csv":
         return export_csv(sf, out)
     return export_png(sf, out) if fmt == "png" else export_bvh(sf, out)

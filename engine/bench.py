@@ -393,6 +393,9 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
 
     spec, grid = model.config.data.spec, np.asarray(model.geometry.grid)
     real = reference_data(spec, grid, split="test", num=opts.quality_samples).values
+    if len(real) < opts.power_block:  # before the sampling: mmd_power would refuse it after
+        raise ConfigError(f"--power-block {opts.power_block}: {spec} has {len(real)} held-out curves, fewer than one "
+                          "block; lower --power-block")
     bandwidth = median_heuristic(real)
     floor = perfect_generator_floor(spec, grid, real, len(real), bandwidth=bandwidth, seed=opts.seed)
 
@@ -542,14 +545,16 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     d = BenchOptions()
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--data", default=d.data, help="functions dataset of the training benchmark")
-    p.add_argument("--width", type=int, default=d.width)
-    p.add_argument("--modes", type=int, default=d.modes)
-    p.add_argument("--layers", type=int, default=d.layers)
-    p.add_argument("--n-points", type=int, default=d.n_points)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--width", type=int, default=d.width, help="training benchmark: FNO channels")
+    p.add_argument("--modes", type=int, default=d.modes, help="training benchmark: FNO Fourier modes")
+    p.add_argument("--layers", type=int, default=d.layers, help="training benchmark: FNO layers")
+    p.add_argument("--n-points", type=int, default=d.n_points, help="training benchmark: points per curve")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="training benchmark: curves per step")
     p.add_argument("--train-steps", type=int, default=d.train_steps, help="timed training steps")
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--readout-every", type=int, default=d.readout_every)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                   help="untimed training steps first (compilation, caches)")
+    p.add_argument("--readout-every", type=int, default=d.readout_every,
+                   help="the asynchronous variants read the loss back every k steps")
     p.add_argument("--train-variants", default=",".join(d.train_variants),
                    help=f"training variants timed against eager_fp32, from {', '.join(TRAIN_VARIANTS)}")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="items per timed sampling run")
@@ -559,16 +564,21 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="Euler-Maruyama steps of the baseline (1000: the reference recipe)")
     p.add_argument("--checkpoint", default=None,
                    help="measure quality per evaluation budget for this model (curves: power; images: FD)")
-    p.add_argument("--quality-samplers", default=",".join(d.quality_samplers))
-    p.add_argument("--quality-evals", default=",".join(map(str, d.quality_evals)))
-    p.add_argument("--quality-samples", type=int, default=d.quality_samples)
-    p.add_argument("--power-block", type=int, default=d.power_block)
-    p.add_argument("--power-repeats", type=int, default=d.power_repeats)
-    p.add_argument("--power-permutations", type=int, default=d.power_permutations)
+    p.add_argument("--quality-samplers", default=",".join(d.quality_samplers),
+                   help="quality: the samplers compared, NAME,...")
+    p.add_argument("--quality-evals", default=",".join(map(str, d.quality_evals)),
+                   help="quality: network-evaluation budgets, N,... (each sampler takes the most steps that fit)")
+    p.add_argument("--quality-samples", type=int, default=d.quality_samples,
+                   help="quality, curves: samples (and held-out curves) per figure; at least --power-block")
+    p.add_argument("--power-block", type=int, default=d.power_block,
+                   help="quality, curves: block size m of the m vs m two-sample power test")
+    p.add_argument("--power-repeats", type=int, default=d.power_repeats, help="quality, curves: power test repeats")
+    p.add_argument("--power-permutations", type=int, default=d.power_permutations,
+                   help="quality, curves: permutations per test")
     p.add_argument("--image-samples", type=int, default=d.image_samples,
                    help="images: samples per FD figure (CPU-sized default; FD is biased upward at small sizes)")
     p.add_argument("--image-reference", type=int, default=d.image_reference, help="images: held-out images for FD")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the benchmark's data, samples and tests")
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"which parts to run, from {', '.join(SECTIONS)} (quality needs --checkpoint)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report to PATH (stdout gets it too)")
@@ -599,6 +609,16 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         raise ConfigError(f"--sections: choose from {', '.join(SECTIONS)}, got {args.sections!r}")
     if sections == ("quality",) and not args.checkpoint:
         raise ConfigError("--sections quality measures a model: give --checkpoint")
+    if args.power_repeats < 1:
+        raise ConfigError(f"--power-repeats must be a positive integer, got {args.power_repeats}")
+    from engine.metrics.twosample import min_block_size
+
+    if args.power_block < (need := min_block_size(0.05)):
+        raise ConfigError(f"--power-block {args.power_block}: a {args.power_block} vs {args.power_block} two-sample "
+                          f"test can never reject at the 5% level; use blocks of at least {need} curves")
+    if 1.0 / (1.0 + args.power_permutations) > 0.05:
+        raise ConfigError(f"--power-permutations {args.power_permutations} can never reach the 5% level: use at "
+                          "least 19")
     variants = tuple(v.strip() for v in args.train_variants.split(",") if v.strip())
     unknown = [v for v in variants if v not in TRAIN_VARIANTS]
     if unknown:
@@ -614,15 +634,31 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
                         sections=sections)
 
 
+def check_quality_options(opts: BenchOptions) -> None:
+    """Before any work: the quality section's sizes fit the checkpoint's modality (curves: ``quality_samples``
+    samples hold at least one ``power_block`` block; it failed after the sampling, minutes in)."""
+    from engine.api import resolve_checkpoint
+    from engine.io import load_model
+
+    modality = load_model(resolve_checkpoint(opts.checkpoint)).meta.get("modality", "functions")
+    if modality == "functions" and opts.quality_samples < opts.power_block:
+        raise ConfigError(f"--quality-samples {opts.quality_samples} is fewer than --power-block {opts.power_block}: "
+                          "the power test needs at least one block of samples (and of held-out curves); raise "
+                          "--quality-samples or lower --power-block")
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     """``hdm bench``: print the JSON report (and the quality table unless ``--quiet``)."""
     from engine.api import dumps
+    from engine.cli import _checkpoint_inputs, _outputs, _path_input
 
     opts = options_from_args(args)
-    if args.json:
-        from engine.io import check_writable
-
-        check_writable(args.json)  # before the benchmark, not after it
+    quality = "quality" in opts.sections and opts.checkpoint
+    # before the benchmark, not after it: --json can be written and is none of the inputs
+    _outputs({"--json": args.json}, {**(_checkpoint_inputs(opts.checkpoint) if quality else {}),
+                                     "--data": _path_input(opts.data)})
+    if quality:
+        check_quality_options(opts)
     report = run_bench(opts)
     if report["quality"] is not None and not args.quiet:
         print(quality_table(report["quality"]), file=sys.stderr)

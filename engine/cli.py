@@ -8,6 +8,7 @@ is left half-written (every file is written to a temporary name, then renamed).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -28,7 +29,9 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
 
 def _outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None) -> None:
     """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
-    ``folder`` is a folder) and names neither an input file nor another output (writing it would destroy it)."""
+    ``folder`` is a folder) and names neither an input (a file or folder the command reads: writing it would destroy
+    it) nor another output (one would overwrite the other). Keys are what the error names (flags, or phrases such as
+    "the run's model.safetensors (in --out)"); None paths are skipped."""
     from engine.errors import ConfigError
     from engine.io import check_writable, same_file
 
@@ -36,19 +39,66 @@ def _outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, f
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
         return same_file(pa, pb) if pa.exists() and pb.exists() else pa.resolve() == pb.resolve()
 
-    named = [(flag, path) for flag, path in outputs.items() if path]
+    sources = [(flag, str(path)) for flag, path in inputs.items() if path]
+    named = [(flag, str(path)) for flag, path in outputs.items() if path]
     for i, (flag, path) in enumerate(named):
-        for other, source in [*((f, q) for f, q in inputs.items() if q), *named[:i]]:
+        for other, source in sources:
             if same(path, source):
-                raise ConfigError(f"{flag} {path} is the same file as {other}: writing it would destroy that "
-                                  "file; choose another path")
+                noun = "folder" if Path(source).expanduser().is_dir() else "file"
+                raise ConfigError(f"{flag} {path} is the same {noun} as {other}: writing it would destroy that "
+                                  f"{noun}; choose another path")
+        for other, source in named[:i]:
+            if same(path, source):
+                noun = "path" if folder in (flag, other) else "file"
+                raise ConfigError(f"{flag} {path} is the same {noun} as {other}: one output would overwrite the "
+                                  "other; choose another path")
         check_writable(Path(path).expanduser(), folder=flag == folder)
 
 
+def _path_input(spec: Any) -> str | None:
+    """``spec`` when it names an existing file or folder (an input the outputs must not be), else None (a dataset
+    name, or a path the loader will say is missing)."""
+    if not isinstance(spec, str) or not spec.strip():
+        return None
+    return spec if Path(spec).expanduser().exists() else None
+
+
+def _checkpoint_inputs(spec: str) -> dict[str, str | None]:
+    """The files ``--checkpoint`` reads, for :func:`_outputs`: its model file (a bundled name or a run directory
+    resolved by :func:`engine.api.resolve_checkpoint`, which also says what is wrong with a bad one) and, in a run
+    folder, the run's ``train_state.pt`` beside it."""
+    from engine.api import resolve_checkpoint
+    from engine.training import MODEL_FILE, STATE_FILE
+
+    path = resolve_checkpoint(spec)
+    state = path.parent / STATE_FILE
+    return {"--checkpoint": str(path),
+            f"--checkpoint's {STATE_FILE}": str(state) if path.name == MODEL_FILE and state.is_file() else None}
+
+
+_BARS: list[Any] = []  # the progress bars of the command running: closed before its error line
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _bar(total: int, desc: str, quiet: bool):
+    """A progress bar on stderr. On a terminal it is erased when closed; elsewhere (a log file, a pipe) it ends its
+    line, so what follows (an ``error:`` line a program looks for) starts a line of its own."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", disable=quiet, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit="step", disable=quiet, leave=not _on_terminal(), dynamic_ncols=True)
+    _BARS.append(bar)
+    return bar
+
+
+def _close_bars() -> None:
+    while _BARS:
+        _BARS.pop().close()
 
 
 class ProgressLog:
@@ -72,8 +122,6 @@ class ProgressLog:
 
     def write(self, record: dict[str, Any]) -> None:
         if self._file is not None:
-            import json
-
             self._file.write(json.dumps(record, allow_nan=False, default=str) + "\n")
             self._file.flush()
 
@@ -141,12 +189,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.stop_with < 1 or not _process_alive(args.stop_with):
             raise ConfigError(f"--stop-with {args.stop_with}: no such running process")
         _stop_with(args.stop_with)
+    state = _resumed_state(args)
+    _check_train_outputs(args, state)  # before the progress file is created: it is one of the outputs
     log = ProgressLog(args.progress_jsonl if env_rank() == 0 else None)
     try:
-        summary = _train(args, log.step)
+        summary = _train(args, log.step, state)
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, HDMError) else f"{type(exc).__name__}: {exc}"
-        log.write({"event": "error", "message": " ".join(message.split()) or type(exc).__name__})
+        log.write({"event": "error", "message": _event_message(exc)})
         raise
     else:
         if summary is not None:
@@ -156,21 +205,78 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str, Any] | None:
-    """Train as ``args`` say; returns the summary (None on ranks other than 0)."""
+def _event_message(exc: BaseException) -> str:
+    """The progress file's error message: the line ``hdm`` prints (without ``error:``)."""
+    if isinstance(exc, Terminated):
+        return "terminated"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, HDMError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _resumed_state(args: argparse.Namespace) -> dict[str, Any] | None:
+    """With ``--resume``: the step and stored configuration of the run in ``--out`` (None where it has no readable
+    ``train_state.pt``: :func:`_check_run_folder` or ``Trainer.resume`` then says what is wrong)."""
+    from engine.training import STATE_FILE
+
+    path = Path(args.out).expanduser() / STATE_FILE
+    if not args.resume or not path.is_file():
+        return None
+    from engine.io import load_train_state
+
+    try:
+        state = load_train_state(path)
+    except HDMError:
+        return None
+    return {"step": state.get("step", 0), "config": state.get("config")}
+
+
+def _stored_config(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run configuration a :func:`_resumed_state` holds, as a dict (None where it has none)."""
+    try:
+        stored = json.loads(state["config"]) if state is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def _check_train_outputs(args: argparse.Namespace, state: dict[str, Any] | None) -> None:
+    """``hdm train``'s outputs (``--out``, the run's two files in it, ``--json``, ``--progress-jsonl``) against each
+    other and against the data it reads (``--data``, or a resumed run's own when ``--data`` is not given)."""
+    from engine.training import MODEL_FILE, STATE_FILE
+
+    data, label = args.data, "--data"
+    stored = _stored_config(state)
+    if stored is not None and "data" not in args.typed:
+        section = stored.get("data")
+        data, label = (section.get("spec") if isinstance(section, dict) else None), "the run's --data"
+    out = Path(args.out).expanduser()
+    _outputs({"--out": args.out, f"the run's {MODEL_FILE} (in --out)": str(out / MODEL_FILE),
+              f"the run's {STATE_FILE} (in --out)": str(out / STATE_FILE), "--json": args.json,
+              "--progress-jsonl": args.progress_jsonl}, {label: _path_input(data)}, folder="--out")
+
+
+def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
+           state: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Train as ``args`` say; returns the summary (None on ranks other than 0). ``state``: :func:`_resumed_state`."""
     from engine import api
     from engine.errors import ConfigError
 
     if args.readout_every is not None and args.readout_every < 1:
         raise ConfigError(f"--readout-every must be a positive number of steps, got {args.readout_every}")
-    cfg = _run_config(args)
-    _check_run_folder(args, cfg)
+    cfg = _check_run_folder(args, _run_config(args), state)
     from engine.distributed import env_rank, launched_by_torchrun, train_distributed
 
     distributed = args.distributed or launched_by_torchrun()
-    bar = _bar(args.steps, "train", args.quiet or env_rank() != 0)
+    bars: list[Any] = []  # drawn at the first step, once the data have loaded: a bad file's error stands alone
 
     def progress(p):
+        if not bars:
+            bars.append(_bar(args.steps, "train", args.quiet or env_rank() != 0))
+        bar = bars[0]
         bar.n = p.step
         bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
         bar.refresh()
@@ -180,19 +286,19 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None]) -> dict[str
     if distributed:  # a torchrun process: rank 0 shows progress, prints the summary
         trainer = train_distributed(cfg, args.out, device=args.device, resume=args.resume,
                                     callback=progress, readout_every=args.readout_every)
-        bar.close()
-        if not trainer.dist.is_main:
-            return None
     else:
         trainer = api.train(cfg, args.out, device=args.device, resume=args.resume, callback=progress,
                             readout_every=args.readout_every)
-        bar.close()
+    _close_bars()
+    if distributed and not trainer.dist.is_main:
+        return None
+    window = min(50, len(trainer.losses))  # Trainer.model_metadata's final_loss: the mean of the last 50 steps
     summary = {"out": str(Path(args.out) / "model.safetensors"), "steps": trainer.step_count,
-               "final_loss": trainer.model_metadata()["training"]["final_loss"],
+               "final_loss": trainer.model_metadata()["training"]["final_loss"], "final_loss_steps": window,
                "train_seconds": round(trainer.elapsed, 2), "wall_seconds": round(time.perf_counter() - started, 2),
                "config": trainer.config.to_dict()}
-    print(f"trained {trainer.step_count} steps in {trainer.elapsed:.1f}s; final loss "
-          f"{summary['final_loss']:.4f}; wrote {summary['out']}")
+    print(f"trained {trainer.step_count} steps in {trainer.elapsed:.1f}s; final loss (mean of the last {window} "
+          f"steps) {summary['final_loss']:.4f}; wrote {summary['out']}")
     _write_json(args.json, summary)
     return summary
 
@@ -223,12 +329,33 @@ def _dest(flag: str) -> str:
 def _run_config(args: argparse.Namespace) -> Any:
     """The RunConfig that ``hdm train``'s options describe (model options left unset keep the architecture's
     defaults)."""
-    from engine.config import RunConfig
+    import re
 
+    from engine.config import RunConfig
+    from engine.errors import ConfigError
+
+    if args.warmup < 0:  # the config's message also names settings hdm train does not have
+        raise ConfigError(f"--warmup must be 0 (no warm-up) or a positive number of steps, got {args.warmup}")
+    if args.n_points is not None and args.n_points < 2:
+        raise ConfigError(f"--n-points must be an integer >= 2, got {args.n_points}")
     sections = {section: {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
                 for section, flags in TRAIN_FLAGS.items()}
     sections["model"] = {key: value for key, value in sections["model"].items() if value is not None}
-    return RunConfig().replace(**sections)
+    try:
+        return RunConfig().replace(**sections)
+    except ConfigError as exc:  # the configuration names its fields; the user typed flags
+        text = str(exc)
+        for name, flag in _CONFIG_NAMES:
+            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, text)
+        raise ConfigError(text) from None
+
+
+# How RunConfig.validate names the settings whose flag is not their field's name (engine/config.py).
+_CONFIG_NAMES = (("model width", "--width"), ("model modes", "--modes"), ("model layers", "--layers"),
+                 ("model emb_dim", "--emb-dim"), ("model num_res_blocks", "--res-blocks"),
+                 ("model padding", "--padding"), ("channel_mult", "--channel-mult"),
+                 ("attention_levels", "--attention"), ("noise gain", "--gain"), ("heat noise", "--heat-noise"),
+                 ("blur_min", "--blur-min"), ("blur_max", "--blur-max"), ("number of items", "--num-items"))
 
 
 def _typed_options(argv: list[str]) -> set[str]:
@@ -243,35 +370,39 @@ def _typed_options(argv: list[str]) -> set[str]:
     return {dest for dest in vars(parser.parse_args(argv)) if dest not in ("command", "func")}
 
 
-def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
+def _check_run_folder(args: argparse.Namespace, cfg: Any, state: dict[str, Any] | None = None) -> Any:
     """Before the first step: a finished run is not overwritten by a new one, and a resumed run is
-    not asked for settings it does not have (they would be ignored without a word)."""
-    import json
+    not asked for settings it does not have (they would be ignored without a word).
 
+    Returns ``cfg``; resumed, with the run's own execution options (``--precision``, ``--compile``,
+    ``cuda_graphs``) where none was typed: ``api.train`` hands ``cfg``'s to the resumed run, and the parser's
+    defaults would silently replace the run's.
+    """
     from engine.errors import ConfigError
-    from engine.io import load_train_state, same_file
+    from engine.io import same_file
     from engine.operators.kernels import canonical_kernel
     from engine.training import EXECUTION, STATE_FILE, run_files
 
     out = Path(args.out).expanduser()
-    _outputs({"--out": args.out, "--json": args.json, "--progress-jsonl": args.progress_jsonl}, {}, folder="--out")
     existing = run_files(out)
     if not args.resume:
         if existing:
             raise ConfigError(f"--out {out} already holds a run ({', '.join(existing)}): --resume continues it; "
                               "for a new run choose another --out (or delete that folder)")
-        return
-    if not (out / STATE_FILE).is_file():
-        return  # Trainer.resume says what is missing
-    state = load_train_state(out / STATE_FILE)
+        return cfg
+    if state is None and (out / STATE_FILE).is_file():
+        from engine.io import load_train_state
+
+        state = load_train_state(out / STATE_FILE)  # _resumed_state could not read it: this says why
+    if state is None:
+        return cfg  # Trainer.resume says what is missing
     done = int(state.get("step", 0))
     if args.steps <= done:
         raise ConfigError(f"--steps {args.steps}: the run in {out} has trained {done} steps already; give a larger "
                           "--steps to continue it")
-    try:
-        stored = json.loads(state["config"])
-    except (KeyError, TypeError, ValueError):
-        return  # Trainer.resume reports the broken state
+    stored = _stored_config(state)
+    if stored is None:
+        return cfg  # Trainer.resume reports the broken state
     ours, conflicts = cfg.to_dict(), []
     for section, flags in TRAIN_FLAGS.items():
         for key, flag in flags.items():
@@ -286,6 +417,32 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any) -> None:
     if conflicts:
         raise ConfigError(f"--resume continues the run in {out} with its own settings; these options differ from "
                           f"them: {'; '.join(conflicts)}. Drop them, or train a new run in another --out")
+    return cfg.replace(train=_resumed_execution(args, cfg, stored))
+
+
+def _resumed_execution(args: argparse.Namespace, cfg: Any, stored: dict[str, Any]) -> dict[str, Any]:
+    """The execution options of a resumed run: those typed, else the run's own (else the config's defaults)."""
+    from engine.config import TrainConfig
+    from engine.training import EXECUTION
+
+    train = stored.get("train") if isinstance(stored.get("train"), dict) else {}
+    default = TrainConfig()
+    execution = {}
+    for key in EXECUTION:
+        flag = TRAIN_FLAGS["train"].get(key)
+        typed = flag is not None and _dest(flag) in args.typed
+        execution[key] = getattr(cfg.train, key) if typed else train.get(key, getattr(default, key))
+    if execution.get("cuda_graphs"):  # no flag: kept where it can run (one CUDA process, compiled), else dropped
+        from engine.distributed import launched_by_torchrun
+
+        cuda = str(args.device).startswith("cuda")
+        if args.device == "auto":
+            import torch
+
+            cuda = torch.cuda.is_available()
+        execution["cuda_graphs"] = bool(cuda and execution.get("compile") and not args.distributed
+                                        and not launched_by_torchrun())
+    return execution
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -299,8 +456,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.trajectory_every < 0:
         raise ConfigError(f"--trajectory-every must be 0 (no trajectory) or a positive step, "
                           f"got {args.trajectory_every}")
-    checkpoint = args.checkpoint if Path(args.checkpoint).suffix == ".safetensors" else None
-    _outputs({"--out": args.out, "--json": args.json}, {"--checkpoint": checkpoint})
+    _outputs({"--out": args.out, "--json": args.json}, _checkpoint_inputs(args.checkpoint))
     if not (args.distributed or launched_by_torchrun()):
         return _sample(args, None, args.device)
     if args.trajectory_every:
@@ -364,10 +520,32 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     return 0
 
 
+def _check_evaluate_options(args: argparse.Namespace) -> None:
+    """The two-sample tests' settings, named by their flags (the engine names its parameters), before the work."""
+    from engine.errors import ConfigError
+    from engine.metrics.twosample import min_block_size
+
+    alpha = 0.05  # the level api.evaluate tests at
+    need = min_block_size(alpha)
+    for flag, values in (("--block-size", [args.block_size]), ("--balanced", args.balanced or [])):
+        for m in values:
+            if m < need:
+                raise ConfigError(f"{flag} {m}: a {m} vs {m} two-sample test can never reject at the {alpha:.0%} "
+                                  f"level (its power would read 0 %); use blocks of at least {need} items")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be a positive integer, got {args.repeats}")
+    if 1.0 / (1.0 + args.permutations) > alpha:
+        raise ConfigError(f"--permutations {args.permutations} can never reach the {alpha:.0%} level: use at least "
+                          f"{math.ceil(1.0 / alpha - 1.0)}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be an integer >= 0, got {args.seed}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine import api
 
-    _outputs({"--json": args.json}, {"--samples": args.samples})
+    _check_evaluate_options(args)
+    _outputs({"--json": args.json}, {"--samples": args.samples, "--data": _path_input(args.data)})
     sizes = tuple(args.balanced) if args.balanced is not None else (100, 500)
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
@@ -435,6 +613,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from engine.motion import list_motion_datasets
     from engine.samplers import SAMPLER_DESCRIPTIONS
 
+    _outputs({"--json": args.json}, {})  # before the listing: a bad --json is not reported after it
     report: dict[str, Any] = {"datasets": {}, "checkpoints": {}, "samplers": dict(SAMPLER_DESCRIPTIONS)}
     for modality, infos in (("functions", list_function_datasets()), ("images", list_image_datasets()),
                             ("motions", list_motion_datasets())):
@@ -456,56 +635,101 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, unless it is None or a switch's False (the help says what happens
+    then) or the help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.default is None or action.default is False or action.default == argparse.SUPPRESS
+                or action.required or "default" in text):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """``hdm``'s parser (its subcommands' too): a usage error ends, like the commands' own errors, in one
+    ``error:`` line on stderr and exit code 2 (argparse printed the usage block first); help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> Any:
+        text = " ".join(message.split())
+        self.exit(2, f"error: {self.prog}: {text} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hdm", description="Hilbert diffusion models, headless.")
-    sub = p.add_subparsers(dest="command", required=True)
+    from engine import __version__
+    from engine.config import ModelConfig
+
+    m = ModelConfig()  # the architectures' defaults, which the model options left unset keep
+    p = _Parser(prog="hdm", description="Hilbert diffusion models, headless.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version of hdm and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model on a dataset or file")
-    t.add_argument("--data", default="quadratic", help="embedded dataset name or file path")
+    t.add_argument("--data", default="quadratic", help="embedded dataset name (see `hdm list`) or file path")
     t.add_argument("--out", required=True, help="run directory (model.safetensors, train_state.pt)")
-    t.add_argument("--steps", type=int, default=2000)
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=None, help="default: 2e-3 (FNO-1D), 5e-4 (image networks)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=int, default=2000, help="training steps (with --resume: the new total)")
+    t.add_argument("--batch-size", type=int, default=100,
+                   help="items per step (--distributed: the global batch, over all processes)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 for the FNO-1D, 5e-4 "
+                                                          "for image networks)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the run (initial weights, batches, noise)")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    t.add_argument("--n-points", type=int, default=None, help="resample the data to this many points")
+    t.add_argument("--n-points", type=int, default=None, help="resample the data to this many points (default: "
+                                                              "the data's own)")
     t.add_argument("--num-items", "--num-curves", dest="num_items", type=int, default=None,
-                   help="use at most this many training items")
+                   help="use at most this many training items (default: all)")
     t.add_argument("--modality", default="auto", choices=["auto", "functions", "motions", "images"],
                    help="what the data are (auto: from the dataset name or file type)")
-    t.add_argument("--image-size", type=int, default=None, help="images: resize and centre-crop to this size")
-    t.add_argument("--channels", type=int, default=None, help="images: 1 (grey) or 3 (RGB)")
-    t.add_argument("--fps", type=float, default=None, help="motions: resample clips to this frame rate")
-    t.add_argument("--frames", type=int, default=None, help="motions: frames per training clip")
+    t.add_argument("--image-size", type=int, default=None, help="images: resize and centre-crop to this size "
+                                                                "(default: the images' own)")
+    t.add_argument("--channels", type=int, default=None, help="images: 1 (grey) or 3 (RGB) (default: the images' own)")
+    t.add_argument("--fps", type=float, default=None, help="motions: resample clips to this frame rate (default: the "
+                                                           "dataset's)")
+    t.add_argument("--frames", type=int, default=None, help="motions: frames per training clip (default: the "
+                                                            "dataset's)")
     t.add_argument("--data-seed", type=int, default=0, help="seed of synthetic datasets")
-    t.add_argument("--kernel", default="squared_exponential")
+    t.add_argument("--kernel", default="squared_exponential",
+                   help="functions and motions: the covariance kernel of the noise: squared_exponential (se, rbf), "
+                        "matern12, matern32, matern52, periodic (needs --period) or white")
     t.add_argument("--length-scale", type=float, default=None,
-                   help="default: the dataset's recommendation (the periodic kernel's is relative to --period)")
-    t.add_argument("--gain", type=float, default=1.0)
-    t.add_argument("--period", type=float, default=None)
+                   help="the kernel's length scale (default: the dataset's recommendation; the periodic kernel's is "
+                        "relative to --period)")
+    t.add_argument("--gain", type=float, default=1.0, help="functions and motions: the kernel's gain (noise scale)")
+    t.add_argument("--period", type=float, default=None, help="the periodic kernel's period, in the grid's units")
     t.add_argument("--sigma", type=float, default=1.0, help="images: Q = (sigma I - Laplacian)^-gamma")
     t.add_argument("--gamma", type=float, default=0.0, help="images: smoothness of the noise (0 = white)")
     t.add_argument("--equation", default="auto",
-                   help="functions/motions: vp, subvp, ve; images: hdm_spde, vp (DDPM), ihdm (default: vp / hdm_spde)")
+                   help="functions/motions: vp, subvp, ve; images: hdm_spde, vp (DDPM), ihdm (auto: vp / hdm_spde)")
     t.add_argument("--blur-min", type=float, default=0.5, help="ihdm: blur at t = 0 (pixels)")
     t.add_argument("--blur-max", type=float, default=20.0, help="ihdm: blur at t = T (pixels)")
     t.add_argument("--heat-noise", type=float, default=0.01, help="ihdm: the small noise level")
     t.add_argument("--schedule", default="cosine", help="cosine or linear")
-    t.add_argument("--model", default="auto", help="fno1d, unet or fno2d (default: fno1d; unet for images)")
+    t.add_argument("--model", default="auto", help="fno1d, unet or fno2d (auto: fno1d; unet for images)")
     t.add_argument("--width", type=int, default=32, help="FNO channels / UNet base channels")
-    t.add_argument("--modes", type=int, default=16)
-    t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--modes", type=int, default=16, help="FNO Fourier modes (per axis for fno2d)")
+    t.add_argument("--layers", type=int, default=4, help="FNO layers")
     t.add_argument("--padding", type=float, default=1.0,
-                   help="FNO-1D: extend the Fourier period by this fraction of the domain (1, the default: FNO's "
-                        "zero-padding, so the two ends of a non-periodic curve do not wrap onto each other)")
-    t.add_argument("--emb-dim", type=int, default=None)
-    t.add_argument("--channel-mult", type=int, nargs="+", default=None, help="UNet: channels per level (x width)")
-    t.add_argument("--res-blocks", type=int, default=None, help="UNet: residual blocks per level")
-    t.add_argument("--attention", type=int, nargs="*", default=None, help="UNet: levels with self-attention")
+                   help="FNO-1D: extend the Fourier period by this fraction of the domain (1: FNO's zero-padding, so "
+                        "the two ends of a non-periodic curve do not wrap onto each other)")
+    t.add_argument("--emb-dim", type=int, default=None, help=f"size of the time embedding (default: {m.emb_dim})")
+    t.add_argument("--channel-mult", type=int, nargs="+", default=None,
+                   help=f"UNet: channels per level (x width) (default: {' '.join(map(str, m.channel_mult))})")
+    t.add_argument("--res-blocks", type=int, default=None,
+                   help=f"UNet: residual blocks per level (default: {m.num_res_blocks})")
+    t.add_argument("--attention", type=int, nargs="*", default=None,
+                   help=f"UNet: levels with self-attention (default: {' '.join(map(str, m.attention_levels))}; none: "
+                        "--attention alone)")
     t.add_argument("--checkpoint-every", type=int, default=500,
                    help="save the run every k steps (0: only at the end)")
     t.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps (then cosine decay)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps (with its own "
+                                                         "settings; --precision and --compile may change)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes of `torchrun --nproc-per-node=N --no-python hdm train ...` "
                         "(on by itself under torchrun; gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
@@ -520,21 +744,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "children (POSIX)")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                    help="tf32: float32 matmuls on TF32 tensor cores (CUDA, compute capability >= 8.0); "
-                        "bf16: the network's forward under bf16 autocast (weights, loss and EMA stay fp32)")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the network and loss (eager, with a warning, where compiling fails)")
+                        "bf16: the network's forward under bf16 autocast (weights, loss and EMA stay fp32); "
+                        "--resume keeps the run's unless given")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the network and loss (eager, with a warning, where compiling fails); "
+                        "--resume keeps the run's unless given")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample curves, images or motions from a checkpoint into an HDF5 file")
     s.add_argument("--checkpoint", default="quadratic", help="bundled name, .safetensors file or run dir")
-    s.add_argument("--num-samples", type=int, default=1000)
-    s.add_argument("--steps", type=int, default=50)
+    s.add_argument("--num-samples", type=int, default=1000, help="how many samples to draw")
+    s.add_argument("--steps", type=int, default=50, help="sampler steps")
     s.add_argument("--sampler", default="dpm2m_sde",  # engine.samplers.DEFAULT_SAMPLER (not imported: torch)
-                   help="see `hdm list`; default dpm2m_sde (the best measured at 50 steps on curves and images)")
+                   help="see `hdm list`; dpm2m_sde is the best measured at 50 steps on curves and images")
     s.add_argument("--spacing", default=None,
                    help="the time grid: uniform (in t), logsnr (uniform in log SNR) or edm (Karras et al.'s rho = 7); "
                         "default: logsnr for ddim, ode_heun, dpm2m and dpm2m_sde, uniform for the others")
-    s.add_argument("--grid-size", type=int, default=None, help="sample on a uniform grid of this size")
+    s.add_argument("--grid-size", type=int, default=None, help="sample on a uniform grid of this size (default: the "
+                                                               "training grid)")
     s.add_argument("--image-size", type=int, default=None, help="images: sample at this size (FNO-2D models)")
     s.add_argument("--prior", default=None, choices=["hdm", "white", "ihdm"],
                    help="images: the law x_T is drawn from (default: hdm; ihdm for the ihdm equation)")
@@ -542,9 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=None,
                    help="items per batch (default: GPU 1000 curves or 256 images; CPU about 25,000 points or "
                         "pixels a batch, which keeps the activations in cache)")
-    s.add_argument("--trajectory-every", type=int, default=0, help="keep every k-th reverse-time state")
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--out", required=True)
+    s.add_argument("--trajectory-every", type=int, default=0, help="keep every k-th reverse-time state (0: none)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    s.add_argument("--out", required=True, help="the HDF5 sample file to write")
     s.add_argument("--distributed", action="store_true",
                    help="split the batches over the processes of `torchrun --nproc-per-node=N --no-python hdm "
                         "sample ...` (on by itself under torchrun); the samples are bit-identical to one process")
@@ -552,21 +779,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="compare samples with held-out data: two-sample power, MMD^2 and "
                                         "functional errors (curves), FD/KID (images), motion metrics")
-    e.add_argument("--samples", required=True)
-    e.add_argument("--data", required=True, help="dataset name or file (its test split is used)")
-    e.add_argument("--split", default="test")
-    e.add_argument("--block-size", type=int, default=10)
-    e.add_argument("--repeats", type=int, default=30)
-    e.add_argument("--permutations", type=int, default=1000)
-    e.add_argument("--balanced", type=int, nargs="*", default=None, help="extra balanced block sizes")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--samples", required=True, help="the HDF5 sample file (from `hdm sample`)")
+    e.add_argument("--data", required=True,
+                   help="dataset name (its --split is used) or a file or folder (compared whole)")
+    e.add_argument("--split", default="test", help="the dataset's split to compare with (a file or folder is "
+                                                   "compared whole)")
+    e.add_argument("--block-size", type=int, default=10,
+                   help="curves and motions: items of each sample in the main two-sample test (at least 4)")
+    e.add_argument("--repeats", type=int, default=30, help="curves: repeats of each power test")
+    e.add_argument("--permutations", type=int, default=1000,
+                   help="curves and motions: permutations per test (at least 19 for the 5%% level)")
+    e.add_argument("--balanced", type=int, nargs="*", default=None,
+                   help="curves: further block sizes (default: 100 500; none: --balanced alone)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the tests' random draws")
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="export a sample file")
-    x.add_argument("--samples", required=True)
+    x.add_argument("--samples", required=True, help="the HDF5 sample file (from `hdm sample`)")
     x.add_argument("--format", default="csv", choices=["csv", "png", "bvh"],
-                   help="csv: curves (one file); png: images, bvh: motions (a folder, one file per sample)")
-    x.add_argument("--out", required=True)
+                   help="csv: curves or motions (one file, one row per sample and channel); png: images, bvh: "
+                        "motions (a folder, one file per sample)")
+    x.add_argument("--out", required=True, help="csv: the file to write; png, bvh: the folder")
     x.set_defaults(func=cmd_export)
 
     from engine.restoration.run import add_restore_arguments, run_restore_command
@@ -584,9 +817,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="embedded datasets, bundled checkpoints and samplers")
     ls.set_defaults(func=cmd_list)
 
-    for sp in (t, s, e, x, ls):
-        sp.add_argument("--quiet", action="store_true", help="no progress bar")
-        sp.add_argument("--json", default=None, metavar="PATH", help="write the figures to PATH as JSON")
+    for sp, summary in ((t, "the run's summary"), (s, "the sampling figures"), (e, "the report"),
+                        (x, "the export's paths"), (ls, "the listing")):
+        sp.add_argument("--quiet", action="store_true",
+                        help="no progress bar" if sp in (t, s) else f"accepted as by every command; {sp.prog} shows "
+                                                                    "no progress, so it changes nothing")
+        sp.add_argument("--json", default=None, metavar="PATH", help=f"write {summary} to PATH as JSON")
     return p
 
 
@@ -653,9 +889,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except HDMError as exc:
+        _close_bars()  # first: the error line starts a line of its own
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:  # RuntimeError: only torch's out-of-memory ones (others re-raised)
+        _close_bars()
         text = " ".join(str(exc).split())
         if isinstance(exc, RuntimeError) and not _out_of_memory(text):
             raise
@@ -663,12 +901,15 @@ def _run(args: argparse.Namespace) -> int:
               "smaller --batch-size", file=sys.stderr)
         return 2
     except Cancelled as exc:
+        _close_bars()
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
     except Terminated:
+        _close_bars()
         print("terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        _close_bars()
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `hdm list | head`: the reader left; not an error
@@ -676,6 +917,8 @@ def _run(args: argparse.Namespace) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        _close_bars()
 
 
 if __name__ == "__main__":

@@ -367,14 +367,15 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-items", type=int, default=200,
                         help="restore N items of the split, drawn at random (not the first N: files are often sorted)")
     parser.add_argument("--num-restorations", type=int, default=4, help="restorations per item (k)")
-    parser.add_argument("--method", default="replace", choices=list(METHODS))
+    parser.add_argument("--method", default="replace", choices=list(METHODS),
+                        help="; ".join(f"{name}: {text}" for name, text in METHODS.items()))
     parser.add_argument("--metric", default=None, choices=["operator", "posterior"],
                         help="replace: correct componentwise in the operator's basis or in the denoising "
                              "covariance's metric (default: operator for images, posterior for curves and motions)")
     parser.add_argument("--zeta", type=float, default=None, help="dps: guidance step size (default 0.3)")
     parser.add_argument("--sampler", default=None, choices=list(SAMPLERS),
                         help="default: exponential (ancestral) for images, ddim for curves and motions")
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=50, help="sampler steps per restoration")
     parser.add_argument("--prior", default=None, help="law of x_T (default: the model's)")
     parser.add_argument("--noise", type=float, default=0.0, help="measurement noise std sigma_y, in data units")
     parser.add_argument("--seed", type=int, default=0, help="restoration (i, j) uses seed + i k + j")
@@ -473,9 +474,10 @@ def load_items(model: Any, spec: str, split: str = "test", num: int | None = Non
 
 def run_restore_command(args: argparse.Namespace) -> int:
     """``hdm restore``: degrade ``--num-items`` items of ``--data``, restore them, write HDF5 + JSON."""
-    from tqdm import tqdm
+    import sys
 
     from engine import api
+    from engine.cli import _bar, _checkpoint_inputs, _outputs, _path_input
 
     for name, value in (("--num-items", args.num_items), ("--num-restorations", args.num_restorations),
                         ("--steps", args.steps), ("--batch-size", args.batch_size)):
@@ -486,11 +488,9 @@ def run_restore_command(args: argparse.Namespace) -> int:
     if args.metric is not None and args.method != "replace":
         raise ConfigError("--metric applies to --method replace only")
     options = {key: v for key, v in (("zeta", args.zeta), ("metric", args.metric)) if v is not None}
-    from engine.io import check_not_input, check_writable
-
-    for output in filter(None, (args.out, args.json)):  # before the work, not after it
-        check_not_input(output, args.checkpoint if Path(args.checkpoint).is_file() else None)
-        check_writable(output)
+    # before the work, not after it: the outputs can be written and are none of the inputs (nor each other)
+    _outputs({"--out": args.out, "--json": args.json},
+             {**_checkpoint_inputs(args.checkpoint), "--data": _path_input(args.data), "--mask": args.task_mask})
     params = _task_params(args)
     model = api.load_model(args.checkpoint, device=args.device)
     if model.modality not in TASKS[args.task].modalities:
@@ -499,11 +499,14 @@ def run_restore_command(args: argparse.Namespace) -> int:
                           f"{', '.join(tasks_for(model.modality))}")
     sampler = args.sampler or default_sampler(model.modality)
     items, grid = load_items(model, args.data, args.split, args.num_items)
+    if len(items) < args.num_items:
+        where = args.data if _path_input(args.data) else f"the {args.split} split of {args.data}"
+        print(f"note: {where} has {len(items)} items, fewer than --num-items {args.num_items}; restoring all of them",
+              file=sys.stderr)
     degradation = make_degradation(args.task, items.shape[1:], modality=model.modality, **params)
     k = args.num_restorations
     batches = -(-len(items) * k // args.batch_size)
-    bar = tqdm(total=args.steps * batches, desc="restore", unit="step", disable=args.quiet, leave=False,
-               dynamic_ncols=True)
+    bar = _bar(args.steps * batches, "restore", args.quiet)
     result = restore_items(model, items, degradation, method=args.method, prior=args.prior,
                            num_restorations=k, sampler=sampler, steps=args.steps, seed=args.seed,
                            batch_size=args.batch_size, grid=grid, method_options=options,
