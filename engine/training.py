@@ -521,18 +521,19 @@ class Trainer:
         readout_every = max(1, int(readout_every or default_readout_every(self.device)))
         start = self.step_count
         try:
-            while self.step_count < tc.steps:
-                if should_stop is not None and should_stop():
-                    if out_dir is not None:
-                        self.save(out_dir)
-                    raise Cancelled(f"training cancelled at step {self.step_count}")
-                for _ in range(min(readout_every, tc.steps - self.step_count)):
-                    with interrupts_deferred():  # between steps only: a saved state is one step's, whole
+            with interrupts_deferred() as deliver:  # between steps only: a saved state is one step's, whole
+                while self.step_count < tc.steps:
+                    if should_stop is not None and should_stop():
+                        if out_dir is not None:
+                            self.save(out_dir)
+                        raise Cancelled(f"training cancelled at step {self.step_count}")
+                    for _ in range(min(readout_every, tc.steps - self.step_count)):
                         self.step_async()
-                    if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
-                        self._report(self.flush(), callback)
-                        self.save(out_dir)
-                self._report(self.flush(), callback)
+                        deliver()
+                        if out_dir is not None and tc.checkpoint_every and self.step_count % tc.checkpoint_every == 0:
+                            self._report(self.flush(), callback)
+                            self.save(out_dir)
+                    self._report(self.flush(), callback)
         except KeyboardInterrupt:
             if out_dir is not None and self.step_count > start:
                 self.save(out_dir, wait=False)  # no barrier: the other ranks may be gone already

@@ -276,24 +276,41 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
+def interrupts_deferred() -> Iterator[Callable[[], None]]:
     """Ctrl+C or SIGTERM arriving in the block takes effect at its end, where it is raised again.
 
     For files written as a set: each write is atomic, but a run's ``model.safetensors`` and
     ``train_state.pt`` interrupted between the two were a checkpoint apart (resuming from one step,
     sampling the next). Off the main thread (the studio's workers), where Python delivers no signals,
     the block just runs.
+
+    Yields ``deliver()``, which raises a signal received so far at once: a loop deferred as a whole calls it
+    between its iterations (training steps), which costs a list test, where entering the block for each
+    iteration cost two handler swaps a signal.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: None
         return
     received: list[int] = []
     previous = {signum: signal.signal(signum, lambda s, _frame: received.append(s))
                 for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    restored = False
+
+    def restore() -> None:
+        nonlocal restored
+        if not restored:
+            restored = True
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def deliver() -> None:
         if received:
-            signal.raise_signal(received[0])  # to the handler the block displaced
+            restore()
+            signal.raise_signal(received.pop(0))  # to the handler the block displaced
+
+    try:
+        yield deliver
+    finally:
+        restore()
+        if received:
+            signal.raise_signal(received[0])
