@@ -435,8 +435,9 @@ class ChildTraining(QObject):
         if cancelled_at is None:
             self.finished.emit(trainer)
         else:
-            self.cancelled.emit(f"training cancelled at step {cancelled_at} (last checkpoint: step "
-                                f"{trainer.step_count})", trainer)
+            saved = trainer.step_count
+            self.cancelled.emit(f"training cancelled at step {saved} (saved)" if saved >= cancelled_at else
+                                f"training cancelled at step {cancelled_at} (last checkpoint: step {saved})", trainer)
 
     @Slot(str, str, str)
     def _on_load_failed(self, _name: str, message: str, details: str) -> None:
