@@ -103,10 +103,13 @@ def main() -> int:
             models[name] = t.model()
         return run
 
-    check("train CPU models for sampling", lambda: [make_models(n, c)() for n, c in
-                                                   (("functions", fno), ("images", fno2d),
-                                                    ("images-vp", fno2d.replace(equation={"name": "vp"})),
-                                                    ("images-ihdm", fno2d.replace(equation={"name": "ihdm"})))])
+    def make_all():
+        for name, cfg in (("functions", fno), ("images", fno2d), ("images-vp", fno2d.replace(equation={"name": "vp"})),
+                          ("images-ihdm", fno2d.replace(equation={"name": "ihdm"}))):
+            make_models(name, cfg)()
+        return ", ".join(models)
+
+    check("train CPU models for sampling", make_all)
     import copy
 
     def sample(name, sampler, steps=30):

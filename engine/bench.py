@@ -232,8 +232,9 @@ def bench_training(opts: BenchOptions, clock: Clock):
                               "graphs_compiled_in_warmup": graphs_warm - graphs,
                               "graphs_compiled_while_timed": counters["stats"]["unique_graphs"] - graphs_warm,
                               "compiled": trainer.compiled}
-            if execution["cuda_graphs"]:
+            if execution["cuda_graphs"]:  # graphs asked for, and how many inductor declined to record (0: all ran)
                 compiled[name]["cuda_graphs"] = trainer.cuda_graphs
+                compiled[name]["cudagraph_skips"] = trainer.cudagraph_skips
         if baseline is None:
             baseline = trainer
         else:

@@ -432,15 +432,23 @@ def _resumed_execution(args: argparse.Namespace, cfg: Any, stored: dict[str, Any
         flag = TRAIN_FLAGS["train"].get(key)
         typed = flag is not None and _dest(flag) in args.typed
         execution[key] = getattr(cfg.train, key) if typed else train.get(key, getattr(default, key))
+    from engine.device import resolve_device
+    from engine.errors import ConfigError
+    from engine.training import check_precision
+
+    device = resolve_device(args.device)
+    precision_typed = _dest(TRAIN_FLAGS["train"]["precision"]) in args.typed
+    if not precision_typed:  # the run's own, from another machine (tf32 on a GPU, resumed on a CPU): fp32 here
+        try:
+            check_precision(execution["precision"], device)
+        except ConfigError:
+            print(f"note: the run trained with --precision {execution['precision']}, which {device} cannot run; "
+                  "resuming in fp32 (--precision picks another)", file=sys.stderr)
+            execution["precision"] = "fp32"
     if execution.get("cuda_graphs"):  # no flag: kept where it can run (one CUDA process, compiled), else dropped
         from engine.distributed import launched_by_torchrun
 
-        cuda = str(args.device).startswith("cuda")
-        if args.device == "auto":
-            import torch
-
-            cuda = torch.cuda.is_available()
-        execution["cuda_graphs"] = bool(cuda and execution.get("compile") and not args.distributed
+        execution["cuda_graphs"] = bool(device.type == "cuda" and execution.get("compile") and not args.distributed
                                         and not launched_by_torchrun())
     return execution
 

@@ -308,6 +308,9 @@ class Trainer:
                               f"distributed run (here: {self.device}{', distributed' if dist else ''}); leave it off")
         self._compiled: Callable[..., torch.Tensor] | None = None
         self._graphed: Callable[..., torch.Tensor] | None = None  # full-grid steps, as CUDA graphs
+        # graphs inductor declined to record in this run's graphed steps (a process-wide counter read around each
+        # step: another thread's compilation in that window would be counted too)
+        self.cudagraph_skips = 0
         if tc.compile:
             if torch._dynamo.is_dynamo_supported():
                 self._compiled = torch.compile(self._loss)
@@ -453,11 +456,13 @@ class Trainer:
                         torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are dead
                         loss = self._graphed(x0, t, e, grid)
                         loss.backward()
-                        if _cudagraph_skips() > skips:  # compiled, but inductor recorded no graph (and says so
-                            # in its logs only): `cuda_graphs` must not claim graphs that never ran
-                            log.warning("torch.compile recorded no CUDA graph for the step (TORCH_LOGS=perf_hints "
-                                        "says why); the steps run compiled without graphs")
-                            self._graphed = None
+                        skipped = _cudagraph_skips() - skips
+                        if skipped > 0:  # inductor ran (part of) the step without a CUDA graph and says so in
+                            # its logs only: counted, so `cudagraph_skips` tells whether the graphs claimed ran
+                            if not self.cudagraph_skips:
+                                log.warning("torch.compile did not record a CUDA graph for (part of) the step "
+                                            "(TORCH_LOGS=perf_hints says why); those parts run without graphs")
+                            self.cudagraph_skips += skipped
                         return loss.detach().clone()  # the next replay overwrites the graph's output
                     loss = self._compiled(x0, t, e, grid)
                     loss.backward()
@@ -536,6 +541,10 @@ class Trainer:
                     self._report(self.flush(), callback)
         except KeyboardInterrupt:
             if out_dir is not None and self.step_count > start:
+                try:  # the steps saved are the steps reported (the progress file, the studio's status)
+                    self._report(self.flush(), callback)
+                except Exception:  # noqa: BLE001 - a diverged loss or a failing callback: save what there is
+                    pass
                 self.save(out_dir, wait=False)  # no barrier: the other ranks may be gone already
             raise
         if out_dir is not None:

@@ -169,7 +169,7 @@ class ChildTraining(QObject):
     cancelled = Signal(str, object)  # message, the Trainer of the last checkpoint (or None)
     state_changed = Signal(str)  # idle | running | cancelling | loading
 
-    def __init__(self, parent: QObject | None = None, *, poll_ms: int = 200, kill_after_ms: int = 5000,
+    def __init__(self, parent: QObject | None = None, *, poll_ms: int = 200, kill_after_ms: int = 15_000,
                  preview_curves: int = 8) -> None:
         super().__init__(parent)
         self.kill_after_ms = kill_after_ms
@@ -256,7 +256,10 @@ class ChildTraining(QObject):
 
     @Slot()
     def cancel(self) -> None:
-        """Stop the run: SIGTERM to every process of the run, SIGKILL if any is left after ``kill_after_ms``."""
+        """Stop the run: SIGTERM to every process of the run, SIGKILL if any is left after ``kill_after_ms``.
+
+        The ranks finish the step under way and rank 0 saves the run before they exit (a second or so); the
+        15 s allowance also covers a slow step (a first, compiling one) and a large checkpoint."""
         if self._state != RUNNING or self.process is None:
             return
         self._set_state(CANCELLING)

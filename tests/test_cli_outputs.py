@@ -190,6 +190,30 @@ def test_a_plain_resume_keeps_the_runs_precision(tmp_path):
     assert api.load_model(out).config.train.precision == "fp32"  # typed: changed
 
 
+def test_a_gpu_runs_tf32_is_resumed_in_fp32_on_a_cpu(tmp_path, capsys):
+    """A run trained with --precision tf32 on a GPU, resumed plainly on a CPU: its precision cannot run there, so
+    the resume falls back to fp32 and says so (keeping the run's precision made such a resume an error)."""
+    import json
+
+    import torch
+
+    from engine import api
+    from engine.io import load_train_state, save_train_state
+
+    out = tmp_path / "r"
+    assert main(["train", "--steps", "1", "--out", str(out), "--emb-dim", "16", "--quiet", *TINY]) == 0
+    state = load_train_state(out / "train_state.pt")
+    config = json.loads(state["config"])
+    config["train"]["precision"] = "tf32"  # as a GPU run stores it
+    state["config"] = json.dumps(config)
+    state["losses"] = torch.as_tensor(state["losses"])
+    save_train_state(out / "train_state.pt", state)
+    capsys.readouterr()
+    assert main(["train", "--steps", "2", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "the run trained with --precision tf32, which cpu cannot run; resuming in fp32" in capsys.readouterr().err
+    assert api.load_model(out).config.train.precision == "fp32"
+
+
 # -- 5. the API refuses a folder holding a run -------------------------------------------------------------------
 
 def test_api_train_refuses_a_folder_holding_a_run(run):

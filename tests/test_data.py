@@ -597,3 +597,16 @@ def test_hdm_csv_export_with_inconsistent_rows_is_refused_on_one_line(tmp_path):
             load_file(p)
         msg = str(info.value)
         assert "bad_export.csv" in msg and expected in msg and "\n" not in msg, (case, msg)
+
+
+def test_a_blank_separated_first_curve_of_column_numbers_stays_a_curve(tmp_path):
+    """pandas writes commas: only a delimited file's row 0,1,...,n-1 is its column labels. A numpy.savetxt file
+    (blanks) whose first curve happens to be that ramp keeps it."""
+    from engine.data import load_function_dataset
+
+    path = tmp_path / "ramp.txt"
+    rows = np.vstack([np.arange(5.0), np.ones(5), 2 * np.ones(5)])
+    np.savetxt(path, rows, fmt="%d")
+    data = load_function_dataset(str(path))
+    assert data.values.shape == (3, 1, 5)
+    np.testing.assert_array_equal(data.values[0, 0], np.arange(5.0))

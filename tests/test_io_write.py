@@ -229,3 +229,33 @@ def test_saved_checkpoints_get_the_umask_mode_or_keep_the_replaced_files(tmp_pat
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert load_model(path).config == {"a": 2}
     assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]
+
+
+def test_a_second_interrupt_is_not_deferred():
+    """The first Ctrl+C in an interrupts_deferred block waits for its end; a second one acts at once, so a block
+    that runs long (a training step compiling for minutes) can always be stopped by pressing again."""
+    import os
+    import signal
+
+    from engine.io import interrupts_deferred
+
+    def interrupt() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python runs a handler at the next bytecode
+            pass
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            interrupt()
+            reached.append("after the first")
+            interrupt()
+            reached.append("after the second")
+    assert reached == ["after the first"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred() as deliver:
+        interrupt()
+        reached.append("deferred")
+        deliver()  # raises it here
+        reached.append("not reached")
+    assert reached[1:] == ["deferred"]

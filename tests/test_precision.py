@@ -246,34 +246,27 @@ def test_compiling_fills_the_operators_caches_before_the_first_step(monkeypatch)
     assert losses == [eager.step() for _ in range(3)]
 
 
-def test_cuda_graphs_that_inductor_did_not_record_are_not_claimed(monkeypatch, caplog):
-    """``reduce-overhead`` runs a step compiled but without a CUDA graph when inductor finds a reason to skip,
-    and says so only in its logs: ``cuda_graphs`` then reads False, and the next steps use the plain compilation."""
+def test_cuda_graphs_that_inductor_did_not_record_are_counted(monkeypatch, caplog):
+    """``reduce-overhead`` runs a step, or part of it, without a CUDA graph when inductor finds a reason to skip,
+    and says so only in its logs: the skips are counted (``cudagraph_skips``, reported by ``hdm bench`` beside
+    ``cuda_graphs``) and warned about once."""
     import engine.training as training
 
     config = FNO.replace(train={"steps": 4, "subgrid_prob": 0.0, "compile": True})
     trainer = Trainer(config)
     skips = [0]
-    calls: list[str] = []
 
     def graphed(*args):
-        calls.append("graphed")
         skips[0] += 1  # what inductor counts when it skips recording
-        return trainer._loss(*args)
-
-    def compiled(*args):
-        calls.append("compiled")
         return trainer._loss(*args)
 
     monkeypatch.setattr(training, "_cudagraph_skips", lambda: skips[0])
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: None)
-    trainer._compiled, trainer._graphed = compiled, graphed
-    assert trainer.cuda_graphs
+    trainer._compiled, trainer._graphed = trainer._loss, graphed
     with caplog.at_level(logging.WARNING, logger="engine.training"):
         losses = [trainer.step() for _ in range(3)]
-    assert calls == ["graphed", "compiled", "compiled"]
-    assert not trainer.cuda_graphs and trainer.compiled
-    assert "recorded no CUDA graph" in caplog.text
+    assert trainer.cudagraph_skips == 3 and trainer.cuda_graphs
+    assert caplog.text.count("did not record a CUDA graph") == 1
     eager = Trainer(config.replace(train={"compile": False}))
     assert losses == [eager.step() for _ in range(3)]
 
@@ -342,6 +335,7 @@ def test_cuda_graph_training_matches_compiled_training_on_a_gpu():
     compiled.flush()
     graphed.flush()
     assert graphed.compiled and graphed.cuda_graphs
+    assert graphed.cudagraph_skips == 0, "inductor recorded no CUDA graph for some steps: TORCH_LOGS=perf_hints"
     np.testing.assert_allclose(graphed.losses, compiled.losses, rtol=1e-5)
     weights = dict(graphed.network.named_parameters())
     for name, p in compiled.network.named_parameters():

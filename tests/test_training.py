@@ -215,10 +215,12 @@ def test_an_interrupted_run_is_saved_at_its_last_whole_step_and_resumes_exactly(
         return loss
 
     monkeypatch.setattr(trainer, "_backward", interrupted_in_step_five)
+    reported = []
     with pytest.raises(KeyboardInterrupt):
-        trainer.run(out_dir=tmp_path / "run", readout_every=1)
+        trainer.run(out_dir=tmp_path / "run", readout_every=1, callback=lambda p: reported.append(p.step))
     state = load_train_state(tmp_path / "run" / "train_state.pt")
     assert state["step"] == 5 and len(state["losses"]) == 5  # step 5 whole: update, EMA and count
+    assert reported == [1, 2, 3, 4, 5]  # the progress shown ends at the step saved
     resumed = Trainer.resume(tmp_path / "run")
     resumed.run(readout_every=1)
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-6)

@@ -115,12 +115,13 @@ def check_ragged(lengths: list[int], line_numbers: list[int], path: Path, what: 
     return expected
 
 
-def text_rows(path: Path, *, whitespace_ok: bool) -> tuple[list[list[str]], list[int]]:
-    """The file's non-blank lines split into cells (delimiter detected from row 1), and their line numbers."""
+def text_rows(path: Path, *, whitespace_ok: bool) -> tuple[list[list[str]], list[int], str | None]:
+    """The file's non-blank lines split into cells, their line numbers, and the delimiter detected from row 1
+    (None: runs of blanks)."""
     text = read_text(path)
     lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
     delimiter = _detect_delimiter(lines[0][1], whitespace_ok)
-    return [_split(line, delimiter) for _, line in lines], [i for i, _ in lines]
+    return [_split(line, delimiter) for _, line in lines], [i for i, _ in lines], delimiter
 
 
 def _is_column_labels(cells: list[str]) -> bool:
@@ -136,12 +137,15 @@ def _is_row_index(cells: list[str]) -> bool:
     return all(cell == str(first + k) for k, cell in enumerate(cells))
 
 
-def _header(rows: list[list[str]], path: Path, index_column: bool) -> tuple[bool, bool]:
-    """Whether row 1 is a header, and whether column 1 is a row index to drop (see :func:`load_csv`)."""
+def _header(rows: list[list[str]], path: Path, index_column: bool, delimited: bool) -> tuple[bool, bool]:
+    """Whether row 1 is a header, and whether column 1 is a row index to drop (see :func:`load_csv`).
+
+    Column numbers count as a header in delimited files only (pandas writes commas): a blank-separated
+    ``numpy.savetxt`` file whose first curve happens to be 0, 1, ..., n-1 keeps it."""
     first = rows[0]
     if not any(_is_number(c) for c in first):  # names (an empty first cell = row names below)
         return True, index_column and len(first) > 1 and first[0] == ""
-    if _is_column_labels(first):
+    if delimited and _is_column_labels(first):
         log.warning("%s: row 1 (%s) is read as a header of column numbers (pandas to_csv), not as a curve",
                     path, _abbreviate(first))
         return True, False
@@ -190,13 +194,14 @@ def read_table(path: Path, *, allow_header: bool, whitespace_ok: bool,
         float64 [rows, cols] (NaN allowed), each row's 1-based line number, and whether an index column
         was dropped.
     """
-    rows, numbers = text_rows(path, whitespace_ok=whitespace_ok)
-    return _numeric_table(rows, numbers, path, allow_header=allow_header, index_column=index_column)
+    rows, numbers, delimiter = text_rows(path, whitespace_ok=whitespace_ok)
+    return _numeric_table(rows, numbers, path, allow_header=allow_header, index_column=index_column,
+                          delimited=delimiter is not None)
 
 
 def _numeric_table(rows: list[list[str]], numbers: list[int], path: Path, *, allow_header: bool,
-                   index_column: bool) -> tuple[np.ndarray, list[int], bool]:
-    header, drop = _header(rows, path, index_column) if allow_header else (False, False)
+                   index_column: bool, delimited: bool = True) -> tuple[np.ndarray, list[int], bool]:
+    header, drop = _header(rows, path, index_column, delimited) if allow_header else (False, False)
     if header:
         rows, numbers = rows[1:], numbers[1:]
         if not rows:
@@ -286,8 +291,10 @@ def load_csv(path: str | Path) -> FunctionDataset:
     Row 1 is a header (skipped, never a curve) when
 
     1. none of its cells is a number (column names); or
-    2. its cells are exactly ``0,1,...,n-1`` written as whole numbers (``0.0`` or ``1e0`` do not count): the
-       column labels ``pandas.DataFrame(array).to_csv(index=False)`` writes; or
+    2. the file is comma, semicolon or tab separated and row 1's cells are exactly ``0,1,...,n-1`` written as
+       whole numbers (``0.0`` or ``1e0`` do not count): the column labels
+       ``pandas.DataFrame(array).to_csv(index=False)`` writes (a blank-separated ``numpy.savetxt`` file keeps
+       such a first row as a curve); or
     3. its first cell is empty and column 1 of every later row is ``0,1,...,N-1`` or ``1,...,N`` written as
        whole numbers: the row index ``DataFrame.to_csv()`` / R ``write.csv`` write, whatever the labels.
 
@@ -301,10 +308,11 @@ def load_csv(path: str | Path) -> FunctionDataset:
     :func:`read_export_csv`.
     """
     p = check_path(path)
-    rows, numbers = text_rows(p, whitespace_ok=True)
+    rows, numbers, delimiter = text_rows(p, whitespace_ok=True)
     if [c.lower() for c in rows[0][:3]] == list(EXPORT_HEADER):
         return read_export_csv(p, rows, numbers)
-    values, numbers, dropped_index = _numeric_table(rows, numbers, p, allow_header=True, index_column=True)
+    values, numbers, dropped_index = _numeric_table(rows, numbers, p, allow_header=True, index_column=True,
+                                                    delimited=delimiter is not None)
     if values.shape[1] < 2:
         raise DataError(f"{p}: rows have {values.shape[1]} value(s); a curve needs at least 2 columns")
     check_finite_rows(values, numbers, p)

@@ -284,6 +284,10 @@ def interrupts_deferred() -> Iterator[Callable[[], None]]:
     sampling the next). Off the main thread (the studio's workers), where Python delivers no signals,
     the block just runs.
 
+    Only the first signal waits: it puts the displaced handlers back, so a second Ctrl+C takes effect at
+    once (a block that runs long, such as a first training step that compiles for minutes, can always be
+    stopped by pressing again).
+
     Yields ``deliver()``, which raises a signal received so far at once: a loop deferred as a whole calls it
     between its iterations (training steps), which costs a list test, where entering the block for each
     iteration cost two handler swaps a signal.
@@ -292,8 +296,6 @@ def interrupts_deferred() -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda s, _frame: received.append(s))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
     restored = False
 
     def restore() -> None:
@@ -303,9 +305,14 @@ def interrupts_deferred() -> Iterator[Callable[[], None]]:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
+    def defer(signum: int, _frame: object) -> None:
+        received.append(signum)
+        restore()
+
+    previous = {signum: signal.signal(signum, defer) for signum in (signal.SIGINT, signal.SIGTERM)}
+
     def deliver() -> None:
         if received:
-            restore()
             signal.raise_signal(received.pop(0))  # to the handler the block displaced
 
     try:

@@ -467,7 +467,7 @@ class RestorationPanel(QWidget):
         return self._last_run
 
     def set_device(self, device: str) -> None:
-        """Where the next jobs run (``cpu``, ``cuda:N``); checkpoints are loaded once per device."""
+        """Where the next jobs run (``cpu``, ``cuda:N``); a job moves the model it uses there."""
         self.device = device
 
     def select_checkpoint(self, key: str) -> bool:
