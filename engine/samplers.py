@@ -112,11 +112,9 @@ def tweedie_x0(equation: Equation, x_t: torch.Tensor, e_hat: torch.Tensor, t: to
     There ``x_t`` carries no information on ``x_0`` and ``(x_t - s e_hat) / m`` is round-off divided by a tiny
     ``m_k`` (HDM-SPDE's high modes near T: ``m_k`` down to 1e-43; IHDM's are 0 at T). A sampler's next step
     multiplies it by ``m_s / m_t``, far above 1 there: 50-step samples of exact-score HDM-SPDE images reached
-    1e22, IHDM's NaN. The exact denoiser is ``O(m_k)`` in those modes, so nothing is lost. Equations with one
-    mean coefficient (vp, subvp, ve: ``m / s`` is 0.008 or more at T) need no floor.
+    1e22, IHDM's NaN. The exact denoiser is ``O(m_k)`` in those modes, so nothing is lost. (Equations with one
+    mean coefficient keep ``m / s`` at 0.008 or more: vp and subvp at T; there the floor changes nothing.)
     """
-    if type(equation).mode_coefs is Equation.mode_coefs:
-        return equation.denoise(x_t, e_hat, t)
     return equation.denoise(x_t, e_hat, t, snr_floor=SNR_FLOOR[x_t.dtype])
 
 

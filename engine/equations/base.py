@@ -142,11 +142,14 @@ class Equation(ABC):
         s = _bc(self.std(t), x_t)
         return -(x_t - m * x0) / s**2
 
-    def denoise(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Tweedie's estimate of ``x_0``: ``(x_t - s e_hat) / m``."""
+    def denoise(self, x_t: torch.Tensor, e_hat: torch.Tensor, t: torch.Tensor, snr_floor: float = 0.0
+                ) -> torch.Tensor:
+        """Tweedie's estimate of ``x_0``: ``(x_t - s e_hat) / m``; 0 (the normalised data mean) where
+        ``m / s < snr_floor`` (see :func:`engine.samplers.tweedie_x0`)."""
         m = _bc(self.mean_coef(t), x_t)
         s = _bc(self.std(t), x_t)
-        return (x_t - s * e_hat) / m
+        x0 = (x_t - s * e_hat) / m
+        return torch.where(m >= snr_floor * s, x0, 0.0) if snr_floor > 0 else x0
 
     def score_operator(self, q_score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``S(t, u) = G_t G_t^* grad log mu_t(u) = g^2(t) Q grad log p_t(u)``."""
