@@ -651,13 +651,13 @@ def check_quality_options(opts: BenchOptions) -> None:
 def run_bench_command(args: argparse.Namespace) -> int:
     """``hdm bench``: print the JSON report (and the quality table unless ``--quiet``)."""
     from engine.api import dumps
-    from engine.cli import _checkpoint_inputs, _outputs, _path_input
+    from engine.cli import check_outputs, checkpoint_inputs, path_input
 
     opts = options_from_args(args)
     quality = "quality" in opts.sections and opts.checkpoint
     # before the benchmark, not after it: --json can be written and is none of the inputs
-    _outputs({"--json": args.json}, {**(_checkpoint_inputs(opts.checkpoint) if quality else {}),
-                                     "--data": _path_input(opts.data)})
+    check_outputs({"--json": args.json}, {**(checkpoint_inputs(opts.checkpoint) if quality else {}),
+                                     "--data": path_input(opts.data)})
     if quality:
         check_quality_options(opts)
     report = run_bench(opts)

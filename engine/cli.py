@@ -27,7 +27,7 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
         atomic_write_text(Path(path), dumps(payload) + "\n")
 
 
-def _outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None) -> None:
+def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None) -> None:
     """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
     ``folder`` is a folder) and names neither an input (a file or folder the command reads: writing it would destroy
     it) nor another output (one would overwrite the other). Keys are what the error names (flags, or phrases such as
@@ -55,7 +55,7 @@ def _outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, f
         check_writable(Path(path).expanduser(), folder=flag == folder)
 
 
-def _path_input(spec: Any) -> str | None:
+def path_input(spec: Any) -> str | None:
     """``spec`` when it names an existing file or folder (an input the outputs must not be), else None (a dataset
     name, or a path the loader will say is missing)."""
     if not isinstance(spec, str) or not spec.strip():
@@ -63,8 +63,8 @@ def _path_input(spec: Any) -> str | None:
     return spec if Path(spec).expanduser().exists() else None
 
 
-def _checkpoint_inputs(spec: str) -> dict[str, str | None]:
-    """The files ``--checkpoint`` reads, for :func:`_outputs`: its model file (a bundled name or a run directory
+def checkpoint_inputs(spec: str) -> dict[str, str | None]:
+    """The files ``--checkpoint`` reads, for :func:`check_outputs`: its model file (a bundled name or a run directory
     resolved by :func:`engine.api.resolve_checkpoint`, which also says what is wrong with a bad one) and, in a run
     folder, the run's ``train_state.pt`` beside it."""
     from engine.api import resolve_checkpoint
@@ -86,7 +86,7 @@ def _on_terminal() -> bool:
         return False
 
 
-def _bar(total: int, desc: str, quiet: bool):
+def progress_bar(total: int, desc: str, quiet: bool):
     """A progress bar on stderr. On a terminal it is erased when closed; elsewhere (a log file, a pipe) it ends its
     line, so what follows (an ``error:`` line a program looks for) starts a line of its own."""
     from tqdm import tqdm
@@ -254,9 +254,9 @@ def _check_train_outputs(args: argparse.Namespace, state: dict[str, Any] | None)
         section = stored.get("data")
         data, label = (section.get("spec") if isinstance(section, dict) else None), "the run's --data"
     out = Path(args.out).expanduser()
-    _outputs({"--out": args.out, f"the run's {MODEL_FILE} (in --out)": str(out / MODEL_FILE),
+    check_outputs({"--out": args.out, f"the run's {MODEL_FILE} (in --out)": str(out / MODEL_FILE),
               f"the run's {STATE_FILE} (in --out)": str(out / STATE_FILE), "--json": args.json,
-              "--progress-jsonl": args.progress_jsonl}, {label: _path_input(data)}, folder="--out")
+              "--progress-jsonl": args.progress_jsonl}, {label: path_input(data)}, folder="--out")
 
 
 def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
@@ -275,7 +275,7 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
 
     def progress(p):
         if not bars:
-            bars.append(_bar(args.steps, "train", args.quiet or env_rank() != 0))
+            bars.append(progress_bar(args.steps, "train", args.quiet or env_rank() != 0))
         bar = bars[0]
         bar.n = p.step
         bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
@@ -464,7 +464,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.trajectory_every < 0:
         raise ConfigError(f"--trajectory-every must be 0 (no trajectory) or a positive step, "
                           f"got {args.trajectory_every}")
-    _outputs({"--out": args.out, "--json": args.json}, _checkpoint_inputs(args.checkpoint))
+    check_outputs({"--out": args.out, "--json": args.json}, checkpoint_inputs(args.checkpoint))
     if not (args.distributed or launched_by_torchrun()):
         return _sample(args, None, args.device)
     if args.trajectory_every:
@@ -504,7 +504,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     batch = args.batch_size or min(args.num_samples, model.default_batch_size(grid, args.image_size))
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
                                                                          ctx.world_size)[ctx.rank]
-    bar = _bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
+    bar = progress_bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
     kwargs = {"steps": args.steps, "sampler": args.sampler, "spacing": args.spacing, "grid": grid,
               "size": args.image_size, "prior": args.prior, "seed": args.seed, "batch_size": batch,
               "callback": lambda info: bar.update(1)}
@@ -553,7 +553,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine import api
 
     _check_evaluate_options(args)
-    _outputs({"--json": args.json}, {"--samples": args.samples, "--data": _path_input(args.data)})
+    check_outputs({"--json": args.json}, {"--samples": args.samples, "--data": path_input(args.data)})
     sizes = tuple(args.balanced) if args.balanced is not None else (100, 500)
     report = api.evaluate(args.samples, args.data, block_size=args.block_size, repeats=args.repeats,
                           permutations=args.permutations, balanced_sizes=sizes, seed=args.seed,
@@ -607,7 +607,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import api
 
-    _outputs({"--out": args.out, "--json": args.json}, {"--samples": args.samples},
+    check_outputs({"--out": args.out, "--json": args.json}, {"--samples": args.samples},
              folder="--out" if args.format in ("png", "bvh") else None)
     out = api.export(args.samples, args.format, args.out)
     print(f"wrote {out}")
@@ -621,7 +621,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from engine.motion import list_motion_datasets
     from engine.samplers import SAMPLER_DESCRIPTIONS
 
-    _outputs({"--json": args.json}, {})  # before the listing: a bad --json is not reported after it
+    check_outputs({"--json": args.json}, {})  # before the listing: a bad --json is not reported after it
     report: dict[str, Any] = {"datasets": {}, "checkpoints": {}, "samplers": dict(SAMPLER_DESCRIPTIONS)}
     for modality, infos in (("functions", list_function_datasets()), ("images", list_image_datasets()),
                             ("motions", list_motion_datasets())):

@@ -477,7 +477,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
     import sys
 
     from engine import api
-    from engine.cli import _bar, _checkpoint_inputs, _outputs, _path_input
+    from engine.cli import check_outputs, checkpoint_inputs, path_input, progress_bar
 
     for name, value in (("--num-items", args.num_items), ("--num-restorations", args.num_restorations),
                         ("--steps", args.steps), ("--batch-size", args.batch_size)):
@@ -489,8 +489,8 @@ def run_restore_command(args: argparse.Namespace) -> int:
         raise ConfigError("--metric applies to --method replace only")
     options = {key: v for key, v in (("zeta", args.zeta), ("metric", args.metric)) if v is not None}
     # before the work, not after it: the outputs can be written and are none of the inputs (nor each other)
-    _outputs({"--out": args.out, "--json": args.json},
-             {**_checkpoint_inputs(args.checkpoint), "--data": _path_input(args.data), "--mask": args.task_mask})
+    check_outputs({"--out": args.out, "--json": args.json},
+             {**checkpoint_inputs(args.checkpoint), "--data": path_input(args.data), "--mask": args.task_mask})
     params = _task_params(args)
     model = api.load_model(args.checkpoint, device=args.device)
     if model.modality not in TASKS[args.task].modalities:
@@ -500,13 +500,13 @@ def run_restore_command(args: argparse.Namespace) -> int:
     sampler = args.sampler or default_sampler(model.modality)
     items, grid = load_items(model, args.data, args.split, args.num_items)
     if len(items) < args.num_items:
-        where = args.data if _path_input(args.data) else f"the {args.split} split of {args.data}"
+        where = args.data if path_input(args.data) else f"the {args.split} split of {args.data}"
         print(f"note: {where} has {len(items)} items, fewer than --num-items {args.num_items}; restoring all of them",
               file=sys.stderr)
     degradation = make_degradation(args.task, items.shape[1:], modality=model.modality, **params)
     k = args.num_restorations
     batches = -(-len(items) * k // args.batch_size)
-    bar = _bar(args.steps * batches, "restore", args.quiet)
+    bar = progress_bar(args.steps * batches, "restore", args.quiet)
     result = restore_items(model, items, degradation, method=args.method, prior=args.prior,
                            num_restorations=k, sampler=sampler, steps=args.steps, seed=args.seed,
                            batch_size=args.batch_size, grid=grid, method_options=options,
