@@ -268,6 +268,8 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
     if args.readout_every is not None and args.readout_every < 1:
         raise ConfigError(f"--readout-every must be a positive number of steps, got {args.readout_every}")
     cfg = _check_run_folder(args, _run_config(args), state)
+    if not args.resume:  # (a resumed run compares typed options with its own)
+        _refuse_foreign_options(args, cfg)
     from engine.distributed import env_rank, launched_by_torchrun, train_distributed
 
     distributed = args.distributed or launched_by_torchrun()
@@ -356,6 +358,39 @@ _CONFIG_NAMES = (("model width", "--width"), ("model modes", "--modes"), ("model
                  ("model padding", "--padding"), ("channel_mult", "--channel-mult"),
                  ("attention_levels", "--attention"), ("noise gain", "--gain"), ("heat noise", "--heat-noise"),
                  ("blur_min", "--blur-min"), ("blur_max", "--blur-max"), ("number of items", "--num-items"))
+
+
+# Options that one kind of data reads and the other ignores: images' prior and equation, or the curves' (and
+# motions') kernel. Typed for the other kind, they were ignored yet stored in the run's config.
+ONE_KIND_OPTIONS = {"--sigma": "images", "--gamma": "images", "--blur-min": "images", "--blur-max": "images",
+                    "--heat-noise": "images", "--kernel": "curves", "--length-scale": "curves", "--gain": "curves",
+                    "--period": "curves"}
+
+
+def foreign_options(modality: str) -> list[str]:
+    """The :data:`ONE_KIND_OPTIONS` that data of ``modality`` (functions, motions, images) do not read."""
+    kind = "images" if modality == "images" else "curves"
+    return [flag for flag, owner in ONE_KIND_OPTIONS.items() if owner != kind]
+
+
+def _refuse_foreign_options(args: argparse.Namespace, cfg: Any) -> None:
+    """ConfigError for an option of the other kind of data typed with a value of its own (``--kernel matern12``
+    for images, ``--sigma 5`` for curves), as ``--image-size`` for curves is: it would be ignored, yet written into
+    the checkpoint's config. (A default value, as the studio passes every option, is let through.)"""
+    from engine.config import RunConfig
+    from engine.data.select import detect_modality
+    from engine.errors import ConfigError
+
+    modality = cfg.data.modality if cfg.data.modality != "auto" else detect_modality(cfg.data.spec)
+    ours, default = cfg.to_dict(), RunConfig().to_dict()
+    where = {flag: (section, key) for section, flags in TRAIN_FLAGS.items() for key, flag in flags.items()}
+    foreign = [flag for flag in foreign_options(modality) if _dest(flag) in args.typed
+               and ours[where[flag][0]][where[flag][1]] != default[where[flag][0]][where[flag][1]]]
+    if foreign:
+        one = len(foreign) == 1
+        raise ConfigError(f"the data are {modality}: {', '.join(foreign)} {'applies' if one else 'apply'} to "
+                          f"{'curves and motions' if modality == 'images' else 'images'} only; drop "
+                          f"{'it' if one else 'them'}")
 
 
 def _typed_options(argv: list[str]) -> set[str]:

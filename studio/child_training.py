@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
-from engine.cli import TRAIN_FLAGS
+from engine.cli import TRAIN_FLAGS, foreign_options
 from engine.errors import ConfigError
 from studio import engine_jobs as ej
 from studio.jobs import CANCELLING, IDLE, RUNNING, Job, JobContext, JobRunner
@@ -96,10 +96,13 @@ def train_arguments(config: Any) -> list[str]:
 
     default = RunConfig()
     args: list[str] = []
+    ignored = set(foreign_options(config.data.modality)) if config.data.modality != "auto" else set()
     for section in fields(config):
         ours, base = getattr(config, section.name), getattr(default, section.name)
         for f in fields(ours):
             value, flag = getattr(ours, f.name), TRAIN_FLAGS.get(section.name, {}).get(f.name)
+            if flag in ignored:  # the other kind of data's prior settings (the Prior panel keeps both)
+                continue
             if flag is None:
                 if value != getattr(base, f.name):
                     raise ConfigError(f"{section.name}.{f.name} = {value!r} cannot be passed to a training "

@@ -354,3 +354,21 @@ def test_every_option_has_a_help_text_and_help_shows_defaults():
     assert "compared whole" in helps["evaluate"] and "its test split is used" not in helps["evaluate"]
     assert "csv: curves or motions" in helps["export"]
     assert "no progress bar" not in helps["list"]
+
+
+def test_options_of_the_other_kind_of_data_are_refused(tmp_path, capsys):
+    """--kernel for images or --sigma for curves were ignored, yet stored in the checkpoint's config (README audit);
+    typed with values of their own they are refused like --image-size for curves. Defaults pass (the studio's
+    training child types every option)."""
+    cases = [(["--data", "glyphs", "--kernel", "matern12"], "the data are images: --kernel applies to curves and "
+              "motions only; drop it"),
+             (["--data", "quadratic", "--sigma", "5", "--gamma", "3"], "the data are functions: --sigma, --gamma "
+              "apply to images only; drop them"),
+             (["--data", "walk", "--blur-min", "1"], "the data are motions: --blur-min applies to images only")]
+    for i, (argv, message) in enumerate(cases):
+        out = tmp_path / f"r{i}"
+        assert main(["train", *argv, "--steps", "1", "--out", str(out), "--quiet"]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
+    out = tmp_path / "defaults"
+    assert main(["train", "--sigma", "1.0", "--gamma", "0", "--blur-min", "0.5", "--steps", "1", "--out", str(out),
+                 "--quiet", *TINY]) == 0
