@@ -296,6 +296,7 @@ def interrupts_deferred() -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     received: list[int] = []
+    previous: dict[int, object] = {}
     restored = False
 
     def restore() -> None:
@@ -309,7 +310,10 @@ def interrupts_deferred() -> Iterator[Callable[[], None]]:
         received.append(signum)
         restore()
 
-    previous = {signum: signal.signal(signum, defer) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in (signal.SIGINT, signal.SIGTERM):  # one by one: a signal between the two restores the first
+        if restored:
+            break
+        previous[signum] = signal.signal(signum, defer)
 
     def deliver() -> None:
         if received:
