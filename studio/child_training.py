@@ -101,7 +101,7 @@ def train_arguments(config: Any) -> list[str]:
         ours, base = getattr(config, section.name), getattr(default, section.name)
         for f in fields(ours):
             value, flag = getattr(ours, f.name), TRAIN_FLAGS.get(section.name, {}).get(f.name)
-            if flag in ignored:  # the other kind of data's prior settings (the Prior panel keeps both)
+            if flag in ignored:  # the other kind of data's prior options: not read, so not passed
                 continue
             if flag is None:
                 if value != getattr(base, f.name):

@@ -56,8 +56,8 @@ def test_train_arguments_express_the_config_or_refuse():
     assert args.channel_mult == [1, 2] and args.attention == []
     with pytest.raises(ConfigError, match="ema_decay"):
         train_arguments(RunConfig().replace(train={"ema_decay": 0.9}))
-    # the Prior panel keeps the curves' kernel and the images' sigma/gamma: only the data's own kind is passed
-    # (hdm train refuses the other kind's options typed with values of their own)
+    # only the data's own kind of prior options is passed (hdm train refuses the other kind's typed with values
+    # of their own)
     images = RunConfig().replace(data={"spec": "glyphs", "modality": "images"}, noise={"kernel": "matern32",
                                                                                       "sigma": 2.0})
     flags = train_arguments(images)
