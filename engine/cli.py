@@ -331,33 +331,13 @@ def _dest(flag: str) -> str:
 def _run_config(args: argparse.Namespace) -> Any:
     """The RunConfig that ``hdm train``'s options describe (model options left unset keep the architecture's
     defaults)."""
-    import re
 
     from engine.config import RunConfig
-    from engine.errors import ConfigError
 
-    if args.warmup < 0:  # the config's message also names settings hdm train does not have
-        raise ConfigError(f"--warmup must be 0 (no warm-up) or a positive number of steps, got {args.warmup}")
-    if args.n_points is not None and args.n_points < 2:
-        raise ConfigError(f"--n-points must be an integer >= 2, got {args.n_points}")
     sections = {section: {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
                 for section, flags in TRAIN_FLAGS.items()}
     sections["model"] = {key: value for key, value in sections["model"].items() if value is not None}
-    try:
-        return RunConfig().replace(**sections)
-    except ConfigError as exc:  # the configuration names its fields; the user typed flags
-        text = str(exc)
-        for name, flag in _CONFIG_NAMES:
-            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, text)
-        raise ConfigError(text) from None
-
-
-# How RunConfig.validate names the settings whose flag is not their field's name (engine/config.py).
-_CONFIG_NAMES = (("model width", "--width"), ("model modes", "--modes"), ("model layers", "--layers"),
-                 ("model emb_dim", "--emb-dim"), ("model num_res_blocks", "--res-blocks"),
-                 ("model padding", "--padding"), ("channel_mult", "--channel-mult"),
-                 ("attention_levels", "--attention"), ("noise gain", "--gain"), ("heat noise", "--heat-noise"),
-                 ("blur_min", "--blur-min"), ("blur_max", "--blur-max"), ("number of items", "--num-items"))
+    return RunConfig().replace(**sections)
 
 
 # Options that one kind of data reads and the other ignores: images' prior and equation, or the curves' (and

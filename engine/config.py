@@ -52,10 +52,12 @@ class DataConfig:
             raise ConfigError("--data must name a dataset or a file")
         if self.modality not in (*MODALITIES, "auto"):
             raise ConfigError(f"unknown modality {self.modality!r}; choose one of {', '.join(MODALITIES)}")
-        for name, value in (("--n-points", self.n_points), ("number of items", self.num),
+        for name, value in (("--n-points", self.n_points), ("--num-items", self.num),
                             ("--image-size", self.image_size), ("--frames", self.frames)):
             if value is not None:
                 _positive(name, value, integer=True)
+        if self.n_points is not None and self.n_points < 2:
+            raise ConfigError(f"--n-points must be an integer >= 2, got {self.n_points}")
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"--channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         if self.fps is not None:
@@ -80,7 +82,7 @@ class NoiseConfig:
         canonical_kernel(self.kernel)
         if self.length_scale is not None:
             _positive("--length-scale", self.length_scale)
-        _positive("noise gain", self.gain)
+        _positive("--gain", self.gain)
         _positive("--sigma", self.sigma)
         if not (isinstance(self.gamma, int | float) and math.isfinite(self.gamma) and self.gamma >= 0):
             raise ConfigError(f"--gamma must be a number >= 0, got {self.gamma!r}")
@@ -113,9 +115,9 @@ class EquationConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0 < self.blur_min < self.blur_max:
-            raise ConfigError(f"blur_min and blur_max must satisfy 0 < blur_min < blur_max, got {self.blur_min}, "
-                              f"{self.blur_max}")
-        _positive("heat noise", self.heat_noise)
+            raise ConfigError(f"--blur-min and --blur-max must satisfy 0 < blur-min < blur-max, got "
+                              f"{self.blur_min}, {self.blur_max}")
+        _positive("--heat-noise", self.heat_noise)
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -149,21 +151,22 @@ class ModelConfig:
     def validate(self) -> None:
         if self.name not in (*MODELS, "auto"):
             raise ConfigError(f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
-        for key in ("width", "modes", "layers", "emb_dim", "num_res_blocks"):
-            _positive(f"model {key}", getattr(self, key), integer=True)
+        for key, flag in (("width", "--width"), ("modes", "--modes"), ("layers", "--layers"),
+                          ("emb_dim", "--emb-dim"), ("num_res_blocks", "--res-blocks")):
+            _positive(flag, getattr(self, key), integer=True)
         if not self.channel_mult or any(not isinstance(c, int) or c < 1 for c in self.channel_mult):
-            raise ConfigError(f"channel_mult must be positive integers, got {self.channel_mult}")
+            raise ConfigError(f"--channel-mult must be positive integers, got {self.channel_mult}")
         if any(not isinstance(a, int) or not 0 <= a < len(self.channel_mult) for a in self.attention_levels):
-            raise ConfigError(f"attention_levels must be levels 0..{len(self.channel_mult) - 1}, "
+            raise ConfigError(f"--attention must be levels 0..{len(self.channel_mult) - 1}, "
                               f"got {self.attention_levels}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
         if not (isinstance(self.padding, int | float) and 0 <= self.padding <= 4):
-            raise ConfigError(f"model padding must lie in [0, 4] (a fraction of the domain), got {self.padding!r}")
+            raise ConfigError(f"--padding must lie in [0, 4] (a fraction of the domain), got {self.padding!r}")
         if self.parameterization not in ("v", "noise"):
             raise ConfigError(f"unknown parameterization {self.parameterization!r}; use v or noise")
         if self.emb_dim % 2:
-            raise ConfigError(f"model emb_dim must be even, got {self.emb_dim}")
+            raise ConfigError(f"--emb-dim must be even, got {self.emb_dim}")
 
 
 @dataclass(frozen=True)
@@ -204,8 +207,10 @@ class TrainConfig:
                 or self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint-every must be 0 (only at the end) or a positive number of steps, "
                               f"got {self.checkpoint_every!r}")
-        if self.warmup < 0 or self.weight_decay < 0 or not 0 < self.min_lr_ratio <= 1:
-            raise ConfigError("warmup and weight decay must be >= 0 and min_lr_ratio in (0, 1]")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be 0 (no warm-up) or a positive number of steps, got {self.warmup}")
+        if self.weight_decay < 0 or not 0 < self.min_lr_ratio <= 1:
+            raise ConfigError("weight decay must be >= 0 and min_lr_ratio in (0, 1]")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not isinstance(self.compile, bool):

@@ -329,6 +329,7 @@ class HDMModel:
         self.source = source
         self.tensors = dict(tensors or {})
         self.extra_meta = dict(extra_meta or {})
+        self._warned_prior_mean = False  # see _warn_dropped_mean
 
     @property
     def modality(self) -> str:
@@ -401,7 +402,7 @@ class HDMModel:
 
     def _warn_dropped_mean(self, equation: Equation) -> None:
         """Once a model: say so where the hdm prior drops a sizeable ``M_T x_0`` (HDM-SPDE with ``sigma < 1``)."""
-        if getattr(self, "_warned_prior_mean", False):
+        if self._warned_prior_mean:
             return
         self._warned_prior_mean = True
         kept = float(equation.mode_mean(torch.tensor(equation.T, dtype=torch.float64)).max())
