@@ -27,11 +27,22 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
         atomic_write_text(Path(path), dumps(payload) + "\n")
 
 
-def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None) -> None:
+HDF5_SUFFIXES = (".h5", ".hdf5")
+# names that say "a file of this format": a folder output named so is a slip (``--out samples.png`` for PNG files)
+_FILE_SUFFIXES = frozenset({*HDF5_SUFFIXES, ".csv", ".txt", ".json", ".jsonl", ".png", ".jpg", ".jpeg", ".bvh",
+                            ".npy", ".npz", ".pt", ".pth", ".safetensors"})
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None,
+                  formats: dict[str, tuple[tuple[str, ...], str]] | None = None) -> None:
     """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
     ``folder`` is a folder) and names neither an input (a file or folder the command reads: writing it would destroy
     it) nor another output (one would overwrite the other). Keys are what the error names (flags, or phrases such as
-    "the run's model.safetensors (in --out)"); None paths are skipped."""
+    "the run's model.safetensors (in --out)"); None paths are skipped.
+
+    An output's name must not belie what is written there: ``formats`` maps a flag to the suffixes its file may end
+    in and what the file is (``{"--out": (HDF5_SUFFIXES, "an HDF5 sample file")}``), and a new ``folder`` may not
+    be named like a file (``export --format png --out grid.png``)."""
     from engine.errors import ConfigError
     from engine.io import check_writable, same_file
 
@@ -53,6 +64,16 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
                 raise ConfigError(f"{flag} {path} is the same {noun} as {other}: one output would overwrite the "
                                   "other; choose another path")
         check_writable(Path(path).expanduser(), folder=flag == folder)
+    for flag, (suffixes, what) in (formats or {}).items():
+        path = outputs.get(flag)
+        if path and Path(path).suffix.lower() not in suffixes:
+            names = " or ".join(f"*{suffix}" for suffix in suffixes)
+            raise ConfigError(f"{flag} {path}: this command writes {what}; name it {names}")
+    if folder and (path := outputs.get(folder)):
+        suffix = Path(path).suffix.lower()
+        if suffix in _FILE_SUFFIXES and not Path(path).expanduser().is_dir():
+            raise ConfigError(f"{folder} {path} is the folder the files are written into, but it is named like a "
+                              f"{suffix} file; choose a folder name without {suffix}")
 
 
 def path_input(spec: Any) -> str | None:
@@ -479,7 +500,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.trajectory_every < 0:
         raise ConfigError(f"--trajectory-every must be 0 (no trajectory) or a positive step, "
                           f"got {args.trajectory_every}")
-    check_outputs({"--out": args.out, "--json": args.json}, checkpoint_inputs(args.checkpoint))
+    check_outputs({"--out": args.out, "--json": args.json}, checkpoint_inputs(args.checkpoint),
+                  formats={"--out": (HDF5_SUFFIXES, "an HDF5 sample file (hdm export makes PNG, CSV or BVH files)")})
     if not (args.distributed or launched_by_torchrun()):
         return _sample(args, None, args.device)
     if args.trajectory_every:
@@ -622,8 +644,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import api
 
+    csv = args.format == "csv"
     check_outputs({"--out": args.out, "--json": args.json}, {"--samples": args.samples},
-             folder="--out" if args.format in ("png", "bvh") else None)
+                  folder=None if csv else "--out", formats={"--out": ((".csv", ".txt"), "a CSV file")} if csv else None)
     out = api.export(args.samples, args.format, args.out)
     print(f"wrote {out}")
     _write_json(args.json, {"out": str(out), "format": args.format, "samples": str(args.samples)})

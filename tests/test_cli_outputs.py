@@ -372,3 +372,30 @@ def test_options_of_the_other_kind_of_data_are_refused(tmp_path, capsys):
     out = tmp_path / "defaults"
     assert main(["train", "--sigma", "1.0", "--gamma", "0", "--blur-min", "0.5", "--steps", "1", "--out", str(out),
                  "--quiet", *TINY]) == 0
+
+
+def test_an_output_named_like_another_format_is_refused_before_the_work(tmp_path, capsys):
+    """``hdm sample --out s.png`` wrote an HDF5 file named s.png, and ``export --format png --out grid.png`` made a
+    folder named like a file (README audit §10): a name that belies what is written there is refused, and nothing
+    is made."""
+    samples = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out", str(samples),
+                 "--quiet"]) == 0
+    cases = [(["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out",
+               str(tmp_path / "s.png")], "writes an HDF5 sample file", "*.h5 or *.hdf5"),
+             (["restore", "--checkpoint", "quadratic", "--data", "quadratic", "--task", "impute", "--num-items", "1",
+               "--steps", "2", "--out", str(tmp_path / "r.json")], "writes an HDF5 restoration file"),
+             (["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "c.h5")],
+              "writes a CSV file", "*.csv or *.txt"),
+             (["export", "--samples", str(samples), "--format", "png", "--out", str(tmp_path / "grid.png")],
+              "named like a .png file"),
+             (["train", "--data", "quadratic", "--steps", "1", "--out", str(tmp_path / "m.safetensors")],
+              "named like a .safetensors file")]
+    for argv, *words in cases:
+        _fails([*argv, "--quiet"], capsys, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    # the suffix is read case-blind, and an existing folder keeps its name
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "c.CSV"),
+                 "--quiet"]) == 0
+    assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out",
+                 str(tmp_path / "t.HDF5"), "--quiet"]) == 0

@@ -477,7 +477,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
     import sys
 
     from engine import api
-    from engine.cli import check_outputs, checkpoint_inputs, path_input, progress_bar
+    from engine.cli import HDF5_SUFFIXES, check_outputs, checkpoint_inputs, path_input, progress_bar
 
     for name, value in (("--num-items", args.num_items), ("--num-restorations", args.num_restorations),
                         ("--steps", args.steps), ("--batch-size", args.batch_size)):
@@ -490,7 +490,8 @@ def run_restore_command(args: argparse.Namespace) -> int:
     options = {key: v for key, v in (("zeta", args.zeta), ("metric", args.metric)) if v is not None}
     # before the work, not after it: the outputs can be written and are none of the inputs (nor each other)
     check_outputs({"--out": args.out, "--json": args.json},
-             {**checkpoint_inputs(args.checkpoint), "--data": path_input(args.data), "--mask": args.task_mask})
+                  {**checkpoint_inputs(args.checkpoint), "--data": path_input(args.data), "--mask": args.task_mask},
+                  formats={"--out": (HDF5_SUFFIXES, "an HDF5 restoration file")})
     params = _task_params(args)
     model = api.load_model(args.checkpoint, device=args.device)
     if model.modality not in TASKS[args.task].modalities:
