@@ -11,6 +11,9 @@
   denoised estimate (the studio draws the live trajectory from it; the CLI a progress bar);
 - ``should_stop()`` is checked before every step; when it returns True, :class:`Cancelled`.
 
+The state keeps ``x_T``'s dtype, and noise is drawn in it for float64 states (:func:`sample_noise`), so an
+exact-score experiment in float64 (:mod:`engine.equations.gaussian`) is float64 end to end.
+
 After the last step the sample is denoised once more (Tweedie, ``x_0 = (x - s e_hat)/m``), as
 is standard; pass ``denoise_final=False`` to keep the raw state at ``eps``.
 
@@ -23,6 +26,7 @@ output directly (the ``v`` parameterisation does, see :mod:`engine.objectives`);
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,8 +69,9 @@ def time_grid(equation: Equation, steps: int, spacing: str = "uniform", device="
     ``sigma = s/m = exp(-lambda/2)`` spaced uniformly in ``sigma^(1/7)`` (Karras et al. 2022), which
     spends more of a small budget near the data than ``logsnr`` does and fewer at the noisy end.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"the number of steps must be a positive integer, got {steps}")
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
+        raise ConfigError(f"the number of steps must be a positive integer, got {steps!r}")
+    steps = int(steps)
     if spacing == "uniform":
         return torch.linspace(equation.T, equation.eps, steps + 1, dtype=torch.float64, device=device)
     if spacing not in SPACINGS:
@@ -127,6 +132,22 @@ def predict(predict_noise: NoisePredictor, equation: Equation, x: torch.Tensor, 
         return both(x, tb.to(x.dtype))
     e_hat = predict_noise(x, tb.to(x.dtype))
     return e_hat, tweedie_x0(equation, x, e_hat, tb)
+
+
+def noise_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a sampler draws its noise in for a state of ``dtype``: float64 for a float64 state (exact-score
+    experiments keep every digit), float32 otherwise (float32 states, and half-precision ones, whose noise
+    was always drawn in float32: their streams, hence their samples, are unchanged)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def sample_noise(equation: Equation, rng: SampleRNG, x: torch.Tensor) -> torch.Tensor:
+    """One draw of ``e ~ N(0, Q)`` per row of the state ``x`` [B, *item], in :func:`noise_dtype` of ``x``'s dtype.
+
+    How every sampler here draws its noise; a custom sampler should do the same, so that a float64 state gets
+    float64 noise (``equation.sample_noise`` alone defaults to float32).
+    """
+    return equation.sample_noise(rng, tuple(x.shape[1:]), noise_dtype(x.dtype))
 
 
 def _finish(predict_noise, equation, x, t_last, denoise_final):
@@ -199,7 +220,7 @@ def euler_maruyama(predict_noise: NoisePredictor, equation: Equation, x: torch.T
         e_hat, x0 = predict(predict_noise, equation, x, tb)
         q = equation.q_score_from_noise(e_hat, tb)
         g = float(equation.diffusion_sq(t)) ** 0.5
-        x = x - h * equation.reverse_drift(x, q, tb) + g * h**0.5 * equation.sample_noise(rng, x.shape[1:])
+        x = x - h * equation.reverse_drift(x, q, tb) + g * h**0.5 * sample_noise(equation, rng, x)
         if callback is not None:
             callback(StepInfo(i + 1, total, float(t_next), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
@@ -220,7 +241,7 @@ def exponential(predict_noise: NoisePredictor, equation: Equation, x: torch.Tens
         t, s = ts[i], ts[i + 1]
         tb, sb = _batch_t(t, x), _batch_t(s, x)
         x0 = predict(predict_noise, equation, x, tb)[1]
-        x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
+        x = equation.posterior_step(x, x0, tb, sb, sample_noise(equation, rng, x))
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
     return _finish(predict_noise, equation, x, ts[-1], denoise_final)
@@ -245,13 +266,13 @@ def predictor_corrector(predict_noise: NoisePredictor, equation: Equation, x: to
         t, s = ts[i], ts[i + 1]
         tb, sb = _batch_t(t, x), _batch_t(s, x)
         x0 = predict(predict_noise, equation, x, tb)[1]
-        x = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
+        x = equation.posterior_step(x, x0, tb, sb, sample_noise(equation, rng, x))
         if i < total - 1:  # no corrector at eps, where s(t) ~ 0
             for _ in range(corrector_steps):
                 e_hat = predict_noise(x, sb.to(x.dtype))
                 q = equation.q_score_from_noise(e_hat, sb)
                 delta = 2.0 * (snr * equation.mode_coefs(sb)[1]) ** 2  # per mode: [B] or [B, H, W]
-                noise = equation.sample_noise(rng, x.shape[1:])
+                noise = sample_noise(equation, rng, x)
                 x = x + equation.scale_modes(delta, q) + equation.scale_modes((2 * delta).sqrt(), noise)
         if callback is not None:
             callback(StepInfo(i + 1, total, float(s), x, x0))
@@ -337,7 +358,7 @@ def _dpm_solver_2m(predict_noise: NoisePredictor, equation: Equation, x: torch.T
         tb, sb = _batch_t(t, x), _batch_t(s, x)
         e_hat, x0 = predict(predict_noise, equation, x, tb)
         if stochastic:
-            x_next = equation.posterior_step(x, x0, tb, sb, equation.sample_noise(rng, x.shape[1:]))
+            x_next = equation.posterior_step(x, x0, tb, sb, sample_noise(equation, rng, x))
         else:
             x_next = equation.flow_step(x, e_hat, tb, sb, x0=x0)
         lam_s, m_s = _half_log_snr(equation, sb)

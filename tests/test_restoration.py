@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.equations import make_equation
+from engine.equations.gaussian import GaussianNoisePredictor
 from engine.equations.spde import make_image_equation
 from engine.errors import ConfigError, DataError
 from engine.operators import KernelCovariance, kernel_matrix
@@ -36,7 +37,6 @@ from engine.restoration.conditional import DenoisingCovariance, replacement_pred
 from engine.restoration.operators import HeatBlur
 from engine.rng import SampleRNG
 from engine.samplers import SAMPLERS
-from tests.closed_form import GaussianNoiseOracle
 
 N = 32
 GRID = np.linspace(-10, 10, N)
@@ -206,7 +206,7 @@ def test_replace_samples_the_exact_posterior_of_a_mask(sampler, steps, spacing, 
     x = mu + np.sqrt(c) * np.random.default_rng(1).standard_normal(N)
     d = make_degradation("impute", (1, N), fraction=0.5, seed=3)
     y = d.apply(torch.as_tensor(x).reshape(1, 1, N))
-    X = restore(GaussianNoiseOracle(eq, np.diag(c), mu), eq, d, y.expand(num, 1, N), sampler=sampler, steps=steps,
+    X = restore(GaussianNoisePredictor(eq, np.diag(c), mu), eq, d, y.expand(num, 1, N), sampler=sampler, steps=steps,
                 spacing=spacing, rng=SampleRNG(range(num)), x_shape=(1, N))[:, 0].numpy()
     obs = d.mask[0]
     np.testing.assert_allclose(X[:, obs], np.broadcast_to(x[obs], X[:, obs].shape), atol=1e-10)
@@ -246,7 +246,7 @@ def test_replace_samples_the_exact_posterior_of_a_blur(sampler, steps, spacing, 
         m_full, C_full = gaussian_posterior(A, D.T @ np.diag(c) @ D, mu, y[0, 0].numpy(), noise**2)
         np.testing.assert_allclose(D @ m_full, mean, atol=1e-8)
         np.testing.assert_allclose(np.diag(D @ C_full @ D.T), var, atol=1e-10)
-    oracle = GaussianNoiseOracle(eq, D.T @ np.diag(c) @ D, mu)
+    oracle = GaussianNoisePredictor(eq, D.T @ np.diag(c) @ D, mu)
     X = restore(oracle, eq, d, y.expand(num, 1, N), sampler=sampler, steps=steps, spacing=spacing,
                 rng=SampleRNG(range(num)), x_shape=(1, N), **options)[:, 0].numpy() @ D.T
     free = var > 0
@@ -290,7 +290,7 @@ def _approximation_error(eq, C, mu, d, x, metric, num=2000, sampler="ddim", step
     obs = d.mask[0]
     mean, cov = gaussian_posterior(np.eye(N)[obs], C, mu, x[obs], 0.0)
     sd = np.sqrt(np.diag(cov)[~obs])
-    X = restore(GaussianNoiseOracle(eq, C, mu), eq, d, y.expand(num, 1, N), sampler=sampler, steps=steps,
+    X = restore(GaussianNoisePredictor(eq, C, mu), eq, d, y.expand(num, 1, N), sampler=sampler, steps=steps,
                 rng=SampleRNG(range(num)), x_shape=(1, N), metric=metric)[:, 0].numpy()[:, ~obs]
     err = np.abs(X.mean(0) - mean[~obs]) / sd
     ratio = X.std(0) / sd
@@ -339,7 +339,7 @@ def test_every_sampler_becomes_conditional(name):
     y = d.apply(torch.as_tensor(MATERN_DRAW).reshape(1, 1, N)).expand(8, 1, N)
     seen = []
     for metric in ("operator", "posterior"):
-        x = restore(GaussianNoiseOracle(eq, MATERN, MATERN_MEAN), eq, d, y, sampler=name, steps=6,
+        x = restore(GaussianNoisePredictor(eq, MATERN, MATERN_MEAN), eq, d, y, sampler=name, steps=6,
                     rng=SampleRNG(range(8)), x_shape=(1, N), callback=seen.append, metric=metric)
         torch.testing.assert_close(d.apply(x), y, rtol=0, atol=1e-9)
     assert len(seen) == 12 and seen[-1].x0.shape == (8, 1, N)
@@ -407,7 +407,7 @@ def test_dps_reduces_the_measurement_error(name):
     d = make_degradation("deblur", (1, N), sigma=2.0, noise=0.05)
     z = torch.randn(1, 1, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     y = d.measure(torch.as_tensor(MATERN_DRAW).reshape(1, 1, N), z).expand(64, 1, N)
-    oracle = GaussianNoiseOracle(eq, MATERN, MATERN_MEAN)
+    oracle = GaussianNoisePredictor(eq, MATERN, MATERN_MEAN)
 
     def run(zeta: float) -> np.ndarray:
         x = restore(oracle, eq, d, y, method="dps", sampler=name, steps=40, rng=SampleRNG(range(64)),

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from engine.equations import make_equation
+from engine.equations.gaussian import GaussianNoisePredictor, exact_output_law
 from engine.errors import Cancelled, ConfigError
 from engine.operators import KernelCovariance, kernel_matrix
 from engine.rng import SampleRNG
 from engine.samplers import EDM_RHO, SAMPLERS, default_spacing, get_sampler, time_grid
-from tests.closed_form import GaussianNoiseOracle, exact_output_law
 
 GRID = np.linspace(-10, 10, 32)
 Q = KernelCovariance("squared_exponential", 0.8).on_grid(GRID)
@@ -37,7 +37,7 @@ def _run(name: str, eq_name: str, n: int, seed0: int = 0) -> np.ndarray:
     x_T = eq.prior_sample(rng, (1, GRID.size)).double()
     if eq_name == "ve":  # the VE prior is centred on the data, N(x0, s(T)^2 Q): add the data mean
         x_T = x_T + torch.as_tensor(MU)
-    x0 = get_sampler(name)(GaussianNoiseOracle(eq, C, MU), eq, x_T, ts, rng=rng)
+    x0 = get_sampler(name)(GaussianNoisePredictor(eq, C, MU), eq, x_T, ts, rng=rng)
     return x0[:, 0].numpy()
 
 
@@ -67,7 +67,7 @@ def test_other_equations_reproduce_gaussian_data(name, eq_name):
 
 def test_samples_do_not_depend_on_batch_composition():
     eq = make_equation("vp", Q)
-    oracle = GaussianNoiseOracle(eq, C, MU)
+    oracle = GaussianNoisePredictor(eq, C, MU)
     ts = time_grid(eq, 20)
     full_rng = SampleRNG([10, 11, 12])
     full = SAMPLERS["exponential"](oracle, eq, eq.prior_sample(full_rng, (1, 32)).double(), ts, rng=full_rng)
@@ -80,7 +80,7 @@ def test_samples_do_not_depend_on_batch_composition():
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_callback_every_step_and_cancel(name):
     eq = make_equation("vp", Q)
-    oracle = GaussianNoiseOracle(eq, C, MU)
+    oracle = GaussianNoisePredictor(eq, C, MU)
     rng = SampleRNG(range(4))
     ts = time_grid(eq, 7)
     seen = []
@@ -131,7 +131,7 @@ def test_dpm2m_is_second_order_and_ddim_first_order(setting):
     """
     if setting == "vp-curves":
         eq = make_equation("vp", Q)
-        oracle = GaussianNoiseOracle(eq, C, MU)
+        oracle = GaussianNoisePredictor(eq, C, MU)
         x_T = eq.prior_sample(SampleRNG(range(16)), (1, GRID.size)).double()
     else:
         from tests.test_ihdm import StableOracle
@@ -181,7 +181,7 @@ def test_dpm_solvers_take_the_last_step_first_order_on_any_grid(name, schedule):
     eq = make_equation("vp", Q, schedule=schedule)
     T = torch.tensor(eq.T, dtype=torch.float64)
     m, s = float(eq.mean_coef(T)), float(eq.std(T))
-    oracle = GaussianNoiseOracle(eq, C, MU)
+    oracle = GaussianNoisePredictor(eq, C, MU)
     errors = []
     for steps in (14, 15, 20, 40):
         mean, cov = exact_output_law(get_sampler(name), oracle, eq, time_grid(eq, steps, "uniform"), (1, GRID.size),

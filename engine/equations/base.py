@@ -113,17 +113,19 @@ class Equation(ABC):
     # -- noise and marginals ---------------------------------------------------------------
     def sample_noise(self, rng: SampleRNG, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
                      ) -> torch.Tensor:
-        """``e ~ N(0, Q)`` per sample: shape [B, *shape], the last axis on Q's grid."""
+        """``e ~ N(0, Q)`` per sample: shape [B, *shape], the last axis on Q's grid, drawn in ``dtype``
+        (samplers pass their state's, see :func:`engine.samplers.sample_noise`)."""
         return self.Q.sqrt_apply(rng.randn(*shape, dtype=dtype))
 
     def perturb(self, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """``x_t = m(t) x_0 + s(t) e`` (the closed-form marginal, given coloured noise e)."""
         return _bc(self.mean_coef(t), x0) * x0 + _bc(self.std(t), x0) * e
 
-    def prior_sample(self, rng: SampleRNG, shape: tuple[int, ...]) -> torch.Tensor:
-        """A draw from the terminal law ``N(0, s(T)^2 Q)`` (the HDM prior; ``m(T) x_0`` is dropped)."""
+    def prior_sample(self, rng: SampleRNG, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+                     ) -> torch.Tensor:
+        """A draw from the terminal law ``N(0, s(T)^2 Q)`` (the HDM prior; ``m(T) x_0`` is dropped), in ``dtype``."""
         t = torch.tensor(self.T, dtype=torch.float64)
-        return float(self.std(t)) * self.sample_noise(rng, shape)
+        return float(self.std(t)) * self.sample_noise(rng, shape, dtype)
 
     def transition(self, t_from: torch.Tensor, t_to: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact forward transition ``x_{t_to} = a x_{t_from} + sqrt(v) e`` for t_from < t_to, e ~ N(0, Q)."""
