@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -31,11 +32,13 @@ def _positive(name: str, value: float, *, integer: bool = False) -> None:
 
 
 MODALITIES = ("functions", "motions", "images")
+IN_MEMORY_PREFIX = "in-memory:"  # DataConfig.spec of a run trained on data given as objects, not named: no loader
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data to train on: an embedded dataset name or a file path."""
+    """Which data to train on: an embedded dataset name or a file path (``in-memory:NAME`` records a run trained
+    on a dataset given to :class:`engine.training.Trainer` that no name or file holds)."""
 
     spec: str = "quadratic"
     modality: str = "auto"  # functions | motions | images; "auto": from the dataset name or file
@@ -47,8 +50,15 @@ class DataConfig:
     fps: float | None = None  # motions: resample clips to this frame rate (None: the dataset's default)
     frames: int | None = None  # motions: frames per training clip (None: the dataset's default)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, os.PathLike):  # a Path is stored (and written to JSON) as the text it names
+            object.__setattr__(self, "spec", os.fspath(self.spec))
+
     def validate(self) -> None:
-        if not self.spec:
+        if not isinstance(self.spec, str):
+            raise ConfigError(f"--data must name a dataset or a file, got a {type(self.spec).__name__} (to train on "
+                              "an array: api.train(config, out_dir, dataset=array))")
+        if not str(self.spec).strip():
             raise ConfigError("--data must name a dataset or a file")
         if self.modality not in (*MODALITIES, "auto"):
             raise ConfigError(f"unknown modality {self.modality!r}; choose one of {', '.join(MODALITIES)}")

@@ -222,27 +222,63 @@ def _loud_recompile_limit() -> contextlib.AbstractContextManager[None]:
     return config.patch(fail_on_recompile_limit_hit=True)
 
 
+def resume_conflicts(requested: RunConfig, stored: RunConfig) -> list[str]:
+    """The settings ``requested`` gives another value than both the default and the run's ``stored`` one
+    (``section.key: asked X, the run has Y``), except ``train.steps`` and :data:`EXECUTION`, which a resumed run may
+    change. The data's spec is compared as given (an ``in-memory:`` run is asked for with ``dataset=``)."""
+    from engine.io import same_file
+
+    def same_data(a: Any, b: Any) -> bool:  # one file by two names is the same data
+        pa, pb = Path(str(a)).expanduser(), Path(str(b)).expanduser()
+        return pa.exists() and pb.exists() and same_file(pa, pb)
+
+    default = RunConfig().to_dict()
+    asked, has = requested.to_dict(), stored.to_dict()
+    out = []
+    for section, values in asked.items():
+        for key, value in values.items():
+            if section == "train" and key in ("steps", *EXECUTION):
+                continue
+            run_value = has.get(section, {}).get(key)
+            if (section, key) == ("data", "spec") and same_data(value, run_value):
+                continue
+            if value != default[section].get(key) and value != run_value:
+                out.append(f"{section}.{key}: asked {value!r}, the run has {run_value!r}")
+    return out
+
+
 class Trainer:
     """Denoising score matching on a dataset of functions, motions or images.
 
     Args:
         config: the run configuration (validated here; ``auto`` settings resolved for the data).
         dataset: a FunctionDataset, MotionDataset or ImageDataset; loaded from ``config.data`` when omitted.
+            One that ``config.data.spec`` does not name (an array of the caller's,
+            :func:`engine.data.loaders.array_dataset`) is recorded as ``in-memory:NAME``; every run records
+            the SHA-256 of its data (:func:`engine.data.dataset.data_sha256`), and a resumed run must get the same.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         dist: the process group of a data-parallel run (:mod:`engine.distributed`); None for one process.
     """
 
     def __init__(self, config: RunConfig, dataset=None, device: str = "cpu", *,
                  dist: DistContext | None = None) -> None:
+        from engine.config import IN_MEMORY_PREFIX
         from engine.data import Normalizer
-        from engine.data.select import load_dataset
+        from engine.data.dataset import data_sha256
+        from engine.data.select import load_dataset, names_dataset
 
         config.validate()
         self.device = resolve_device(device)
         if dataset is None:
             dataset, modality = load_dataset(config.data, "train")
+            spec = Path(str(config.data.spec)).expanduser()
+            if spec.exists():  # recorded as a path that names the data from any folder (evaluate's held-out check)
+                config = config.replace(data={"spec": str(spec.resolve())})
         else:
             modality = _modality_of(dataset)
+            if not names_dataset(config.data.spec, dataset):  # the config would name other data than these
+                config = config.replace(data={"spec": f"{IN_MEMORY_PREFIX}{dataset.name}"})
+        self.data_sha256 = data_sha256(dataset)
         if len(dataset) < 2:
             raise DataError(f"{dataset.name}: training needs at least 2 items, got {len(dataset)}")
         config = config.resolve(modality)
@@ -329,6 +365,9 @@ class Trainer:
         self._pending: list[torch.Tensor] = []  # losses of steps not read out yet (on the device)
         self.elapsed = 0.0
         self.saved_dirs: set[Path] = set()  # folders (resolved) holding this run's checkpoint: see check_save_folder
+        self._saved: tuple[int, Path, str] | None = None  # (step, model file, its SHA-256) of the last save
+        # how the run was trained, a segment per start or resume: enough to repeat a resumed run
+        self.history: list[dict[str, Any]] = [self._segment(0)]
 
     def _warm_caches(self) -> None:
         """One eager evaluation of the loss on a batch of zeros, before it is compiled.
@@ -565,9 +604,14 @@ class Trainer:
         return self._ema_model(copy.deepcopy(self.ema).eval())
 
     def _ema_model(self, network: torch.nn.Module | None = None) -> HDMModel:
-        """An HDMModel around ``network`` (default: the live EMA itself, for saving without a copy)."""
+        """An HDMModel around ``network`` (default: the live EMA itself, for saving without a copy).
+
+        Its ``source`` and ``sha256`` name the checkpoint file holding these weights when the run was saved at
+        this step (sample files then record it), and are empty otherwise: a model no file holds."""
+        saved = self._saved is not None and self._saved[0] == self.step_count
         return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema if network is None else network,
-                        source=self.dataset.name, tensors=self.tensors, extra_meta=self.extra_meta)
+                        source=str(self._saved[1]) if saved else "", sha256=self._saved[2] if saved else "",
+                        tensors=self.tensors, extra_meta=self.extra_meta)
 
     def save(self, out_dir: str | Path, *, wait: bool = True) -> Path:
         """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path.
@@ -575,7 +619,7 @@ class Trainer:
         Distributed: rank 0 writes, and every rank waits until the files are complete (unless ``wait`` is
         False: an interrupted run, whose other ranks may be gone).
         """
-        from engine.io import save_model, save_train_state
+        from engine.io import file_sha256, save_model, save_train_state
 
         self.flush()
         out = Path(out_dir)
@@ -598,10 +642,14 @@ class Trainer:
                 "losses": torch.tensor(self.losses, dtype=torch.float64),
                 "elapsed": self.elapsed,
                 "config": self.config.to_json(),
+                "data_sha256": self.data_sha256,
+                "history": self.history,
             })
+        model_path = Path(path) if path is not None else out / MODEL_FILE
+        self._saved = (self.step_count, model_path.resolve(), file_sha256(model_path))
         if self.dist is not None and wait:
             self.dist.barrier()
-        return Path(path) if path is not None else out / MODEL_FILE
+        return model_path
 
     def check_save_folder(self, out_dir: str | Path) -> None:
         """ConfigError when :meth:`save` into ``out_dir`` would replace another run's checkpoint.
@@ -621,19 +669,43 @@ class Trainer:
     def model_metadata(self) -> dict[str, Any]:
         meta = self._ema_model().metadata()
         meta["training"] = {"step": self.step_count, "dataset": self.dataset.name,
-                            "dataset_source": self.dataset.source, "num_items": len(self.dataset),
+                            "dataset_source": self.dataset.source, "dataset_sha256": self.data_sha256,
+                            "num_items": len(self.dataset),
                             "final_loss": float(np.mean(self.losses[-50:])) if self.losses else None,
                             "elapsed_s": round(self.elapsed, 3), "precision": self.config.train.precision,
-                            "compiled": self.compiled, "cuda_graphs": self.cuda_graphs}
+                            "compiled": self.compiled, "cuda_graphs": self.cuda_graphs,
+                            "resumed": len(self.history) > 1, "history": self.history}
         return meta
+
+    def _segment(self, start: int) -> dict[str, Any]:
+        """One start or resume of this run, for :attr:`history`: from which step, to which total (the learning
+        rate's schedule spans it), how the steps ran, where, when, with which software."""
+        from datetime import UTC, datetime
+
+        from engine.io.samples import software_versions
+
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        return {"from_step": start, "steps": self.config.train.steps,
+                **{key: getattr(self.config.train, key) for key in EXECUTION},
+                "device": device, "processes": 1 if self.dist is None else self.dist.world_size,
+                "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "versions": software_versions()}
 
     @classmethod
     def resume(cls, out_dir: str | Path, *, steps: int | None = None, device: str = "cpu",
-               dataset=None, dist: DistContext | None = None, execution: dict[str, Any] | None = None) -> Trainer:
+               dataset=None, dist: DistContext | None = None, execution: dict[str, Any] | None = None,
+               requested: RunConfig | None = None) -> Trainer:
         """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``).
 
         ``execution`` replaces how the steps run, e.g. ``{"precision": "bf16", "compile": True}``
-        (keys :data:`EXECUTION` only: they do not change the model).
+        (keys :data:`EXECUTION` only: they do not change the model). ``dataset``: the run's data when no name
+        or file holds them (an ``in-memory:`` run); the data must be the run's own (same SHA-256).
+        ``requested``: the configuration the caller asked for; a setting it gives another value than the
+        default and the run's is refused (it would be ignored), as ``hdm train --resume`` refuses typed options.
+
+        Raises ConfigError for ``steps`` fewer than the run has trained, other data, or a requested setting
+        the run does not have; the segment of the resume is added to :attr:`history`.
         """
         import json
 
@@ -646,16 +718,36 @@ class Trainer:
         state = load_train_state(Path(out_dir) / STATE_FILE)
         try:
             config = RunConfig.from_dict(json.loads(state["config"]), stored=True)
-            if steps is not None:
-                config = config.replace(train={"steps": steps})
-            if execution:
-                config = config.replace(train=dict(execution))
-            trainer = cls(config, dataset=dataset, device=device, dist=dist)
+            done = int(state["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{Path(out_dir) / STATE_FILE}: cannot resume from it ({exc})") from None
+        if steps is not None and steps < done:
+            raise ConfigError(f"steps {steps}: the run in {out_dir} has trained {done} steps already; give at least "
+                              f"{done} (more continues it)")
+        if requested is not None and (conflicts := resume_conflicts(requested, config)):
+            raise ConfigError(f"the run in {out_dir} was trained with other settings than those asked for "
+                              f"({'; '.join(conflicts)}): a resumed run keeps its own; leave them at their defaults "
+                              "or start a new run in another folder")
+        if steps is not None:
+            config = config.replace(train={"steps": steps})
+        if execution:
+            config = config.replace(train=dict(execution))
+        trainer = cls(config, dataset=dataset, device=device, dist=dist)  # its own errors say what is wrong
+        stored_data = state.get("data_sha256")
+        if stored_data is not None and stored_data != trainer.data_sha256:
+            given = f"the data given ({trainer.dataset.name})" if dataset is not None else \
+                f"{config.data.spec} as loaded now"
+            raise ConfigError(f"{given} differ from the data the run in {out_dir} was trained on (SHA-256 "
+                              f"{trainer.data_sha256[:12]}... against {stored_data[:12]}...): resuming would train on "
+                              "other data; pass the run's own data, unchanged")
+        try:
+            trainer.history = [*state.get("history", [{"from_step": 0, "recorded": False}]),
+                               trainer._segment(done)]
             trainer.network.load_state_dict(state["network"])
             trainer.ema.load_state_dict(state["ema"])
             trainer.optimizer.load_state_dict(state["optimizer"])
             trainer.generator.set_state(state["generator"])
-            trainer.step_count = int(state["step"])
+            trainer.step_count = done
             trainer.losses = [float(v) for v in state["losses"]]
             trainer.elapsed = float(state["elapsed"])
             trainer.saved_dirs.add(Path(out_dir).expanduser().resolve())

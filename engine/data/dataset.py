@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +83,22 @@ class FunctionDataset:
         n, c, p = self.values.shape
         return (f"FunctionDataset(name={self.name!r}, curves={n}, channels={c}, points={p}, "
                 f"domain={self.domain}, source={self.source!r})")
+
+
+def data_sha256(dataset: Any) -> str:
+    """SHA-256 (hex) of what a model trains on: a dataset's values as float32 with their shape, and its grid
+    (float64) where it has one, for any modality. Two datasets with the same digest train the same run; a run
+    records it to tell its data again (resume, provenance)."""
+    digest = hashlib.sha256()
+    values = np.ascontiguousarray(dataset.values, dtype=np.float32)
+    digest.update(f"values {values.shape}".encode())
+    digest.update(values.data)
+    grid = getattr(dataset, "grid", None)
+    if grid is not None:
+        grid = np.ascontiguousarray(grid, dtype=np.float64)
+        digest.update(f"grid {grid.shape}".encode())
+        digest.update(grid.data)
+    return digest.hexdigest()
 
 
 def check_grid(grid: np.ndarray, n: int, where: str) -> None:

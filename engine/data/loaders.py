@@ -32,6 +32,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,7 @@ from engine.errors import DataError
 log = logging.getLogger(__name__)
 
 DEFAULT_LENGTH_FRACTION = 0.1
+IN_MEMORY_SOURCE = "an array given in memory"  # array_dataset's source: no file holds these data
 """Default noise length scale of a file, as a fraction of its domain width."""
 
 
@@ -238,9 +240,13 @@ def tidy_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def make_dataset(path: Path, values: np.ndarray, *, grid: np.ndarray | None = None,
-                 labels: np.ndarray | None = None, note: str = "") -> FunctionDataset:
-    """Shape-check ``values`` ([N, n] or [N, C, n]) and wrap it with the default grid/length scale."""
+def make_dataset(path: Path | str, values: np.ndarray, *, grid: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, note: str = "", source: str | None = None) -> FunctionDataset:
+    """Shape-check ``values`` ([N, n] or [N, C, n]) and wrap it with the default grid/length scale.
+
+    ``path`` names the file in messages and gives the dataset its name (the stem) and source (the resolved path
+    and ``note``) unless ``source`` is given (data that come from no file: :func:`array_dataset`)."""
+    path = Path(path)
     values = np.asarray(values)
     if values.ndim == 2:
         values = values[:, None, :]
@@ -265,12 +271,28 @@ def make_dataset(path: Path, values: np.ndarray, *, grid: np.ndarray | None = No
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != values.shape[0]:
             raise DataError(f"{path}: {labels.shape[0]} labels for {values.shape[0]} curves")
-    source = str(path.resolve()) + (f" ({note})" if note else "")
+    if source is None:
+        source = str(path.resolve()) + (f" ({note})" if note else "")
     ell = DEFAULT_LENGTH_FRACTION * float(grid[-1] - grid[0])
     try:
         return FunctionDataset(path.stem, values.astype(np.float32), grid, source, ell, labels=labels)
     except DataError as exc:  # pragma: no cover - make_dataset checks first; keep the file name regardless
         raise DataError(f"{path}: {exc}") from None
+
+
+def array_dataset(values: Any, grid: Any = None, *, name: str = "array", labels: Any = None) -> FunctionDataset:
+    """Curves held in memory as a dataset to train on (``api.train(..., dataset=)``): ``values`` a numpy array
+    or torch tensor [N, n] or [N, C, n], ``grid`` its n points (default ``0, 1, ..., n-1``), checked as a file's
+    (finite values, a strictly increasing grid). Its source says it came from no file: a run trained on it
+    records ``in-memory:NAME`` as its data, and resuming it needs the same array again.
+    """
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\:"):
+        raise DataError(f"an in-memory dataset needs a plain name (no / \\ or :), got {name!r}")
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor, without importing torch
+        values = values.detach().cpu().numpy()
+    if hasattr(grid, "detach") and hasattr(grid, "cpu"):
+        grid = grid.detach().cpu().numpy()
+    return make_dataset(name, values, grid=grid, labels=labels, source=f"{IN_MEMORY_SOURCE} ({name})")
 
 
 def _checked_grid(path: Path, grid: np.ndarray, n: int) -> np.ndarray:

@@ -29,10 +29,34 @@ def _motion_names() -> set[str]:
     return {d.name for d in list_motion_datasets()}
 
 
+def _not_in_memory(spec: str | Path) -> None:
+    """DataError for the ``in-memory:NAME`` spec of a run trained on data given as an object: nothing holds them."""
+    from engine.config import IN_MEMORY_PREFIX
+
+    if str(spec).startswith(IN_MEMORY_PREFIX):
+        raise DataError(f"the run was trained on data given in memory ({str(spec)[len(IN_MEMORY_PREFIX):]}), which "
+                        "no dataset name or file holds: resume it from Python with the same data (api.train(config, "
+                        "out_dir, resume=True, dataset=...) or Trainer.resume(out_dir, dataset=...))")
+
+
+def names_dataset(spec: str | Path, dataset) -> bool:
+    """Whether the data spec ``spec`` names ``dataset``: a registry name equal to the dataset's name, or a path
+    (file or folder) its source starts with (loaders record the path they read)."""
+    key = str(spec).strip()
+    if key.lower() == str(dataset.name).strip().lower():
+        return True
+    path = Path(key).expanduser()
+    if not key or not path.exists():
+        return False
+    source = str(dataset.source)
+    return source.startswith(str(path)) or source.startswith(str(path.resolve()))
+
+
 def detect_modality(spec: str | Path) -> str:
     """``functions``, ``motions`` or ``images`` for a dataset name or path."""
     from engine.data.registry import REGISTRY
 
+    _not_in_memory(spec)
     key = str(spec).strip().lower()
     if key in REGISTRY:
         return "functions"
@@ -63,6 +87,7 @@ def detect_modality(spec: str | Path) -> str:
 
 def load_dataset(data: DataConfig, split: str = "train"):
     """The dataset ``data`` names (FunctionDataset, MotionDataset or ImageDataset) and its modality."""
+    _not_in_memory(data.spec)
     modality = data.modality if data.modality != "auto" else detect_modality(data.spec)
     if modality == "images":
         from engine.data.images import load_image_dataset
