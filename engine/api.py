@@ -69,11 +69,19 @@ def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = 
 
 def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
           callback: Callable[[TrainProgress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, readout_every: int | None = None) -> Trainer:
+          should_stop: Callable[[], bool] | None = None, readout_every: int | None = None,
+          dataset: Any = None) -> Trainer:
     """Train (or resume) a model into ``out_dir``; returns the trainer (its ``model()`` samples).
 
+    ``dataset``: data of your own instead of ``config.data`` (a FunctionDataset, ImageDataset or MotionDataset,
+    or curves as an array [N, n] or [N, C, n] on the grid 0..n-1: :func:`engine.data.loaders.array_dataset`
+    gives them another grid and a name). The run records them as ``in-memory:NAME`` with their SHA-256;
+    resuming it needs the same data again.
+
     Resuming takes ``steps`` and how the steps run (``precision``, ``compile``, ``cuda_graphs``)
-    from ``config`` and the rest from the run. ``readout_every``: see :meth:`Trainer.run`.
+    from ``config`` and the rest from the run; another value than the default and the run's for any other
+    setting is refused (it would be ignored), as are fewer ``steps`` than already trained and other data.
+    ``readout_every``: see :meth:`Trainer.run`.
 
     Raises ConfigError, before any work, when ``out_dir`` already holds a run and ``resume`` is False
     (a new run would replace it, as ``hdm train`` refuses too).
@@ -82,11 +90,17 @@ def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume
     if not resume and (existing := run_files(out.expanduser())):
         raise ConfigError(f"{out} already holds a run ({', '.join(existing)}), which training would replace: "
                           "resume=True continues it; for a new run choose another out_dir (or delete that folder)")
+    if dataset is not None:
+        from engine.data import FunctionDataset, ImageDataset
+        from engine.data.loaders import array_dataset
+
+        if not isinstance(dataset, FunctionDataset | ImageDataset):  # (a MotionDataset is a FunctionDataset)
+            dataset = array_dataset(dataset)
     if resume:
-        trainer = Trainer.resume(out, steps=config.train.steps, device=device,
-                                 execution={k: getattr(config.train, k) for k in EXECUTION})
+        trainer = Trainer.resume(out, steps=config.train.steps, device=device, dataset=dataset,
+                                 execution={k: getattr(config.train, k) for k in EXECUTION}, requested=config)
     else:
-        trainer = Trainer(config, device=device)
+        trainer = Trainer(config, dataset=dataset, device=device)
     trainer.run(callback=callback, should_stop=should_stop, out_dir=out, readout_every=readout_every)
     return trainer
 
@@ -103,7 +117,8 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
         fps = float(1.0 / np.mean(np.diff(np.asarray(result.grid, dtype=np.float64))))
         if not np.isclose(fps, float(motion.get("fps", 0.0)), rtol=1e-6, atol=0.0):
             meta["motion"] = {**motion, "fps": fps}
-    config = {"run": model.config.to_dict(), "sampling": result.settings, "checkpoint": model.source,
+    # the checkpoint file holding the model (None for one no file holds, e.g. a trainer's model between saves)
+    config = {"run": model.config.to_dict(), "sampling": result.settings, "checkpoint": model.source or None,
               **meta, **(extra or {})}
     return write_samples(path, result.samples, seeds=result.seeds, config=config, modality=result.modality,
                          grid=result.grid, trajectory=result.trajectory,
@@ -157,15 +172,35 @@ def image_classifier(data_spec: str, *, seed: int = 0):
         torch.set_num_threads(threads)
 
 
-def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, repeats: int = 30,
+def evaluate(samples_path: str | Path | SampleResult, data_spec: str, *, block_size: int = 10, repeats: int = 30,
              permutations: int = 1000, balanced_sizes: tuple[int, ...] = (100, 500), seed: int = 0,
-             split: str = "test", should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+             split: str = "test", should_stop: Callable[[], bool] | None = None,
+             model: HDMModel | None = None) -> dict[str, Any]:
     """Compare a sample file with held-out data: two-sample power and functional errors for curves;
     classifier-feature Frechet distance and KID, sliced Wasserstein, spectrum error and memorisation
     for images. ``should_stop``: a cancel token, asked between the tests' repeats (curves and motions)
-    and between the stages (raises :class:`~engine.errors.Cancelled`)."""
+    and between the stages (raises :class:`~engine.errors.Cancelled`).
+
+    ``samples_path`` may also be a :class:`SampleResult` fresh from :meth:`HDMModel.sample`, with the ``model``
+    that drew it (its run config and checkpoint are the samples' provenance; the held-out check needs them):
+    it is evaluated as its sample file would be, and the report's ``samples`` says it is in no file
+    (``path`` and ``sha256`` None, ``unsaved``, with its count, seed range and sampling settings).
+
+    The report records what its numbers depend on: ``settings`` (the arguments that apply to the samples'
+    modality: ``seed`` and ``split`` always; curves also ``block_size``, ``repeats``, ``permutations``,
+    ``balanced_sizes``; motions ``block_size`` and ``permutations``), ``samples`` (``path``, resolved, and
+    ``sha256`` of the sample file), ``checkpoint_sha256``, ``data`` (with the split actually used and, for a
+    data file, its ``sha256``), the software ``versions`` and ``created`` (ISO-8601 UTC)."""
+    from datetime import UTC, datetime
+
+    from engine.io import file_sha256
+    from engine.io.samples import software_versions
     from engine.metrics import evaluate_function_samples
 
+    if isinstance(samples_path, SampleResult):
+        return _evaluate_result(samples_path, model, data_spec, block_size=block_size, repeats=repeats,
+                                permutations=permutations, balanced_sizes=balanced_sizes, seed=seed, split=split,
+                                should_stop=should_stop)
     sf = _read_sample_file(samples_path, "hdm evaluate")
     _check_data_modality(samples_path, "images" if sf.modality == "images" else
                          "motions" if sf.modality == "motions" else "functions", data_spec)
@@ -193,8 +228,41 @@ def evaluate(samples_path: str | Path, data_spec: str, *, block_size: int = 10, 
     if Path(str(data_spec)).expanduser().exists():
         report["data"]["split"] = "all"  # a file or folder is compared whole
     report["data"]["held_out"] = _held_out(sf, data_spec, report["data"]["split"])
-    report["samples"] = str(samples_path)
+    data_path = Path(str(data_spec)).expanduser()
+    if data_path.is_file():  # a data file: which contents (a folder or a dataset name: its source says)
+        report["data"]["sha256"] = file_sha256(data_path)
+    where = Path(samples_path).expanduser()
+    report["samples"] = {"path": str(where.resolve()), "sha256": file_sha256(where)}
     report["checkpoint_sha256"] = sf.checkpoint_sha256
+    settings: dict[str, Any] = {"seed": seed, "split": split}
+    if sf.modality == "motions":
+        settings.update(block_size=block_size, permutations=permutations)
+    elif sf.modality != "images":
+        settings.update(block_size=block_size, repeats=repeats, permutations=permutations,
+                        balanced_sizes=[int(m) for m in balanced_sizes])
+    report["settings"] = settings
+    report["versions"] = software_versions()
+    report["created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return report
+
+
+def _evaluate_result(result: SampleResult, model: HDMModel | None, data_spec: str, **options: Any) -> dict[str, Any]:
+    """:func:`evaluate` of samples in no file: written (without their trajectory) to a temporary sample file,
+    which the report does not name."""
+    import tempfile
+    from dataclasses import replace
+
+    if model is None:
+        raise ConfigError("evaluating a SampleResult needs the model that drew it (model=...): its run config and "
+                          "checkpoint are the samples' provenance")
+    with tempfile.TemporaryDirectory(prefix="hdm-eval-") as tmp:
+        path = Path(tmp) / "samples.h5"
+        write_sample_file(path, replace(result, trajectory=None, trajectory_times=None), model)
+        report = evaluate(path, data_spec, **options)
+    seeds = np.asarray(result.seeds)
+    report["samples"] = {"path": None, "sha256": None, "unsaved": True, "num": int(seeds.size),
+                         "seeds": [int(seeds.min()), int(seeds.max())] if seeds.size else [],
+                         "sampling": dict(result.settings), "checkpoint": model.source or None}
     return report
 
 

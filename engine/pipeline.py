@@ -148,6 +148,18 @@ def build_image_equation(config: RunConfig, geometry: ImageGeometry, size: tuple
                                blur_max=e.blur_max, noise=e.heat_noise)
 
 
+def _in_network_dtype(network: torch.nn.Module, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                      ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fn(x, t)`` with ``x`` in the network's dtype and the output in ``x``'s: a float64 state (exact-score
+    experiments, ``restore_items(dtype=torch.float64)``) runs through a float32 network."""
+    dtype = next(network.parameters()).dtype
+
+    def call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return fn(x, t) if x.dtype == dtype else fn(x.to(dtype), t).to(x.dtype)
+
+    return call
+
+
 class FunctionDomain:
     """Functions and motions: samples [C, n] on a grid; the FNO-1D reads the grid's coordinates."""
 
@@ -166,6 +178,12 @@ class FunctionDomain:
                 or not (np.diff(grid) > 0).all()):
             raise ConfigError("a sampling grid must be a strictly increasing 1D array of at least 2 finite points"
                               + (f", got a {type(at).__name__}" if grid is None else ""))
+        a, b = self.geometry.domain
+        slack = 1e-9 * (b - a)
+        if grid[0] < a - slack or grid[-1] > b + slack:  # the FNO's Fourier layers wrap around the domain
+            raise ConfigError(f"the sampling grid spans [{grid[0]:g}, {grid[-1]:g}], but the model was trained on "
+                              f"[{a:g}, {b:g}] and knows the functions there only: sample inside it (any points, "
+                              "any number)")
         return grid
 
     def equation(self, at: np.ndarray) -> Equation:
@@ -176,7 +194,7 @@ class FunctionDomain:
 
     def backbone(self, network: torch.nn.Module, at: np.ndarray, device: torch.device):
         g = torch.as_tensor(at, dtype=torch.float32, device=device)
-        return lambda x, t: network(x, t, g)
+        return _in_network_dtype(network, lambda x, t: network(x, t, g))
 
     def settings(self, at: np.ndarray) -> dict[str, Any]:
         return {"grid_size": int(at.size)}
@@ -215,7 +233,7 @@ class ImageDomain:
         return (self.geometry.channels, *at)
 
     def backbone(self, network: torch.nn.Module, at: tuple[int, int], device: torch.device):
-        return network
+        return _in_network_dtype(network, network)
 
     def settings(self, at: tuple[int, int]) -> dict[str, Any]:
         return {"image_size": list(at)}
@@ -374,9 +392,12 @@ class HDMModel:
         from engine.equations.spde import SPDEEquation
 
         if prior == "white" and (isinstance(equation, SPDEEquation) or not getattr(equation.Q, "white", False)):
-            raise ConfigError(f"this model's law at T is coloured ({self.config.equation.name}: each DCT mode has its "
-                              "own variance); a white prior would start the reverse equation off it: use the hdm "
-                              "or ihdm prior")
+            spde = isinstance(equation, SPDEEquation)
+            why = (f"{self.config.equation.name}: each DCT mode has its own variance" if spde
+                   else f"Q is the {self.config.noise.kernel} kernel, not white")
+            use = "the hdm or ihdm prior" if isinstance(self.geometry, ImageGeometry) else "the hdm prior"
+            raise ConfigError(f"this model's law at T is coloured ({why}); a white prior would start the reverse "
+                              f"equation off it: use {use}")
         if prior != "ihdm":
             x_T = equation.prior_sample(rng, shape).to(self.device)  # (refused for the ihdm equation)
             if isinstance(equation, SPDEEquation):
@@ -470,6 +491,9 @@ class HDMModel:
         seeds = sample_seeds(num, seeds, seed)
         prior = prior or self.default_prior()
         fn = get_sampler(sampler)
+        if sampler not in EVALS_PER_STEP:  # a sampler registered by hand: asked now, not after the sampling
+            raise ConfigError(f"sampler {sampler!r} is in engine.samplers.SAMPLERS but not in EVALS_PER_STEP: add the "
+                              "number of network evaluations one of its steps takes")
         equation = self.domain.equation(at)
         spacing = spacing or default_spacing(sampler)
         ts = time_grid(equation, steps, spacing)
@@ -496,7 +520,8 @@ class HDMModel:
                 trajs.append(np.stack([self.normalizer.denormalize(s.numpy()) for s in states]))
                 traj_times = times
         settings = {"sampler": sampler, "steps": steps, "spacing": spacing, **self.domain.settings(at),
-                    "network_evaluations": steps * EVALS_PER_STEP[sampler] + 1, "batch_size": batch_size}
+                    "network_evaluations": steps * EVALS_PER_STEP[sampler] + 1, "batch_size": batch_size,
+                    "trajectory_every": trajectory_every, "device": str(self.device)}
         if images:
             settings["prior"] = prior
         return SampleResult(
@@ -538,7 +563,8 @@ class HDMModel:
                 if grid.size < 2 or not np.isfinite(grid).all() or not (np.diff(grid) > 0).all():
                     raise ConfigError(f"the training grid ({grid.size} points) must be a strictly increasing list "
                                       "of at least 2 finite numbers")
-            network = build_network(run, geometry)
+            with torch.random.fork_rng(devices=[]):  # its random initial weights are replaced: leave torch's RNG
+                network = build_network(run, geometry)
             expected = network.state_dict()
             missing = set(expected) - set(weights)
             unexpected = set(weights) - set(expected)

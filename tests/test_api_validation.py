@@ -247,3 +247,89 @@ def test_motion_samples_on_another_grid_store_its_frame_rate(tmp_path):
         result = model.sample(2, steps=2, grid=grid)
         path = api.write_sample_file(tmp_path / f"m{size}.h5", result, model)
         assert read_samples(path).config["motion"]["fps"] == pytest.approx(fps, rel=1e-9)
+
+
+def test_a_grid_outside_the_training_domain_is_refused(model):
+    """Before: [-20, 20] was sampled without a word, and the curves reached about 105 where the data reach 400
+    (the FNO's Fourier layers wrap around the training domain)."""
+    with pytest.raises(ConfigError, match=r"spans \[-20, 20\].*trained on \[-10, 10\]"):
+        model.sample(2, steps=3, grid=np.linspace(-20, 20, 50))
+    assert model.sample(2, steps=3, grid=np.linspace(-5, 10, 33)).samples.shape == (2, 1, 33)  # inside: any grid
+
+
+def test_loading_a_model_leaves_torchs_random_state_alone():
+    import torch
+
+    torch.manual_seed(0)
+    expected = torch.randn(3)
+    torch.manual_seed(0)
+    api.load_model("quadratic")
+    torch.testing.assert_close(torch.randn(3), expected, rtol=0, atol=0)
+
+
+def test_a_sampler_registered_without_its_evaluation_count_is_refused_before_sampling(model, monkeypatch):
+    """Before: a KeyError, raised after the whole sampling had run."""
+    from engine import samplers
+
+    monkeypatch.setitem(samplers.SAMPLERS, "mine", samplers.ddim)
+    calls = []
+    with pytest.raises(ConfigError, match="EVALS_PER_STEP"):
+        model.sample(2, steps=3, sampler="mine", callback=calls.append)
+    assert not calls
+    monkeypatch.setitem(samplers.EVALS_PER_STEP, "mine", 1)
+    assert model.sample(2, steps=3, sampler="mine").settings["network_evaluations"] == 4
+
+
+def test_a_float64_state_runs_through_a_float32_network(model):
+    """restore_items(dtype=torch.float64), documented for exact-score experiments, failed with a raw
+    'mat1 and mat2 must have the same dtype' on every real model."""
+    import torch
+
+    from engine.restoration import restore_items
+
+    items = api.reference_data("quadratic", model.training_grid, num=2).values
+    result = restore_items(model, items, "impute", num_restorations=1, steps=4, dtype=torch.float64)
+    assert np.isfinite(result.restored).all()
+
+
+def test_a_white_prior_on_a_curve_model_names_its_kernel(model):
+    with pytest.raises(ConfigError, match="Q is the squared_exponential kernel, not white.*use the hdm prior$"):
+        model.sample(2, steps=3, prior="white")
+
+
+def test_counts_are_integers_of_any_kind_and_images_are_in_the_unit_range(model):
+    """numpy integers passed HDMModel.sample but not restore_items or time_grid ("must be a positive integer, got
+    10"), and 0..255 images were restored as garbage although the image metrics refuse them."""
+    import torch
+
+    from engine.restoration import restore_items
+    from engine.samplers import time_grid
+
+    assert time_grid(model.equation_on(), np.int64(10)).shape == (11,)
+    items = api.reference_data("quadratic", model.training_grid, num=2).values
+    result = restore_items(model, items, "impute", num_restorations=np.int64(1), steps=np.int32(3))
+    assert result.restored.shape[:2] == (2, 1)
+    with pytest.raises(ConfigError, match="positive integer, got True"):
+        time_grid(model.equation_on(), True)
+
+    from engine.data import Normalizer
+
+    class ImageModel:  # the check comes before any other use of the model
+        modality = "images"
+        normalizer = Normalizer.unit_range(1)
+
+    pixels = np.full((2, 1, 8, 8), 200.0)
+    with pytest.raises(DataError, match=r"values in \[0, 1\].*divide 8-bit images by 255"):
+        restore_items(ImageModel(), pixels, "inpaint-mask", dtype=torch.float32)
+
+
+def test_fresh_samples_are_evaluated_without_a_file_of_the_users(model):
+    """api.evaluate took only a path: a SampleResult failed with a raw TypeError."""
+    result = model.sample(20, steps=3, seed=5)
+    with pytest.raises(ConfigError, match="needs the model that drew it"):
+        api.evaluate(result, "quadratic")
+    report = api.evaluate(result, "quadratic", model=model, block_size=10, repeats=2, permutations=19,
+                          balanced_sizes=(10,))
+    assert report["samples"]["path"] is None and report["samples"]["unsaved"] is True
+    assert report["samples"]["seeds"] == [5, 24] and report["checkpoint_sha256"] == model.sha256
+    assert report["data"]["held_out"] is True and "10" in report["power"]

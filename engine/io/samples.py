@@ -69,7 +69,7 @@ from engine.errors import DataError
 from engine.io._jsonutil import json_default
 from engine.io.atomic import atomic_path, check_not_input, interrupts_deferred
 
-__all__ = ["SCHEMA", "MODALITIES", "SampleFile", "write_samples", "read_samples", "export_csv"]
+__all__ = ["SCHEMA", "MODALITIES", "SampleFile", "write_samples", "read_samples", "export_csv", "software_versions"]
 
 SCHEMA = "hdm-samples/1"
 MODALITIES = ("functions", "motions", "images")
@@ -129,7 +129,9 @@ def _nonfinite_message(path: Path, what: str, arr: np.ndarray) -> str | None:
             f"{which}; nothing was written: the sampler diverged, try more steps or another checkpoint")
 
 
-def _versions() -> dict[str, str]:
+def software_versions() -> dict[str, str]:
+    """The versions of the software that made a file (hdm-studio, python, torch, numpy, h5py, hdf5): its
+    ``versions`` provenance."""
     import h5py
 
     from engine import __version__
@@ -241,7 +243,7 @@ def write_samples(path: str | os.PathLike[str], samples: Any, *, seeds: Any, con
         "modality": modality,
         "config": config_json,
         "checkpoint_sha256": checkpoint_sha256 or "",
-        "versions": _dumps(_versions()),
+        "versions": _dumps(software_versions()),
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     json_attrs = ["config", "versions"]
