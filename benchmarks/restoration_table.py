@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, model, prior in models:
                 table, per_item = _run(model, items, None, task, prior, args)
                 results.append((label, table, per_item))
-                runs.append({"data": "mnist", "prior": label, **table})
+                runs.append({**table, "data": "mnist", "prior": label})
                 print(f"  mnist {task} {label}: {table['psnr']['restored_mean']:.2f} dB in {table['seconds']:.0f}s",
                       file=sys.stderr)
             verdict = _verdict(results[0][2], results[1][2], ("HDM", "white"))
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             if task in POINTWISE and args.posterior_rows:  # secondary: HDM with the posterior metric
                 label, model, prior = models[0]
                 table, per_item = _run(model, items, None, task, prior, args, metric="posterior")
-                runs.append({"data": "mnist", "prior": label, "metric": "posterior", **table})
+                runs.append({**table, "data": "mnist", "prior": label, "metric": "posterior"})
                 rows.append(_row(f"MNIST ({len(items)})", task, f"{label}, posterior metric", table,
                                  "vs white: " + _verdict(per_item, results[1][2], ("HDM", "white"))))
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                             rows.append(f"| {label} | {task} | {name}, {metric} metric | {exc} |" + " |" * 10)
                             continue
                         results.append((name, table, per_item))
-                        runs.append({"data": label, "prior": name, "metric": metric, **table})
+                        runs.append({**table, "data": label, "prior": name, "metric": metric})
                     verdict = (_verdict(results[0][2], results[1][2], ("HDM", "white")) if len(results) == 2
                                else "n/a")
                     for i, (name, table, _) in enumerate(results):

@@ -560,7 +560,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     print(f"sampled {args.num_samples} {model.modality} ({shape}) with {args.sampler} "
           f"({args.steps} steps) in {seconds:.2f}s{where}; wrote {path}")
     _write_json(args.json, {"out": str(path), "seconds": round(seconds, 3), **result.settings,
-                            "num_samples": args.num_samples, "checkpoint_sha256": model.sha256,
+                            "num_samples": args.num_samples, "seed": args.seed, "checkpoint_sha256": model.sha256,
                             "sample_mean": float(np.mean(result.samples))})
     return 0
 

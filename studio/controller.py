@@ -56,6 +56,7 @@ class Controller(QObject):
         self.ws = window.workspace
         self._sample_key: str | None = None
         self._sample_settings: dict[str, Any] = {}
+        self._refusal = ej.SampleRefusal()  # why the running sample job refused its model, if it did
         self._sample_cached = True  # whether the running sample job's model goes into the checkpoints' cache
         self._last_loss: float | None = None
         self._trained_source = TRAINED
@@ -260,10 +261,15 @@ class Controller(QObject):
         modality = getattr(model, "modality", None) or self.w.sampling_panel.modalities.get(key) \
             or getattr(cached or models.get(key), "modality", None)
         self.w.view.begin_live(np.zeros(0), 1.0, modality=modality)
+        # a sample file's seed: also what the file records beyond the panel's settings (files.recorded_settings),
+        # and the model must be the file's (its sha256)
+        self._refusal = ej.SampleRefusal()
         self.w.jobs.submit(ej.sample_job(get_model, sampler=s["sampler"], steps=int(s["steps"]),
                                          num=int(s["num_samples"]), seed=int(s["seed"]),
                                          grid_size=s.get("grid_size"), device=device, prior=s.get("prior"),
-                                         preview=s.get("preview") or "state"))
+                                         preview=s.get("preview") or "state", spacing=s.get("spacing"),
+                                         grid=s.get("grid"), image_size=s.get("image_size"),
+                                         expect_sha256=s.get("checkpoint_sha256"), refusal=self._refusal))
 
     @Slot(dict)
     def sample_seed(self, settings: dict[str, Any]) -> None:
@@ -450,7 +456,13 @@ class Controller(QObject):
             self.w.training_panel.show_result(f"Training failed: {message}")
             self._offer_trained(self.ws.training.trainer, " (failed)")
         elif name == "sample":
-            self.w.view.show_message(f"Sampling failed: {message}")
+            if self._refusal.reason and self.ws.has_samples and self.w.view.show_last_result():
+                # "Sample this seed" refused another model than the file's: the samples stay, the button goes off
+                self.ws.sample_key, self.ws.sample_settings = None, {}
+                self.w.sampling_panel.refuse_resample(self._refusal.reason)
+                self.w.view.time_label.setText("not redrawn: the checkpoint holds another model now")
+            else:
+                self.w.view.show_message(f"Sampling failed: {message}")
         elif name == "evaluate":
             self.w.sampling_panel.show_evaluation(f"Evaluation failed: {message}")
         self.w.sync_controls()

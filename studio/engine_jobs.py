@@ -47,6 +47,27 @@ class SampleOutcome:
     base_seed: int
 
 
+@dataclass
+class SampleRefusal:
+    """Why a sampling job refused to draw (set on the worker thread before it raises): ``reason`` is non-empty
+    where the model it loaded is not the one the samples' file records (:func:`checkpoint_mismatch`)."""
+
+    reason: str = ""
+
+
+def checkpoint_mismatch(model: Any, expected: str | None, where: str = "") -> str:
+    """Why ``model`` cannot redraw samples whose file records the checkpoint digest ``expected``: its sha256
+    differs (another model now sits at the path or name the file names); "" where they agree or either is
+    unknown (a file without a digest, a model trained in a session)."""
+    found = str(getattr(model, "sha256", "") or "")
+    if not expected or not found or found == expected:
+        return ""
+    source = where or str(getattr(model, "source", "") or "the checkpoint")
+    return (f"the checkpoint {source} now holds another model than the one that drew these samples (its sha256 is "
+            f"{found[:12]}…, the sample file records {expected[:12]}…): a different model sits at that path or "
+            "name now, so a redrawn seed would not be the file's sample; open the checkpoint that made them")
+
+
 def model_skeleton(model: Any) -> tuple[list[int], float] | None:
     """A motion model's (skeleton parents, fps) from its metadata; None for other models."""
     motion = model.extra_meta.get("motion") if isinstance(getattr(model, "extra_meta", None), dict) else None
@@ -139,13 +160,20 @@ def _trajectory_every(steps: int, num: int, points: int, channels: int) -> int:
 
 def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: int, seed: int,
                grid_size: int | None = None, device: str = "cpu", batch_size: int | None = None,
-               prior: str | None = None, preview: str = "state") -> Job:
+               prior: str | None = None, preview: str = "state", spacing: str | None = None,
+               grid: Any = None, image_size: Any = None, expect_sha256: str | None = None,
+               refusal: SampleRefusal | None = None) -> Job:
     """Sample ``num`` curves, images or motions (seeds ``seed + k``) with live previews of the first batch.
 
     Args:
         grid_size: functions and motions: a uniform grid of this many points (None: the training grid).
         prior: images: ``hdm``, ``white`` or ``ihdm`` (None: the model's default); others: None.
         preview: what the live view shows: ``state`` (x_t) or ``x0`` (the sampler's estimate of x_0).
+        spacing: the sampler's time grid (``HDMModel.sample``'s; None: the sampler's default).
+        grid: functions and motions: these points exactly (a sample file's grid), instead of ``grid_size``.
+        image_size: images: (H, W) to sample at (None: the training size).
+        expect_sha256: refuse (``DataError``, with ``refusal.reason`` set) a model whose sha256 is another:
+            redrawing a sample file's seed with another model than the file's gives another sample.
     """
     if preview not in ("state", "x0"):
         raise DataError(f"unknown preview {preview!r}; choose state or x0")
@@ -154,21 +182,32 @@ def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: i
         from engine.pipeline import uniform_grid
 
         model = get_model().to(device)
+        reason = checkpoint_mismatch(model, expect_sha256)
+        if reason:
+            if refusal is not None:
+                refusal.reason = reason
+            raise DataError(f"not redrawn: {reason}")
         modality = model.modality
         images = modality == "images"
+        at: Any = None
         if images:
-            grid = None
+            at = None if image_size is None else tuple(int(v) for v in image_size)
             T = float(model.equation_on().T)
             g = model.geometry
-            size = g.channels * g.height * g.width
-            where = f"{g.height}×{g.width} pixels, prior {prior or model.default_prior()}"
+            h, w = at if at is not None else (g.height, g.width)
+            size = g.channels * h * w
+            where = f"{h}×{w} pixels, prior {prior or model.default_prior()}"
         else:
-            grid = model.training_grid if grid_size is None else uniform_grid(model.geometry, grid_size)
-            T = float(model.equation_on(grid).T)
-            size = grid.size * model.geometry.channels
-            where = f"{grid.size} points"
+            if grid is not None:  # a sample file's points, the uniform grid of that size included
+                at = np.asarray(grid, dtype=np.float64)
+            else:
+                at = model.training_grid if grid_size is None else uniform_grid(model.geometry, grid_size)
+            T = float(model.equation_on(at).T)
+            size = at.size * model.geometry.channels
+            where = f"{at.size} points"
         every = _trajectory_every(steps, num, size, 1)
-        batch = batch_size or min(num, model.default_batch_size(grid))  # the model's choice for its device
+        # the model's choice for its device
+        batch = batch_size or min(num, model.default_batch_size(None if images else at, at if images else None))
         n_batches = math.ceil(num / batch)
         shown = PREVIEWS[modality]
         skeleton = model_skeleton(model)
@@ -183,16 +222,17 @@ def sample_job(get_model: Callable[[], Any], *, sampler: str, steps: int, num: i
                 src = info.x0 if preview == "x0" and info.x0 is not None else info.x
                 x = src[:shown].detach().float().cpu().numpy()
                 return {"x": model.normalizer.denormalize(x), "t": info.t, "step": info.step,
-                        "total": info.total, "grid": grid, "T": T, "modality": modality, "skeleton": skeleton,
+                        "total": info.total, "grid": None if images else at, "T": T, "modality": modality,
+                        "skeleton": skeleton,
                         "what": "x0" if src is info.x0 else "state"}
 
             ctx.report(count, info.total * n_batches, make_preview if first_batch else None)
 
-        ctx.log(f"sampling {num} {modality} on {where}: {sampler}, {steps} steps, "
-                f"seeds {seed}…{seed + num - 1}, device {device}")
-        kw: dict[str, Any] = {"prior": prior} if images else {"grid": grid}
+        ctx.log(f"sampling {num} {modality} on {where}: {sampler}, {steps} steps"
+                f"{'' if spacing is None else f' ({spacing} spacing)'}, seeds {seed}…{seed + num - 1}, device {device}")
+        kw: dict[str, Any] = {"prior": prior, "size": at} if images else {"grid": at}
         with torch.inference_mode():
-            result = model.sample(num, steps=steps, sampler=sampler, seed=seed, batch_size=batch,
+            result = model.sample(num, steps=steps, sampler=sampler, seed=seed, batch_size=batch, spacing=spacing,
                                   callback=on_step, should_stop=ctx.should_stop, trajectory_every=every, **kw)
         return SampleOutcome(model, result, T, seed)
 
@@ -206,6 +246,13 @@ def load_model_job(spec: str, device: str = "cpu") -> Job:
         return api.load_model(spec, device=device)
 
     return Job("load_model", run, f"load {Path(spec).name}")
+
+
+def check_model_job(spec: str, device: str = "cpu") -> Job:
+    """Load the checkpoint a sample file names (as :func:`load_model_job`), for the window to compare its sha256
+    with the file's before "Sample this seed" redraws with it."""
+    job = load_model_job(spec, device)
+    return Job("check_model", job.fn, f"check {Path(spec).name}")
 
 
 def save_checkpoint_job(trainer, out_dir: str | Path) -> Job:
@@ -256,6 +303,12 @@ def export_job(path: str | Path, fmt: str, *, result=None, model=None, source: s
             return Path(api.export(source, fmt, path))
         with tempfile.TemporaryDirectory(prefix="hdm-export-") as tmp:
             h5 = write_h5(Path(tmp) / "samples.h5")
+            if fmt == "bvh":  # its provenance.json names no sample file: these samples are in none
+                from engine.io import read_samples
+                from engine.io.export import export_bvh
+
+                return Path(export_bvh(read_samples(h5), path, source={"path": None, "sha256": None,
+                                                                       "unsaved": True}))
             return Path(api.export(h5, fmt, path))
 
     return Job("export", run, f"export {path.name}")
@@ -340,7 +393,8 @@ def open_hdf5_job(path: str | Path, n_points: int | None = None, opened: OpenedF
 def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path | None = None) -> Job:
     """Compare samples with the held-out split of ``data_spec`` (two-sample power, functional errors).
 
-    Either fresh ``result`` and ``model`` (written to a temporary HDF5 file first) or ``source``.
+    Either fresh ``result`` and ``model`` or ``source``. The report's ``samples`` names the user's file
+    (``source``); fresh samples are in no file (:func:`engine.api.evaluate` of a SampleResult).
     """
 
     def run(ctx: JobContext) -> dict[str, Any]:
@@ -350,10 +404,7 @@ def evaluate_job(data_spec: str, *, result=None, model=None, source: str | Path 
             return api.evaluate(source, data_spec, permutations=500, should_stop=ctx.should_stop)
         if result is None or model is None:
             raise DataError("nothing to evaluate: sample first or open a sample file")
-        with tempfile.TemporaryDirectory(prefix="hdm-eval-") as tmp:
-            path = Path(tmp) / "samples.h5"
-            api.write_sample_file(path, replace(result, trajectory=None, trajectory_times=None), model)
-            return api.evaluate(path, data_spec, permutations=500, should_stop=ctx.should_stop)
+        return api.evaluate(result, data_spec, model=model, permutations=500, should_stop=ctx.should_stop)
 
     return Job("evaluate", run, f"evaluate against {data_spec}")
 

@@ -26,7 +26,25 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("studio")
 DEFAULT_DATASET = "quadratic"
-TITLES = {"load_model": "Loading checkpoint", "open_hdf5": "Opening sample file", "load_data": "Loading data"}
+TITLES = {"load_model": "Loading checkpoint", "open_hdf5": "Opening sample file", "load_data": "Loading data",
+          "check_model": "Checking the sample file's checkpoint"}
+
+
+def recorded_settings(sf: Any, modality: str, sampling: dict[str, Any]) -> dict[str, Any]:
+    """What a sample file records of how it was drawn beyond the Sampling panel's settings, for "Sample this
+    seed" to redraw exactly its sample: the sampler's ``spacing`` (None: the sampler's default), the ``grid``
+    points (functions, motions: the file's own, which may be no uniform grid; a list, JSON-ready), the
+    ``image_size`` (images) and the ``checkpoint_sha256`` the model must have."""
+    spacing = sampling.get("spacing")
+    out: dict[str, Any] = {"spacing": spacing if isinstance(spacing, str) and spacing else None,
+                           "checkpoint_sha256": sf.checkpoint_sha256 or None}
+    if modality == "images":
+        size = sampling.get("image_size")
+        out["image_size"] = [int(v) for v in size] if isinstance(size, list | tuple) and len(size) == 2 else \
+            [int(sf.samples.shape[-2]), int(sf.samples.shape[-1])]
+    elif sf.grid is not None:
+        out["grid"] = [float(v) for v in np.asarray(sf.grid, dtype=np.float64)]
+    return out
 
 
 def checkpoint_label(path: str | Path) -> str:
@@ -105,6 +123,10 @@ class FileController(QObject):
                 self._show_sample_file(value)
             else:
                 self._set_dataset(subject, value, "functions")
+        elif name == "check_model":  # the checkpoint a sample file names, read to compare its digest
+            if subject not in self.ws.models:
+                self.ws.models.put(subject, result)
+            self._verify_recalled(subject)
         elif name == "load_model":
             self.ws.models.put(subject, result)
             self.w.sampling_panel.add_checkpoint(subject, checkpoint_label(subject), modality=result.modality)
@@ -120,7 +142,11 @@ class FileController(QObject):
     def _on_io_failed(self, name: str, message: str, details: str) -> None:
         subject = self._io_subject
         opened = self._io_opened.kind if self._io_opened is not None else ""
-        if name == "load_data" or (name == "open_hdf5" and opened != "samples"):  # data to import
+        if name == "check_model":  # the file's checkpoint cannot be read: its seeds cannot be redrawn
+            if self.ws.opened is not None and self.ws.sample_key == subject:
+                self._refuse_resample(f"the checkpoint the sample file names, {subject}, cannot be read ({message})")
+            logger.warning(f"could not read {subject}, the checkpoint of the sample file shown: {message}")
+        elif name == "load_data" or (name == "open_hdf5" and opened != "samples"):  # data to import
             self.w.data_panel.show_error(subject, message)
             logger.error(f"could not open {subject}: {message}")
         else:
@@ -176,16 +202,39 @@ class FileController(QObject):
         # model trained in this session is not the one a file names: that one was replaced or is in another session)
         known = recalled is not None and recalled != TRAINED
         self.ws.sample_key = recalled if known else None
-        self.ws.sample_settings = self.w.sampling_panel.settings() if known else {}
+        self.ws.sample_settings = {**self.w.sampling_panel.settings(), **recorded_settings(sf, modality, sampling)} \
+            if known else {}
         where = f"{sf.samples.shape[-2]}×{sf.samples.shape[-1]} pixels" if modality == "images" else \
             f"{grid.size} points"
         count = sf.num_samples
+        spacing = f" ({sampling['spacing']} spacing)" if sampling.get("spacing") else ""
         text = (f"Opened {Path(sf.path).name}: {count} sample{'s' if count != 1 else ''} ({modality}) on {where}, "
-                f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps")
+                f"sampler {sampling.get('sampler')}, {sampling.get('steps')} steps{spacing}")
         self.w.sampling_panel.show_samples([int(s) for s in sf.seeds], text, modality=modality,
                                            settings=self.ws.sample_settings if known else None)
         logger.info(f"opened sample file {sf.path} (settings recalled)")
+        if known and recalled is not None:
+            if recalled in self.ws.models:
+                self._verify_recalled(recalled)
+            else:  # read it now, off the GUI thread, to compare its digest with the file's before any redraw
+                self._submit_io(ej.check_model_job(recalled, self.w.device_status.device()), recalled)
         self.w.sync_controls()
+
+    def _verify_recalled(self, key: str) -> None:
+        """Refuse "Sample this seed" for the sample file shown where the model of ``key``, the checkpoint it
+        recalled, is not the one the file records (another model now sits at that path or name)."""
+        sf, model = self.ws.opened, self.ws.models.get(key)
+        if sf is None or model is None or self.ws.sample_key != key:
+            return  # another file or samples are shown now
+        reason = ej.checkpoint_mismatch(model, sf.checkpoint_sha256, key)
+        if reason:
+            self._refuse_resample(reason)
+
+    def _refuse_resample(self, reason: str) -> None:
+        self.ws.sample_key, self.ws.sample_settings = None, {}
+        self.w.sampling_panel.refuse_resample(reason)
+        logger.warning(f"Sample this seed is off for {self.ws.opened.path if self.ws.opened else 'these samples'}: "
+                       f"{reason}")
 
     def _recall_checkpoint(self, key: Any, source: Any) -> str | None:
         """Select the checkpoint a sample file names; returns its key (None where it is not here)."""

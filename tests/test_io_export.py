@@ -124,7 +124,7 @@ def test_a_failing_bvh_export_leaves_no_file(tmp_path, monkeypatch):
         export_bvh(motions, out)
     assert list(out.iterdir()) == [], "the existing folder stays, empty"
     monkeypatch.undo()
-    assert len(list(export_bvh(motions, out).iterdir())) == 3
+    assert len(list(export_bvh(motions, out).iterdir())) == 3 + 1  # and provenance.json
 
 
 def test_folder_export_checks_the_folder_before_writing(tmp_path):

@@ -4,20 +4,26 @@ Every export goes to a folder, one file per sample, written as a set (:func:`_wr
 appear together at the end, and an export that fails or is interrupted (Ctrl+C, SIGTERM, a full disk) leaves
 none of them and removes the folder it created; the folder is created when missing. Before anything is
 written the folder is checked (:func:`_prepare_folder`): it must be writable, and it must hold no
-``sample_*.png``, ``sample_*.bvh`` or ``grid.png`` file (an earlier export's, which this one would overwrite or
-mix with, or the user's own), nor the sample file being exported. Such a folder is refused with one line;
-nothing is deleted or overwritten. The provenance travels with the files:
+``sample_*.png``, ``sample_*.bvh``, ``grid.png`` or ``provenance.json`` file (an earlier export's, which this
+one would overwrite or mix with, or the user's own), nor the sample file being exported. Such a folder is
+refused with one line; nothing is deleted or overwritten. The provenance travels with the files:
 
 - **PNG** (``sample_00000.png`` ... and ``grid.png``): 8-bit grey or RGB, values clipped to [0, 1]; text
   chunks ``hdm-config`` (the sample file's config JSON: run config, sampler settings, checkpoint),
-  ``hdm-seed`` (the sample's seed), ``hdm-checkpoint-sha256`` and ``hdm-schema``, so re-opening a PNG
-  recalls how it was made.
+  ``hdm-checkpoint-sha256``, ``hdm-versions`` (the sample file's ``versions`` JSON: the software that drew
+  the samples) and ``hdm-schema``; each ``sample_*.png`` also ``hdm-seed`` (its seed) and ``hdm-index`` (its
+  position in the sample file), and ``grid.png`` ``hdm-seeds`` (a JSON list of the seeds it shows, row by
+  row), so re-opening a PNG recalls how it was made.
 - **BVH** (``sample_00000.bvh`` ...): the motion channels turned back into joint positions on the model's
   skeleton (stored in the sample file's config by :func:`engine.api.write_sample_file`), then into joint
   rotations by inverse kinematics, which restores the skeleton's bone lengths exactly
   (:func:`engine.motion.bvh.write_bvh`). The frame time is the spacing of the sample file's ``grid`` (frame
   times in seconds), so motions sampled at another ``--grid-size`` than the training one play at their true
-  speed; the training config's ``fps`` is used only for files without a grid.
+  speed; the training config's ``fps`` is used only for files without a grid. BVH has no comment syntax (our
+  reader, like others, refuses unknown tokens), so the provenance goes beside the files, in the same set:
+  ``provenance.json`` (:data:`PROVENANCE_SCHEMA`): the sample file (``path``, ``sha256``), its config,
+  ``checkpoint_sha256`` and ``versions``, the exporting software's ``export_versions``, ``created``, the frame
+  time, and per file its ``index`` in the sample file and ``seed``.
 """
 
 from __future__ import annotations
@@ -29,15 +35,19 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from engine.errors import DataError, OutputError
+from engine.io._jsonutil import json_default
 from engine.io.atomic import _translate, atomic_paths, check_not_input, check_writable, same_file
 from engine.io.samples import SampleFile
 
-# Files an export writes: sample_<anything>.png / .bvh and grid.png. Others in the folder are the user's.
-_EXPORT_FILE = re.compile(r"sample_.*\.(png|bvh)|grid\.png", re.IGNORECASE)
+# Files an export writes: sample_<anything>.png / .bvh, grid.png and provenance.json. Others are the user's.
+_EXPORT_FILE = re.compile(r"sample_.*\.(png|bvh)|grid\.png|provenance\.json", re.IGNORECASE)
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_SCHEMA = "hdm-export-provenance/1"
 
 
 def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], source: Path | None) -> Path:
@@ -45,9 +55,9 @@ def _prepare_folder(out_dir: str | os.PathLike[str], names: Sequence[str], sourc
 
     Raises :class:`OutputError` when ``out_dir`` cannot be a writable folder, when one of ``names`` is a
     folder there or is the ``source`` sample file itself, or when the folder holds any
-    ``sample_*.png``/``sample_*.bvh``/``grid.png`` file: an earlier export's, which this one would overwrite
-    (a re-export of the same size replaced it without a word) or mix with, or the user's own. Nothing is
-    deleted or overwritten.
+    ``sample_*.png``/``sample_*.bvh``/``grid.png``/``provenance.json`` file: an earlier export's, which this
+    one would overwrite (a re-export of the same size replaced it without a word) or mix with, or the user's
+    own. Nothing is deleted or overwritten.
     """
     out = Path(out_dir)
     check_not_input(out, source)
@@ -129,25 +139,59 @@ def export_png(sample_file: SampleFile, out_dir: str | os.PathLike[str], *, grid
                         "images [N, 1|3, H, W] (use --format csv for curves, bvh for motions)")
     names = [f"sample_{i:05d}.png" for i in range(x.shape[0])] + ["grid.png"]
     config = json.dumps(sample_file.config, sort_keys=True)
+    versions = json.dumps(sample_file.versions or {}, sort_keys=True)
 
-    def save(img: np.ndarray, path: Path, seed: int | None) -> None:
+    def save(img: np.ndarray, path: Path, chunks: dict[str, str]) -> None:
         info = PngImagePlugin.PngInfo()
         info.add_text("hdm-schema", "hdm-png/1")
         info.add_itxt("hdm-config", config)
         info.add_text("hdm-checkpoint-sha256", sample_file.checkpoint_sha256)
-        if seed is not None:
-            info.add_text("hdm-seed", str(seed))
+        info.add_itxt("hdm-versions", versions)
+        for key, value in chunks.items():
+            info.add_text(key, value)
         Image.fromarray(_to_uint8(img)).save(path, format="PNG", pnginfo=info)
 
     with _written_as_a_set(out_dir, names, sample_file.path) as (out, stage):
         for i in range(x.shape[0]):
-            save(x[i], stage(names[i]), int(sample_file.seeds[i]))
-        save(image_grid(x[:grid_max]), stage("grid.png"), None)
+            save(x[i], stage(names[i]), {"hdm-seed": str(int(sample_file.seeds[i])), "hdm-index": str(i)})
+        shown = [int(v) for v in sample_file.seeds[:grid_max]]
+        save(image_grid(x[:grid_max]), stage("grid.png"), {"hdm-seeds": json.dumps(shown)})
     return out
 
 
-def export_bvh(sample_file: SampleFile, out_dir: str | os.PathLike[str]) -> Path:
-    """One BVH file per motion sample, on the skeleton stored in the sample file."""
+def export_provenance(sample_file: SampleFile, fmt: str, files: Sequence[str], *, frame_time: float | None = None,
+                      source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``provenance.json`` of an export of ``sample_file`` (JSON-ready): ``files[i]`` holds sample ``i``.
+
+    ``source``: what to record as the sample file (default: its resolved ``path`` and ``sha256``; the studio
+    passes its own for samples exported from memory through a temporary file).
+    """
+    from datetime import UTC, datetime
+
+    from engine.io.checkpoints import file_sha256
+    from engine.io.samples import software_versions
+
+    if source is None:
+        path = sample_file.path
+        source = {"path": None, "sha256": None}
+        if path is not None and Path(path).is_file():
+            source = {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+    out: dict[str, Any] = {
+        "schema": PROVENANCE_SCHEMA, "format": fmt, "samples": dict(source),
+        "checkpoint_sha256": sample_file.checkpoint_sha256, "config": sample_file.config,
+        "versions": sample_file.versions or {}, "export_versions": software_versions(),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if frame_time is not None:
+        out["frame_time"] = frame_time
+    out["files"] = [{"file": name, "index": i, "seed": int(sample_file.seeds[i])} for i, name in enumerate(files)]
+    return out
+
+
+def export_bvh(sample_file: SampleFile, out_dir: str | os.PathLike[str], *,
+               source: dict[str, Any] | None = None) -> Path:
+    """One BVH file per motion sample, on the skeleton stored in the sample file, and ``provenance.json``
+    (:func:`export_provenance`; ``source``: see there), written as one set."""
     from engine.motion.bvh import write_bvh
     from engine.motion.dataset import channels_to_positions
     from engine.motion.skeleton import Skeleton
@@ -164,9 +208,12 @@ def export_bvh(sample_file: SampleFile, out_dir: str | os.PathLike[str]) -> Path
         raise DataError(f"{where}: samples have {positions.shape[2]} joints but the skeleton has "
                         f"{skeleton.num_joints}")
     names = [f"sample_{i:05d}.bvh" for i in range(positions.shape[0])]
-    with _written_as_a_set(out_dir, names, sample_file.path) as (out, stage):
+    provenance = export_provenance(sample_file, "bvh", names, frame_time=frame_time, source=source)
+    with _written_as_a_set(out_dir, [*names, PROVENANCE_FILE], sample_file.path) as (out, stage):
         for i in range(positions.shape[0]):
             write_bvh(stage(names[i]), skeleton, positions[i], frame_time)
+        with open(stage(PROVENANCE_FILE), "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(json.dumps(provenance, indent=2, default=json_default) + "\n")
     return out
 
 

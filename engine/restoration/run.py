@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,14 +48,15 @@ import torch
 from engine.errors import ConfigError, DataError
 from engine.io._jsonutil import json_default
 from engine.io.atomic import atomic_path
+from engine.io.samples import software_versions
 from engine.restoration.conditional import METHODS, restore
 from engine.restoration.metrics import consistency, diversity, psnr, ssim
 from engine.restoration.operators import TASKS, Degradation, make_degradation, tasks_for
 from engine.rng import SampleRNG
 from engine.samplers import EVALS_PER_STEP, SAMPLERS, StepInfo
 
-__all__ = ["SCHEMA", "RestorationResult", "add_restore_arguments", "default_metric", "default_sampler", "load_items",
-           "restore_items", "run_restore_command", "summary_table", "write_restoration"]
+__all__ = ["SCHEMA", "RestorationResult", "add_restore_arguments", "default_metric", "default_sampler", "items_split",
+           "load_items", "restore_items", "run_restore_command", "summary_table", "write_restoration"]
 
 SCHEMA = "hdm-restoration/1"
 _METRICS = ("psnr", "ssim", "consistency")
@@ -168,9 +168,14 @@ def restore_items(model: Any, items: Any, degradation: Degradation | str, *, par
         raise DataError(f"items must be a non-empty real array [N, C, n] or [N, C, H, W], got shape {x.shape}")
     if not np.isfinite(x).all():
         raise DataError("items contain NaN or inf; remove or impute them before restoring")
-    for name, value in (("num_restorations", num_restorations), ("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    from engine.pipeline import as_count
+
+    num_restorations, steps, batch_size = (as_count(name, value) for name, value in (
+        ("num_restorations", num_restorations), ("steps", steps), ("batch_size", batch_size)))
+    if x.ndim == 4 and _unit_range(model) and (x.min() < -0.01 or x.max() > 1.01):
+        # image models work on [0, 1] pixels: 0..255 ones would be restored as 255-fold overexposed images
+        raise DataError(f"items must be images with values in [0, 1], got values in [{x.min():g}, {x.max():g}]"
+                        + ("; divide 8-bit images by 255" if x.max() > 1.5 else ""))
     if method not in METHODS:
         raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
     modality = getattr(model, "modality", None)
@@ -268,10 +273,23 @@ def _mean(a: np.ndarray) -> float:
     return float(np.mean(a))
 
 
+def _unit_range(model: Any) -> bool:
+    """Whether ``model`` works on pixels in [0, 1] (an image model's :meth:`Normalizer.unit_range`)."""
+    from engine.data import Normalizer
+
+    norm = getattr(model, "normalizer", None)
+    return isinstance(norm, Normalizer) and norm.spatial_dims == 2 and set(norm.mean) == set(norm.std) == {0.5}
+
+
 def summary_table(result: RestorationResult) -> dict[str, Any]:
-    """Item-averaged metrics of a run (JSON-ready): per metric, the posterior mean, single draws and naive."""
+    """Item-averaged metrics of a run (JSON-ready): per metric, the posterior mean, single draws and naive;
+    with what made them: every setting of :func:`restore_items` (checkpoint and its sha256, seed, prior, method
+    options such as the ``dps`` zeta or the ``replace`` metric, batch size, device...) and the software
+    ``versions``."""
     m = result.metrics
+    settings = {key: value for key, value in result.settings.items() if key != "seconds"}
     table: dict[str, Any] = {
+        **settings,
         "task": result.degradation.task, "operator": result.degradation.to_dict(),
         "method": result.settings["method"], "sampler": result.settings["sampler"],
         "steps": result.settings["steps"], "items": int(result.original.shape[0]),
@@ -286,16 +304,8 @@ def summary_table(result: RestorationResult) -> dict[str, Any]:
     seconds = result.settings["seconds"]
     table["seconds"] = seconds
     table["seconds_per_restoration"] = seconds / result.restored.shape[0] / result.restored.shape[1]
+    table["versions"] = software_versions()
     return table
-
-
-def _versions() -> dict[str, str]:
-    import h5py
-
-    from engine import __version__
-
-    return {"hdm-studio": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
 
 
 def write_restoration(path: str | Path, result: RestorationResult, config: dict[str, Any] | None = None) -> Path:
@@ -314,7 +324,7 @@ def write_restoration(path: str | Path, result: RestorationResult, config: dict[
         "method": str(result.settings["method"]), "sampler": str(result.settings["sampler"]),
         "checkpoint_sha256": str(result.settings.get("checkpoint_sha256") or ""),
         "config": json.dumps(full_config, default=json_default),
-        "versions": json.dumps(_versions()),
+        "versions": json.dumps(software_versions()),
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "json_attrs": json.dumps(["operator", "config", "versions"]),
     }
@@ -418,6 +428,16 @@ def _is_registry_name(spec: str, modality: str) -> bool:
     return key in {d.name for d in list_motion_datasets()}
 
 
+def items_split(model: Any, spec: str, split: str = "test") -> str:
+    """The split :func:`load_items` takes ``model``'s items from: ``split`` for a dataset name, ``"all"`` for a
+    path (a file or folder has no held-out split: all of it is used). What restoration files and summaries
+    record."""
+    modality = getattr(model, "modality", "functions")
+    if modality == "functions":
+        return "all" if Path(str(spec)).is_file() else split  # as engine.api.reference_data decides
+    return split if _is_registry_name(spec, modality) else "all"
+
+
 def load_items(model: Any, spec: str, split: str = "test", num: int | None = None
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """Items of dataset ``spec`` (a name or a path) shaped for ``model``, in data units: ``(items, grid)``.
@@ -513,11 +533,12 @@ def run_restore_command(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, grid=grid, method_options=options,
                            callback=lambda info: bar.update(1))
     bar.close()
-    config = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split}
+    split = items_split(model, args.data, args.split)  # a path: all of it, whatever --split says
+    config = {"checkpoint": str(args.checkpoint), "data": args.data, "split": split}
     path = write_restoration(args.out, result, config)
     table = summary_table(result)
     table["out"] = str(path)
-    table["data"] = {"spec": args.data, "split": args.split}
+    table["data"] = {"spec": args.data, "split": split}
     p, s = table["psnr"], table["ssim"]
     print(f"restored {table['items']} items x {k} ({args.task}, {args.method}, {sampler} {args.steps} steps) "
           f"in {table['seconds']:.2f}s; wrote {path}")

@@ -219,6 +219,7 @@ class SamplingPanel(QWidget):
         self._sample_count = 0  # of the sample set shown
         self._sample_modality = "functions"
         self._sample_settings: dict[str, Any] | None = None  # that drew the samples shown (None: unknown)
+        self._resample_reason = ""  # why "Sample this seed" is off for the samples shown (empty: model not here)
         self._busy = False
         self._update_seeds_label()
         self._apply_modality()
@@ -381,8 +382,9 @@ class SamplingPanel(QWidget):
         unknown = self._has_samples and self._sample_settings is None
         self.resample_button.setEnabled(not self._busy and self._has_samples and not unknown)
         self.resample_button.setToolTip(
-            "Not available: the model that drew these samples is not here (their file names a checkpoint that was "
-            "not found, or a model trained in a studio session); select a checkpoint and Sample" if unknown
+            (f"Not available: {self._resample_reason}" if self._resample_reason else
+             "Not available: the model that drew these samples is not here (their file names a checkpoint that was "
+             "not found, or a model trained in a studio session); select a checkpoint and Sample") if unknown
             else RESAMPLE_TIP)
 
     def show_evaluation(self, text: str) -> None:
@@ -404,19 +406,28 @@ class SamplingPanel(QWidget):
         """The run (or file) now shown: its seeds become recallable.
 
         ``modality``: of these samples (default: the current checkpoint's, which made them or recalls them).
-        ``settings``: the ones that drew them (:meth:`settings`' keys), which "Sample this seed" redraws with;
-        None where they (or their model) are unknown.
+        ``settings``: the ones that drew them (:meth:`settings`' keys; for a sample file also what it records
+        beyond the panel's settings: ``spacing``, the ``grid`` points, ``image_size``, ``checkpoint_sha256``), which
+        "Sample this seed" redraws with; None where they (or their model) are unknown.
         """
         self._has_samples = True
         self._sample_count = len(seeds)
         self._sample_modality = modality if modality in EXPORT_FOR else self.modality()
         self._sample_settings = dict(settings) if settings is not None else None
+        self._resample_reason = ""
         if seeds:
             self.recall_seed.setRange(int(min(seeds)), int(max(seeds)))
             self.recall_seed.setValue(int(seeds[0]))
         self.result.setText(text)
         self.evaluation.setText("")
         self._sync_export_formats()
+        self._sync_sample_buttons()
+
+    def refuse_resample(self, reason: str) -> None:
+        """Turn "Sample this seed" off for the samples shown, its tooltip saying ``reason`` (for example: the
+        checkpoint their file names now holds another model)."""
+        self._sample_settings = None
+        self._resample_reason = reason
         self._sync_sample_buttons()
 
     def sample_modality(self) -> str | None:
