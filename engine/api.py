@@ -61,7 +61,7 @@ def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = 
     loaded = load_weights(path)
     found = loaded.meta.get("modality", "functions")
     if modality is not None and found != modality:
-        raise CheckpointError(f"{path}: is a {found} checkpoint, not a {modality} one")
+        raise CheckpointError(f"{path}: is a checkpoint of {found}, not of {modality}")
     model = HDMModel.from_parts(loaded.state_dict, loaded.config, loaded.meta, sha256=loaded.sha256,
                                 source=str(path))
     return model.to(resolve_device(device))
@@ -123,6 +123,53 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
     return write_samples(path, result.samples, seeds=result.seeds, config=config, modality=result.modality,
                          grid=result.grid, trajectory=result.trajectory,
                          trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)
+
+
+def regenerate(samples_path: str | Path, *, indices: Any = None, checkpoint: str | Path | None = None,
+               device: str = "cpu", callback: Callable[[Any], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> tuple[SampleResult, HDMModel, np.ndarray]:
+    """Draw the samples of a sample file again from what it records; returns ``(result, model, indices)``.
+
+    The model is the file's checkpoint (its ``config["checkpoint"]``, or ``checkpoint`` where it moved) and
+    must have the file's ``checkpoint_sha256``; sampler, steps, spacing, the grid (functions, motions) or
+    image size and prior (images), seeds and batch size are the file's. Every batch holding one of
+    ``indices`` (positions in the file; default all) is drawn whole, as it was, so the samples come out bit
+    for bit on the device that drew them (another device rounds otherwise). ``result.samples[i]`` is the
+    file's sample ``indices[i]``.
+
+    Raises CheckpointError where the file names no checkpoint or another model sits at its path.
+    """
+    sf = _read_sample_file(samples_path, "regenerating")
+    config = sf.config if isinstance(sf.config, dict) else {}
+    sampling = config.get("sampling") if isinstance(config.get("sampling"), dict) else {}
+    spec = checkpoint if checkpoint is not None else config.get("checkpoint")
+    if not spec:
+        raise CheckpointError(f"{sf.path}: names no checkpoint (its samples came from a model no file held); give "
+                              "the checkpoint that drew them")
+    model = load_model(spec, device=device, modality=sf.modality)
+    if sf.checkpoint_sha256 and model.sha256 != sf.checkpoint_sha256:
+        raise CheckpointError(f"{spec}: holds another model than the one that drew {sf.path} (sha256 "
+                              f"{model.sha256[:12]}... against the file's {sf.checkpoint_sha256[:12]}...); give the "
+                              "checkpoint that drew them")
+    num = sf.num_samples
+    wanted = np.arange(num) if indices is None else np.asarray(indices)
+    if wanted.ndim != 1 or wanted.size == 0 or wanted.dtype.kind not in "iu" or wanted.min() < 0 \
+            or wanted.max() >= num:
+        raise ConfigError(f"indices must be positions 0..{num - 1} in {sf.path}, got {indices!r}")
+    batch = int(sampling.get("batch_size") or num)
+    batches = np.unique(wanted // batch)  # drawn whole and in order: the last, partial one can only come last
+    positions = np.concatenate([np.arange(b * batch, min(num, (b + 1) * batch)) for b in batches])
+    images = sf.modality == "images"
+    size = sampling.get("image_size")
+    result = model.sample(positions.size, steps=int(sampling.get("steps", 50)),
+                          sampler=str(sampling.get("sampler", "dpm2m_sde")), spacing=sampling.get("spacing"),
+                          grid=None if images else sf.grid, size=tuple(size) if images and size else None,
+                          prior=sampling.get("prior") if images else None, seeds=sf.seeds[positions].tolist(),
+                          batch_size=batch, callback=callback, should_stop=should_stop)
+    pick = np.searchsorted(positions, wanted)
+    from dataclasses import replace
+
+    return replace(result, samples=result.samples[pick], seeds=result.seeds[pick]), model, wanted
 
 
 def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0, num: int | None = None):

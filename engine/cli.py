@@ -653,6 +653,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_regenerate(args: argparse.Namespace) -> int:
+    """``hdm regenerate``: the file's samples drawn again, and how far they are from the file's."""
+    import numpy as np
+
+    from engine import api
+    from engine.errors import ConfigError
+    from engine.io import read_samples
+
+    indices = None
+    if args.indices is not None:
+        try:
+            indices = [int(v) for v in args.indices.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--indices must be positions separated by commas, got {args.indices!r}") from None
+    inputs = {"--samples": args.samples, **(checkpoint_inputs(args.checkpoint) if args.checkpoint else {})}
+    check_outputs({"--out": args.out, "--json": args.json}, inputs,
+                  formats={"--out": (HDF5_SUFFIXES, "an HDF5 sample file")} if args.out else None)
+    sf = read_samples(args.samples)
+    sampling = sf.config.get("sampling", {}) if isinstance(sf.config, dict) else {}
+    batch = int(sampling.get("batch_size") or sf.num_samples)
+    drawn = len({i // batch for i in (range(sf.num_samples) if indices is None else indices)})  # whole batches
+    bars: list[Any] = []  # drawn at the first step: a bad checkpoint's error line stands alone
+
+    def step(info: Any) -> None:
+        if not bars:
+            bars.append(progress_bar(int(sampling.get("steps", 0)) * drawn, "regenerate", args.quiet))
+        bars[0].update(1)
+
+    result, model, wanted = api.regenerate(args.samples, indices=indices, checkpoint=args.checkpoint,
+                                           device=args.device, callback=step)
+    _close_bars()
+    old = sf.samples[wanted].astype(np.float64)
+    diff = np.abs(result.samples.astype(np.float64) - old)
+    scale = float(np.abs(old).max()) or 1.0
+    report = {"samples": str(args.samples), "indices": wanted.tolist() if indices is not None else "all",
+              "num": int(wanted.size), "identical": bool((diff == 0).all()),
+              "max_abs_difference": float(diff.max()), "max_relative_difference": float(diff.max()) / scale,
+              "checkpoint": model.source, "checkpoint_sha256": model.sha256, "device": args.device,
+              "file_device": sampling.get("device")}
+    verdict = "identical to the file's" if report["identical"] else \
+        f"max |difference| {report['max_abs_difference']:.3g} ({report['max_relative_difference']:.2g} of the " \
+        "largest value)"
+    print(f"regenerated {wanted.size} of {sf.num_samples} samples of {args.samples}: {verdict}")
+    if not report["identical"] and sampling.get("device") and sampling["device"] != str(model.device):
+        print(f"note: the file was drawn on {sampling['device']}, these on {model.device}: devices round differently",
+              file=sys.stderr)
+    if args.out:
+        path = api.write_sample_file(args.out, result, model, extra={"regenerated_from": report})
+        print(f"wrote {path}")
+        report["out"] = str(path)
+    _write_json(args.json, report)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from engine import api
     from engine.data import list_function_datasets, list_image_datasets
@@ -848,6 +902,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="csv: the file to write; png, bvh: the folder")
     x.set_defaults(func=cmd_export)
 
+    g = sub.add_parser("regenerate", help="draw a sample file's samples again from what it records and compare "
+                                          "them with the file's (reproducibility check)")
+    g.add_argument("--samples", required=True, help="the HDF5 sample file (from `hdm sample` or the studio)")
+    g.add_argument("--indices", default=None,
+                   help="positions in the file to draw again, e.g. 0,5,17 (default: all; each one's batch is "
+                        "drawn whole, as it was)")
+    g.add_argument("--checkpoint", default=None,
+                   help="where the file's checkpoint is now, if it moved (it must have the file's sha256)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (the file's device reproduces it "
+                                                   "bit for bit; another one rounds otherwise)")
+    g.add_argument("--out", default=None, help="also write the samples drawn again to this HDF5 file")
+    g.set_defaults(func=cmd_regenerate)
+
     from engine.restoration.run import add_restore_arguments, run_restore_command
 
     r = sub.add_parser("restore", help="degrade dataset items and restore them (HDF5 + JSON summary)")
@@ -864,9 +931,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     for sp, summary in ((t, "the run's summary"), (s, "the sampling figures"), (e, "the report"),
-                        (x, "the export's paths"), (ls, "the listing")):
+                        (x, "the export's paths"), (ls, "the listing"), (g, "the comparison")):
         sp.add_argument("--quiet", action="store_true",
-                        help="no progress bar" if sp in (t, s) else f"accepted as by every command; {sp.prog} shows "
+                        help="no progress bar" if sp in (t, s, g) else f"accepted as by every command; {sp.prog} shows "
                                                                     "no progress, so it changes nothing")
         sp.add_argument("--json", default=None, metavar="PATH", help=f"write {summary} to PATH as JSON")
     return p

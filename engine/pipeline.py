@@ -475,7 +475,8 @@ class HDMModel:
         Args:
             prior: ``hdm``, ``white`` or ``ihdm`` (images; default ``hdm``, ``ihdm`` for the ihdm equation).
             seeds: one seed per sample; default ``seed, seed+1, ...``. Sample k depends only on
-                its seed, not on the batch size (up to float rounding, about 1e-6).
+                its seed, not on the batch size (up to float rounding: 1e-7 to 1e-4 relative, up to 1e-3
+                for IHDM images; the same ``batch_size`` reproduces it bit for bit).
             batch_size: items per batch; default :meth:`default_batch_size` (by device and size).
             trajectory_every: keep every k-th state of the reverse trajectory (0: none).
             callback: receives each step's :class:`StepInfo` (batch-local; ``x`` normalised).
