@@ -81,7 +81,8 @@ def train(config: RunConfig, out_dir: str | Path, *, device: str = "cpu", resume
     Resuming takes ``steps`` and how the steps run (``precision``, ``compile``, ``cuda_graphs``)
     from ``config`` and the rest from the run; another value than the default and the run's for any other
     setting is refused (it would be ignored), as are fewer ``steps`` than already trained and other data.
-    ``readout_every``: see :meth:`Trainer.run`.
+    ``readout_every``: see :meth:`Trainer.run`. Stopped by ``should_stop``, the run is saved at that step
+    and :class:`~engine.errors.Cancelled` carries the trainer as ``partial`` (its ``model()`` samples).
 
     Raises ConfigError, before any work, when ``out_dir`` already holds a run and ``resume`` is False
     (a new run would replace it, as ``hdm train`` refuses too).

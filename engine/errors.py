@@ -34,4 +34,12 @@ class OutputError(HDMError, OSError):
 
 
 class Cancelled(Exception):  # noqa: N818 - reads naturally at the raise site
-    """A long job stopped because its cancel token was set (not an error)."""
+    """A long job stopped because its cancel token was set (not an error).
+
+    ``partial``: what the job had made when it stopped, where it can be used (a stopped training run's
+    :class:`~engine.training.Trainer`, its ``model()`` samples), else None.
+    """
+
+    def __init__(self, *args: object, partial: object = None) -> None:
+        super().__init__(*args)
+        self.partial = partial

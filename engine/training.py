@@ -570,7 +570,7 @@ class Trainer:
                     if should_stop is not None and should_stop():
                         if out_dir is not None:
                             self.save(out_dir)
-                        raise Cancelled(f"training cancelled at step {self.step_count}")
+                        raise Cancelled(f"training cancelled at step {self.step_count}", partial=self)
                     for _ in range(min(readout_every, tc.steps - self.step_count)):
                         self.step_async()
                         deliver()

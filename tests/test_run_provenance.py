@@ -123,3 +123,16 @@ def test_the_model_a_trainer_hands_out_names_the_file_that_holds_it(tmp_path):
     assert unsaved.source == "" and unsaved.sha256 == ""
     with h5py.File(api.write_sample_file(tmp_path / "u.h5", unsaved.sample(2, steps=3), unsaved), "r") as f:
         assert json.loads(f.attrs["config"])["checkpoint"] is None and f.attrs["checkpoint_sha256"] == ""
+
+
+def test_a_stopped_run_hands_out_its_trainer(tmp_path):
+    """Stopping api.train raised Cancelled with no handle on the trainer: its model had to be read back from disk."""
+    from engine.errors import Cancelled
+
+    config = TINY.replace(data={"spec": "quadratic", "num": 40, "n_points": 16}, train={"steps": 50})
+    calls = []
+    with pytest.raises(Cancelled) as stopped:
+        api.train(config, tmp_path / "run", should_stop=lambda: calls.append(1) or len(calls) > 3)
+    trainer = stopped.value.partial
+    assert isinstance(trainer, Trainer) and trainer.step_count == 3
+    assert trainer.model().sha256 == file_sha256(tmp_path / "run" / "model.safetensors")  # saved at that step
