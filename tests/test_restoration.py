@@ -740,3 +740,35 @@ def test_hdm_restore_command_inbetweens_motions(walk_model_dir, tmp_path):
         with pytest.raises(error, match=match):
             run_restore_command(parser.parse_args(argv))
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_measured_data_with_gaps_are_filled_item_by_item():
+    """API audit M6: items with NaN gaps were refused (even by impute) and one mask served every item, so real
+    measured data needed the low-level restore() and hand-written normalisation."""
+    from engine import api
+    from engine.restoration import make_degradation, restore_items, restore_observed
+
+    model = api.load_model("quadratic")
+    clean = api.reference_data("quadratic", model.training_grid, num=5).values.astype(np.float64)
+    n = clean.shape[-1]
+    observed = clean.copy()
+    observed[0, 0, 10:30] = np.nan  # three patterns of gaps and an item without any
+    observed[1, 0, 10:30] = np.nan
+    observed[2, 0, ::3] = np.nan
+    observed[3, 0, 60:] = np.nan
+    out = restore_observed(model, observed, num_restorations=2, steps=6, seed=3)
+    assert out.restored.shape == (5, 2, 1, n) and out.settings["patterns"] == 4
+    kept = ~np.isnan(observed)
+    np.testing.assert_allclose(out.restored_mean[kept], observed[kept], rtol=1e-5)  # replacement keeps them
+    np.testing.assert_array_equal(out.restored[4, 0], clean[4].astype(np.float32))  # no gap: as it was
+    assert np.isfinite(out.restored).all() and np.abs(out.restored_mean[0, 0, 10:30]).max() < 150
+    # one pattern, no noise: the same draws as degrading the clean items with that mask
+    mask = make_degradation("impute", (1, n), mode="random", fraction=0.3, seed=1)
+    gaps = np.where(mask.mask, clean[:2], np.nan)
+    same = restore_observed(model, gaps, num_restorations=2, steps=6, seed=3)
+    reference = restore_items(model, clean[:2], mask, num_restorations=2, steps=6, seed=3)
+    np.testing.assert_allclose(same.restored, reference.restored, rtol=1e-6, atol=1e-6)
+    with pytest.raises(DataError, match="observe no value"):
+        restore_observed(model, np.full((1, 1, n), np.nan))
+    with pytest.raises(DataError, match="mark values that were not observed with NaN"):
+        restore_observed(model, np.where(kept[:1], observed[:1], np.inf))

@@ -5,7 +5,8 @@
 - :mod:`engine.restoration.conditional`  :func:`restore`: ``replace`` (DDNM/DDNM+) and ``dps`` around any
   sampler of :mod:`engine.samplers` and any equation
 - :mod:`engine.restoration.metrics`      PSNR, SSIM (2D; 1D for curves), consistency, diversity
-- :mod:`engine.restoration.run`          :func:`restore_items`, the ``hdm-restoration/1`` HDF5 file, the
+- :mod:`engine.restoration.run`          :func:`restore_items` (degrade, then restore), :func:`restore_observed`
+  (fill the gaps of measured data), the ``hdm-restoration/1`` HDF5 file, the
   ``hdm restore`` command
 """
 
@@ -15,6 +16,7 @@ from engine.restoration.conditional import METHODS, restore
 from engine.restoration.metrics import consistency, diversity, psnr, ssim
 from engine.restoration.operators import TASKS, Degradation, make_degradation, tasks_for
 from engine.restoration.run import (
+    ObservedRestoration,
     RestorationResult,
     add_restore_arguments,
     default_metric,
@@ -22,6 +24,7 @@ from engine.restoration.run import (
     items_split,
     load_items,
     restore_items,
+    restore_observed,
     run_restore_command,
     summary_table,
     write_restoration,
@@ -31,6 +34,7 @@ __all__ = [
     "METHODS",
     "TASKS",
     "Degradation",
+    "ObservedRestoration",
     "RestorationResult",
     "add_restore_arguments",
     "consistency",
@@ -43,6 +47,7 @@ __all__ = [
     "psnr",
     "restore",
     "restore_items",
+    "restore_observed",
     "run_restore_command",
     "ssim",
     "summary_table",

@@ -55,8 +55,9 @@ from engine.restoration.operators import TASKS, Degradation, make_degradation, t
 from engine.rng import SampleRNG
 from engine.samplers import EVALS_PER_STEP, SAMPLERS, StepInfo
 
-__all__ = ["SCHEMA", "RestorationResult", "add_restore_arguments", "default_metric", "default_sampler", "items_split",
-           "load_items", "restore_items", "run_restore_command", "summary_table", "write_restoration"]
+__all__ = ["SCHEMA", "ObservedRestoration", "RestorationResult", "add_restore_arguments", "default_metric",
+           "default_sampler", "items_split", "load_items", "restore_items", "restore_observed", "run_restore_command",
+           "summary_table", "write_restoration"]
 
 SCHEMA = "hdm-restoration/1"
 _METRICS = ("psnr", "ssim", "consistency")
@@ -206,41 +207,18 @@ def restore_items(model: Any, items: Any, degradation: Degradation | str, *, par
     equation = model.equation_on(at)
     predict = model.noise_predictor(at, equation)
     prior = prior or (model.default_prior() if hasattr(model, "default_prior") else "hdm")
-    offset, scale = _normalisation(model.normalizer, shape, device)
 
     x_data = torch.as_tensor(x, dtype=torch.float64, device=device)
     z = _measurement_noise(degradation, N, seed).to(device)
     y = degradation.measure(x_data, z)  # data units
-    y_norm = (y - degradation.apply(offset)) / _channel_shaped(scale, y.ndim - 1)
-    options = dict(method_options or {})
-    if method == "replace":
-        options.setdefault("metric", default_metric(modality))
-        options.setdefault("noise_std", degradation.noise / _channel_shaped(scale, len(shape)))
-
-    def to_data(u: torch.Tensor) -> np.ndarray:
-        return (u.to(torch.float64) * _channel_shaped(scale, len(shape)) + offset).cpu().numpy()
-
     seeds = seed + np.arange(N * k, dtype=np.int64).reshape(N, k)
-    flat_items = np.repeat(np.arange(N), k)
-    outs = []
     started = time.perf_counter()
-    for start in range(0, N * k, batch_size):
-        idx = slice(start, start + batch_size)
-        rng = SampleRNG(seeds.reshape(-1)[idx].tolist(), device)
-        if hasattr(model, "prior_sample"):
-            x_T = model.prior_sample(prior, equation, rng, shape)
-        else:
-            x_T = equation.prior_sample(rng, shape)
-        y_b = y_norm[torch.as_tensor(flat_items[idx], device=device)].to(dtype)
-        out = restore(predict, equation, degradation, y_b, method=method, sampler=sampler, steps=steps, rng=rng,
-                      x_shape=shape, callback=callback, should_stop=should_stop, x_T=x_T, **options)
-        outs.append(to_data(out))
+    restored, naive, degraded, options = _posterior_draws(
+        model, equation, predict, degradation, y, seeds, method=method, sampler=sampler, steps=steps, prior=prior,
+        batch_size=batch_size, method_options=method_options, dtype=dtype, should_stop=should_stop,
+        callback=callback)
     seconds = time.perf_counter() - started
-
-    restored = np.concatenate(outs).reshape(N, k, *shape)
     restored_mean = restored.mean(axis=1)
-    naive = to_data(degradation.naive(y_norm.to(dtype)))
-    degraded = to_data(degradation.display(y_norm.to(dtype)))
     y_np = y.cpu().numpy()
 
     def scores(u: np.ndarray) -> dict[str, np.ndarray]:
@@ -267,6 +245,139 @@ def restore_items(model: Any, items: Any, degradation: Degradation | str, *, par
         original=x.astype(f32), measurement=y_np.astype(f32), degraded=degraded.astype(f32), naive=naive.astype(f32),
         restored=restored.astype(f32), restored_mean=restored_mean.astype(f32), seeds=seeds, metrics=metrics,
         degradation=degradation, settings=settings, modality=getattr(model, "modality", "functions"), grid=grid)
+
+
+@dataclass
+class ObservedRestoration:
+    """Measured data with gaps, filled by the model's posterior (arrays in data units, float32)."""
+
+    observed: np.ndarray  # [N, C, *S] the observations, NaN where no value was observed
+    mask: np.ndarray  # [N, C, *S] bool, True where a value was observed
+    restored: np.ndarray  # [N, k, C, *S] posterior draws
+    restored_mean: np.ndarray  # [N, C, *S] their mean (the posterior mean's estimate)
+    naive: np.ndarray  # [N, C, *S] the baseline (linear interpolation for curves and motions)
+    seeds: np.ndarray  # [N, k] int64: draw (i, j) used sampler seed seeds[i, j]
+    settings: dict[str, Any]
+    grid: np.ndarray | None = None
+
+
+def restore_observed(model: Any, observations: Any, *, grid: np.ndarray | None = None, noise: float = 0.0,
+                     method: str = "replace", prior: str | None = None, num_restorations: int = 4,
+                     sampler: str | None = None, steps: int = 50, seed: int = 0, batch_size: int = 512,
+                     method_options: dict[str, Any] | None = None, should_stop: Callable[[], bool] | None = None,
+                     callback: Callable[[StepInfo], None] | None = None) -> ObservedRestoration:
+    """Fill the gaps of data you measured: ``observations`` [N, C, n] (curves, motions) or [N, C, H, W] (images)
+    in data units, NaN where no value was observed, in any pattern, item by item.
+
+    :func:`restore_items` degrades clean items itself (benchmarks); here the measurement is yours. Items that
+    share a pattern of gaps are restored together, through one :class:`~engine.restoration.operators.Mask`;
+    ``noise`` is the std of the measurement noise on the observed values, in data units (0: they are kept as
+    they are). Draw (i, j) uses sampler seed ``seed + i k + j``, as in :func:`restore_items`, which this equals
+    for items of one pattern measured without noise. An item without gaps is returned as it is. Other
+    arguments as for :func:`restore_items`.
+    """
+    from engine.pipeline import as_count
+    from engine.restoration.operators import Mask
+
+    obs = np.asarray(observations.detach().cpu().numpy() if hasattr(observations, "detach") else observations)
+    if obs.dtype.kind not in "fiu" or obs.ndim not in (3, 4) or obs.shape[0] == 0:
+        raise DataError(f"observations must be a non-empty real array [N, C, n] or [N, C, H, W] (NaN where not "
+                        f"observed), got shape {obs.shape}")
+    obs = obs.astype(np.float64)
+    if np.isinf(obs).any():
+        raise DataError("observations contain inf; mark values that were not observed with NaN")
+    observed = ~np.isnan(obs)
+    empty = np.flatnonzero(~observed.reshape(obs.shape[0], -1).any(axis=1))
+    if empty.size:
+        raise DataError(f"{empty.size} item(s) observe no value at all (first: item {int(empty[0])}); drop them")
+    k = as_count("num_restorations", num_restorations)
+    steps, batch_size = as_count("steps", steps), as_count("batch_size", batch_size)
+    if method not in METHODS:
+        raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
+    if obs.ndim == 4 and _unit_range(model) and (np.nanmin(obs) < -0.01 or np.nanmax(obs) > 1.01):
+        raise DataError(f"observations must be images with values in [0, 1], got values in "
+                        f"[{np.nanmin(obs):g}, {np.nanmax(obs):g}]")
+    modality = getattr(model, "modality", None)
+    sampler = default_sampler(modality) if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    N, shape = obs.shape[0], tuple(obs.shape[1:])
+    if obs.ndim == 4:
+        at: Any = shape[1:]
+        grid = None
+    else:
+        at = np.asarray(model.training_grid if grid is None else grid, dtype=np.float64)
+        if at.shape != (shape[-1],):
+            raise DataError(f"observations have {shape[-1]} points but the grid has {at.size}; pass their grid")
+        grid = at
+    prior = prior or (model.default_prior() if hasattr(model, "default_prior") else "hdm")
+    equation = model.equation_on(at)
+    predict = model.noise_predictor(at, equation)
+    filled = np.where(observed, obs, 0.0)
+    restored = np.repeat(filled[:, None], k, axis=1)  # items without gaps stay as they are
+    naive = filled.copy()
+    seeds = seed + np.arange(N * k, dtype=np.int64).reshape(N, k)
+    patterns, which = np.unique(observed.reshape(N, -1), axis=0, return_inverse=True)
+    options: dict[str, Any] = {}
+    started = time.perf_counter()
+    for g, pattern in enumerate(patterns):
+        if pattern.all():
+            continue
+        items = np.flatnonzero(which.reshape(-1) == g)
+        mask = Mask(shape, mask_array=pattern.reshape(shape), task_name="observed", noise=noise)
+        y = torch.as_tensor(filled[items], dtype=torch.float64, device=model.device)
+        restored[items], naive[items], _, options = _posterior_draws(
+            model, equation, predict, mask, y, seeds[items], method=method, sampler=sampler, steps=steps,
+            prior=prior, batch_size=batch_size, method_options=method_options, dtype=torch.float32,
+            should_stop=should_stop, callback=callback)
+    settings = {"task": "observed", "noise": float(noise), "method": method,
+                "method_options": {key: v for key, v in options.items() if key != "noise_std"}, "sampler": sampler,
+                "steps": steps, "prior": prior, "num_items": N, "num_restorations": k, "seed": seed,
+                "batch_size": batch_size, "patterns": int(len(patterns)),
+                "network_evaluations": steps * EVALS_PER_STEP[sampler] + 1,
+                "seconds": round(time.perf_counter() - started, 3), "device": str(model.device),
+                "checkpoint_sha256": getattr(model, "sha256", ""), "checkpoint": getattr(model, "source", "")}
+    f32 = np.float32
+    return ObservedRestoration(observed=obs.astype(f32), mask=observed, restored=restored.astype(f32),
+                               restored_mean=restored.mean(axis=1).astype(f32), naive=naive.astype(f32),
+                               seeds=seeds, settings=settings, grid=grid)
+
+
+def _posterior_draws(model: Any, equation: Any, predict: Any, degradation: Degradation, y: torch.Tensor,
+                     seeds: np.ndarray, *, method: str, sampler: str, steps: int, prior: str, batch_size: int,
+                     method_options: dict[str, Any] | None, dtype: torch.dtype, should_stop: Any, callback: Any
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """``seeds.shape[1]`` restorations of each measurement ``y`` [N, *measurement] (data units, float64, on the
+    model's device), restoration (i, j) drawn with sampler seed ``seeds[i, j]``: ``(restored [N, k, *shape],
+    naive [N, *shape], degraded [N, *shape], method options used)``, in data units."""
+    shape, device = degradation.shape, y.device
+    N, k = seeds.shape
+    offset, scale = _normalisation(model.normalizer, shape, device)
+    y_norm = (y - degradation.apply(offset)) / _channel_shaped(scale, y.ndim - 1)
+    options = dict(method_options or {})
+    if method == "replace":
+        options.setdefault("metric", default_metric(getattr(model, "modality", None)))
+        options.setdefault("noise_std", degradation.noise / _channel_shaped(scale, len(shape)))
+
+    def to_data(u: torch.Tensor) -> np.ndarray:
+        return (u.to(torch.float64) * _channel_shaped(scale, len(shape)) + offset).cpu().numpy()
+
+    flat_items = np.repeat(np.arange(N), k)
+    outs = []
+    for start in range(0, N * k, batch_size):
+        idx = slice(start, start + batch_size)
+        rng = SampleRNG(seeds.reshape(-1)[idx].tolist(), device)
+        if hasattr(model, "prior_sample"):
+            x_T = model.prior_sample(prior, equation, rng, shape)
+        else:
+            x_T = equation.prior_sample(rng, shape)
+        y_b = y_norm[torch.as_tensor(flat_items[idx], device=device)].to(dtype)
+        out = restore(predict, equation, degradation, y_b, method=method, sampler=sampler, steps=steps, rng=rng,
+                      x_shape=shape, callback=callback, should_stop=should_stop, x_T=x_T, **options)
+        outs.append(to_data(out))
+    restored = np.concatenate(outs).reshape(N, k, *shape)
+    return restored, to_data(degradation.naive(y_norm.to(dtype))), to_data(degradation.display(y_norm.to(dtype))), \
+        options
 
 
 def _mean(a: np.ndarray) -> float:
