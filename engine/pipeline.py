@@ -522,7 +522,8 @@ class HDMModel:
                 traj_times = times
         settings = {"sampler": sampler, "steps": steps, "spacing": spacing, **self.domain.settings(at),
                     "network_evaluations": steps * EVALS_PER_STEP[sampler] + 1, "batch_size": batch_size,
-                    "trajectory_every": trajectory_every, "device": str(self.device)}
+                    "trajectory_every": trajectory_every, "device": str(self.device),
+                    "T": float(equation.T), "eps": float(equation.eps)}  # the time interval, as resolved
         if images:
             settings["prior"] = prior
         return SampleResult(
