@@ -169,30 +169,11 @@ def restore_items(model: Any, items: Any, degradation: Degradation | str, *, par
         raise DataError(f"items must be a non-empty real array [N, C, n] or [N, C, H, W], got shape {x.shape}")
     if not np.isfinite(x).all():
         raise DataError("items contain NaN or inf; remove or impute them before restoring")
-    from engine.pipeline import as_count
-
-    num_restorations, steps, batch_size = (as_count(name, value) for name, value in (
-        ("num_restorations", num_restorations), ("steps", steps), ("batch_size", batch_size)))
-    if x.ndim == 4 and _unit_range(model) and (x.min() < -0.01 or x.max() > 1.01):
-        # image models work on [0, 1] pixels: 0..255 ones would be restored as 255-fold overexposed images
-        raise DataError(f"items must be images with values in [0, 1], got values in [{x.min():g}, {x.max():g}]"
-                        + ("; divide 8-bit images by 255" if x.max() > 1.5 else ""))
-    if method not in METHODS:
-        raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
+    num_restorations, steps, batch_size, sampler, at, grid = _checked_request(
+        model, x, "items", num_restorations=num_restorations, steps=steps, batch_size=batch_size, method=method,
+        sampler=sampler, grid=grid)
     modality = getattr(model, "modality", None)
-    sampler = default_sampler(modality) if sampler is None else sampler
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     N, shape, k = x.shape[0], tuple(x.shape[1:]), num_restorations
-    images = x.ndim == 4
-    if images:
-        at: Any = shape[1:]
-        grid = None
-    else:
-        at = np.asarray(model.training_grid if grid is None else grid, dtype=np.float64)
-        if at.shape != (shape[-1],):
-            raise DataError(f"items have {shape[-1]} points but the grid has {at.size}; pass the items' grid")
-        grid = at
     if isinstance(degradation, str):
         degradation = make_degradation(degradation, shape, modality=modality, **(params or {}))
     elif params:
@@ -276,7 +257,6 @@ def restore_observed(model: Any, observations: Any, *, grid: np.ndarray | None =
     for items of one pattern measured without noise. An item without gaps is returned as it is. Other
     arguments as for :func:`restore_items`.
     """
-    from engine.pipeline import as_count
     from engine.restoration.operators import Mask
 
     obs = np.asarray(observations.detach().cpu().numpy() if hasattr(observations, "detach") else observations)
@@ -290,26 +270,10 @@ def restore_observed(model: Any, observations: Any, *, grid: np.ndarray | None =
     empty = np.flatnonzero(~observed.reshape(obs.shape[0], -1).any(axis=1))
     if empty.size:
         raise DataError(f"{empty.size} item(s) observe no value at all (first: item {int(empty[0])}); drop them")
-    k = as_count("num_restorations", num_restorations)
-    steps, batch_size = as_count("steps", steps), as_count("batch_size", batch_size)
-    if method not in METHODS:
-        raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
-    if obs.ndim == 4 and _unit_range(model) and (np.nanmin(obs) < -0.01 or np.nanmax(obs) > 1.01):
-        raise DataError(f"observations must be images with values in [0, 1], got values in "
-                        f"[{np.nanmin(obs):g}, {np.nanmax(obs):g}]")
-    modality = getattr(model, "modality", None)
-    sampler = default_sampler(modality) if sampler is None else sampler
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    k, steps, batch_size, sampler, at, grid = _checked_request(
+        model, obs, "observations", num_restorations=num_restorations, steps=steps, batch_size=batch_size,
+        method=method, sampler=sampler, grid=grid)
     N, shape = obs.shape[0], tuple(obs.shape[1:])
-    if obs.ndim == 4:
-        at: Any = shape[1:]
-        grid = None
-    else:
-        at = np.asarray(model.training_grid if grid is None else grid, dtype=np.float64)
-        if at.shape != (shape[-1],):
-            raise DataError(f"observations have {shape[-1]} points but the grid has {at.size}; pass their grid")
-        grid = at
     prior = prior or (model.default_prior() if hasattr(model, "default_prior") else "hdm")
     equation = model.equation_on(at)
     predict = model.noise_predictor(at, equation)
@@ -341,6 +305,33 @@ def restore_observed(model: Any, observations: Any, *, grid: np.ndarray | None =
     return ObservedRestoration(observed=obs.astype(f32), mask=observed, restored=restored.astype(f32),
                                restored_mean=restored.mean(axis=1).astype(f32), naive=naive.astype(f32),
                                seeds=seeds, settings=settings, grid=grid)
+
+
+def _checked_request(model: Any, x: np.ndarray, what: str, *, num_restorations: Any, steps: Any, batch_size: Any,
+                     method: str, sampler: str | None, grid: np.ndarray | None
+                     ) -> tuple[int, int, int, str, Any, np.ndarray | None]:
+    """The settings of a restoration of ``x`` [N, C, *S] (NaN allowed: gaps) with ``model``, checked:
+    ``(num_restorations, steps, batch_size, sampler, at, grid)`` (``at``: the grid, or (H, W) for images)."""
+    from engine.pipeline import as_count
+
+    counts = tuple(as_count(name, value) for name, value in (
+        ("num_restorations", num_restorations), ("steps", steps), ("batch_size", batch_size)))
+    low, high = float(np.nanmin(x)), float(np.nanmax(x))
+    if x.ndim == 4 and _unit_range(model) and (low < -0.01 or high > 1.01):
+        # image models work on [0, 1] pixels: 0..255 ones would be restored as 255-fold overexposed images
+        raise DataError(f"{what} must be images with values in [0, 1], got values in [{low:g}, {high:g}]"
+                        + ("; divide 8-bit images by 255" if high > 1.5 else ""))
+    if method not in METHODS:
+        raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
+    sampler = default_sampler(getattr(model, "modality", None)) if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if x.ndim == 4:
+        return (*counts, sampler, tuple(x.shape[2:]), None)
+    at = np.asarray(model.training_grid if grid is None else grid, dtype=np.float64)
+    if at.shape != (x.shape[-1],):
+        raise DataError(f"{what} have {x.shape[-1]} points but the grid has {at.size}; pass their grid")
+    return (*counts, sampler, at, at)
 
 
 def _posterior_draws(model: Any, equation: Any, predict: Any, degradation: Degradation, y: torch.Tensor,
