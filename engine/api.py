@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
+from engine.data.select import names_a_path, refuse_in_memory
 from engine.errors import Cancelled, CheckpointError, ConfigError, DataError, HDMError
 from engine.paths import CHECKPOINTS_DIR
 from engine.pipeline import HDMModel, SampleResult
@@ -63,7 +64,7 @@ def load_model(spec: str | Path, device: str = "cpu", *, modality: str | None = 
     if modality is not None and found != modality:
         raise CheckpointError(f"{path}: is a checkpoint of {found}, not of {modality}")
     model = HDMModel.from_parts(loaded.state_dict, loaded.config, loaded.meta, sha256=loaded.sha256,
-                                source=str(path))
+                                source=str(Path(path).expanduser().resolve()))  # any folder finds it
     return model.to(resolve_device(device))
 
 
@@ -182,8 +183,9 @@ def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: in
     """
     from engine.data import load_function_dataset
 
+    refuse_in_memory(spec)
     n = int(np.asarray(grid).size)
-    if Path(spec).is_file():  # a file is a held-out set in itself: all its rows
+    if names_a_path(spec):  # a file is a held-out set in itself: all its rows
         split = "train"
     data = load_function_dataset(spec, split, seed=seed, num=num)
     if data.values.shape[-1] != n or not np.allclose(data.grid, grid):
@@ -273,11 +275,11 @@ def evaluate(samples_path: str | Path | SampleResult, data_spec: str, *, block_s
         check()
         report["mmd2"] = _mmd2_with_floor(sf.samples, data.values, data_spec, sf.grid, split=split, seed=seed)
     check()
-    if Path(str(data_spec)).expanduser().exists():
+    if names_a_path(data_spec):
         report["data"]["split"] = "all"  # a file or folder is compared whole
     report["data"]["held_out"] = _held_out(sf, data_spec, report["data"]["split"])
     data_path = Path(str(data_spec)).expanduser()
-    if data_path.is_file():  # a data file: which contents (a folder or a dataset name: its source says)
+    if names_a_path(data_spec) and data_path.is_file():  # a data file: which contents (a folder: its source says)
         report["data"]["sha256"] = file_sha256(data_path)
     where = Path(samples_path).expanduser()
     report["samples"] = {"path": str(where.resolve()), "sha256": file_sha256(where)}
@@ -325,8 +327,9 @@ def _held_out(sf, data_spec: str, split: str) -> bool:
     trained = data.get("spec") if isinstance(data, dict) else None
     if not isinstance(trained, str) or not trained:
         return True  # unknown provenance: nothing says otherwise
-    if Path(str(data_spec)).expanduser().exists():
-        return not same_file(Path(trained).expanduser(), Path(str(data_spec)).expanduser())
+    if names_a_path(data_spec):
+        trained_path = Path(trained).expanduser()
+        return not (trained_path.exists() and same_file(trained_path, Path(str(data_spec)).expanduser()))
     return not (split == "train" and trained.strip().lower() == str(data_spec).strip().lower())
 
 
@@ -372,7 +375,7 @@ def perfect_generator_floor(spec: str, grid: np.ndarray, real: np.ndarray, size:
     """
     from engine.metrics import mmd2_floor
 
-    if Path(str(spec)).expanduser().exists():
+    if names_a_path(spec):
         return None
     pool = reference_data(spec, grid, split="train", seed=seed + 1, num=draws * size).values
     if len(pool) < size:
@@ -419,7 +422,7 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
     if not isinstance(motion, dict):
         raise DataError(f"{sf.path}: motion samples without their skeleton; sample them again with `hdm sample`")
     fps, frames = _motion_fps(sf, motion), int(sf.samples.shape[-1])
-    if Path(str(data_spec)).exists():
+    if names_a_path(data_spec):
         split = "train"  # a file or folder is a held-out set in itself
     # reference clips as long and at the frame rate of the samples (on a --grid-size grid, not the training one)
     reference = load_motion_dataset(data_spec, split, fps=fps, frames=frames)

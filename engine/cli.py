@@ -27,12 +27,6 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
         atomic_write_text(Path(path), dumps(payload) + "\n")
 
 
-HDF5_SUFFIXES = (".h5", ".hdf5")
-# names that say "a file of this format": a folder output named so is a slip (``--out samples.png`` for PNG files)
-_FILE_SUFFIXES = frozenset({*HDF5_SUFFIXES, ".csv", ".txt", ".json", ".jsonl", ".png", ".jpg", ".jpeg", ".bvh",
-                            ".npy", ".npz", ".pt", ".pth", ".safetensors"})
-
-
 def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, folder: str | None = None,
                   formats: dict[str, tuple[tuple[str, ...], str]] | None = None) -> None:
     """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
@@ -42,9 +36,9 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
 
     An output's name must not belie what is written there: ``formats`` maps a flag to the suffixes its file may end
     in and what the file is (``{"--out": (HDF5_SUFFIXES, "an HDF5 sample file")}``), and a new ``folder`` may not
-    be named like a file (``export --format png --out grid.png``)."""
+    be named like a file (``export --format png --out grid.png``): :func:`engine.io.check_output_name`."""
     from engine.errors import ConfigError
-    from engine.io import check_writable, same_file
+    from engine.io import check_output_name, check_writable, same_file
 
     def same(a: str, b: str) -> bool:
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
@@ -65,15 +59,10 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
                                   "other; choose another path")
         check_writable(Path(path).expanduser(), folder=flag == folder)
     for flag, (suffixes, what) in (formats or {}).items():
-        path = outputs.get(flag)
-        if path and Path(path).suffix.lower() not in suffixes:
-            names = " or ".join(f"*{suffix}" for suffix in suffixes)
-            raise ConfigError(f"{flag} {path}: this command writes {what}; name it {names}")
-    if folder and (path := outputs.get(folder)):
-        suffix = Path(path).suffix.lower()
-        if suffix in _FILE_SUFFIXES and not Path(path).expanduser().is_dir():
-            raise ConfigError(f"{folder} {path} is the folder the files are written into, but it is named like a "
-                              f"{suffix} file; choose a folder name without {suffix}")
+        if outputs.get(flag):
+            check_output_name(str(outputs[flag]), suffixes=suffixes, what=what, flag=flag)
+    if folder and outputs.get(folder):
+        check_output_name(str(outputs[folder]), folder=True, flag=folder)
 
 
 def path_input(spec: Any) -> str | None:
@@ -414,8 +403,8 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any, state: dict[str, Any] 
     ``cuda_graphs``) where none was typed: ``api.train`` hands ``cfg``'s to the resumed run, and the parser's
     defaults would silently replace the run's.
     """
+    from engine.data.select import names_a_path
     from engine.errors import ConfigError
-    from engine.io import same_file
     from engine.operators.kernels import canonical_kernel
     from engine.training import EXECUTION, STATE_FILE, run_files
 
@@ -448,7 +437,9 @@ def _check_run_folder(args: argparse.Namespace, cfg: Any, state: dict[str, Any] 
             have = stored.get(section, {}).get(key, value)
             if key == "kernel":  # "se", "rbf" and "squared_exponential" name one kernel
                 value, have = canonical_kernel(str(value)), canonical_kernel(str(have))
-            if value != have and value != "auto" and not (key == "spec" and same_file(value, have)):
+            if key == "spec" and names_a_path(value):
+                continue  # the same file, or the run's data moved there: Trainer.resume checks their SHA-256
+            if value != have and value != "auto":
                 conflicts.append(f"{flag} {value!r} (the run has {have!r})")
     if conflicts:
         raise ConfigError(f"--resume continues the run in {out} with its own settings; these options differ from "
@@ -492,6 +483,7 @@ def _resumed_execution(args: argparse.Namespace, cfg: Any, stored: dict[str, Any
 def cmd_sample(args: argparse.Namespace) -> int:
     from engine.distributed import init_distributed, launched_by_torchrun, shutdown
     from engine.errors import ConfigError
+    from engine.io import HDF5_SUFFIXES
 
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps),
                         ("--batch-size", 1 if args.batch_size is None else args.batch_size)):
@@ -643,10 +635,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import api
+    from engine.io import CSV_SUFFIXES
 
     csv = args.format == "csv"
     check_outputs({"--out": args.out, "--json": args.json}, {"--samples": args.samples},
-                  folder=None if csv else "--out", formats={"--out": ((".csv", ".txt"), "a CSV file")} if csv else None)
+                  folder=None if csv else "--out", formats={"--out": (CSV_SUFFIXES, "a CSV file")} if csv else None)
     out = api.export(args.samples, args.format, args.out)
     print(f"wrote {out}")
     _write_json(args.json, {"out": str(out), "format": args.format, "samples": str(args.samples)})
@@ -659,7 +652,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
     from engine import api
     from engine.errors import ConfigError
-    from engine.io import read_samples
+    from engine.io import HDF5_SUFFIXES, read_samples
 
     indices = None
     if args.indices is not None:

@@ -179,11 +179,11 @@ class FunctionDomain:
             raise ConfigError("a sampling grid must be a strictly increasing 1D array of at least 2 finite points"
                               + (f", got a {type(at).__name__}" if grid is None else ""))
         a, b = self.geometry.domain
-        slack = 1e-9 * (b - a)
+        slack = 4 * float(np.finfo(np.float32).eps) * max(abs(a), abs(b), b - a)  # a float32 copy of the domain
         if grid[0] < a - slack or grid[-1] > b + slack:  # the FNO's Fourier layers wrap around the domain
-            raise ConfigError(f"the sampling grid spans [{grid[0]:g}, {grid[-1]:g}], but the model was trained on "
-                              f"[{a:g}, {b:g}] and knows the functions there only: sample inside it (any points, "
-                              "any number)")
+            raise ConfigError(f"the sampling grid spans [{grid[0]:.10g}, {grid[-1]:.10g}], but the model was trained "
+                              f"on [{a:.10g}, {b:.10g}] and knows the functions there only: sample inside it (any "
+                              "points, any number)")
         return grid
 
     def equation(self, at: np.ndarray) -> Equation:

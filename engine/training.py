@@ -225,13 +225,7 @@ def _loud_recompile_limit() -> contextlib.AbstractContextManager[None]:
 def resume_conflicts(requested: RunConfig, stored: RunConfig) -> list[str]:
     """The settings ``requested`` gives another value than both the default and the run's ``stored`` one
     (``section.key: asked X, the run has Y``), except ``train.steps`` and :data:`EXECUTION`, which a resumed run may
-    change. The data's spec is compared as given (an ``in-memory:`` run is asked for with ``dataset=``)."""
-    from engine.io import same_file
-
-    def same_data(a: Any, b: Any) -> bool:  # one file by two names is the same data
-        pa, pb = Path(str(a)).expanduser(), Path(str(b)).expanduser()
-        return pa.exists() and pb.exists() and same_file(pa, pb)
-
+    change, and ``data.spec``: where the data are, checked by their SHA-256 (:meth:`Trainer.resume`)."""
     default = RunConfig().to_dict()
     asked, has = requested.to_dict(), stored.to_dict()
     out = []
@@ -240,11 +234,27 @@ def resume_conflicts(requested: RunConfig, stored: RunConfig) -> list[str]:
             if section == "train" and key in ("steps", *EXECUTION):
                 continue
             run_value = has.get(section, {}).get(key)
-            if (section, key) == ("data", "spec") and same_data(value, run_value):
+            if (section, key) == ("data", "spec"):  # where the data are: checked by their SHA-256 (_asked_data)
                 continue
             if value != default[section].get(key) and value != run_value:
                 out.append(f"{section}.{key}: asked {value!r}, the run has {run_value!r}")
     return out
+
+
+def _asked_data(requested: RunConfig | None, stored: RunConfig) -> str | None:
+    """The data spec ``requested`` gives for a resumed run, where it is neither the default nor the run's own
+    (nor the run's file by another name): the run's data at another place, to be checked by their SHA-256."""
+    from engine.io import same_file
+
+    if requested is None:
+        return None
+    asked, has = str(requested.data.spec), str(stored.data.spec)
+    if asked in (RunConfig().data.spec, has):
+        return None
+    pa, pb = Path(asked).expanduser(), Path(has).expanduser()
+    if pa.exists() and pb.exists() and same_file(pa, pb):
+        return None
+    return asked
 
 
 class Trainer:
@@ -265,15 +275,14 @@ class Trainer:
         from engine.config import IN_MEMORY_PREFIX
         from engine.data import Normalizer
         from engine.data.dataset import data_sha256
-        from engine.data.select import load_dataset, names_dataset
+        from engine.data.select import load_dataset, names_a_path, names_dataset
 
         config.validate()
         self.device = resolve_device(device)
         if dataset is None:
             dataset, modality = load_dataset(config.data, "train")
-            spec = Path(str(config.data.spec)).expanduser()
-            if spec.exists():  # recorded as a path that names the data from any folder (evaluate's held-out check)
-                config = config.replace(data={"spec": str(spec.resolve())})
+            if names_a_path(config.data.spec):  # recorded as a path naming the data from any folder (not a name)
+                config = config.replace(data={"spec": str(Path(str(config.data.spec)).expanduser().resolve())})
         else:
             modality = _modality_of(dataset)
             if not names_dataset(config.data.spec, dataset):  # the config would name other data than these
@@ -687,7 +696,7 @@ class Trainer:
         device = str(self.device)
         if self.device.type == "cuda":
             device += f" ({torch.cuda.get_device_name(self.device)})"
-        return {"from_step": start, "steps": self.config.train.steps,
+        return {"from_step": start, "steps": self.config.train.steps, "data": self.config.data.spec,
                 **{key: getattr(self.config.train, key) for key in EXECUTION},
                 "device": device, "processes": 1 if self.dist is None else self.dist.world_size,
                 "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "versions": software_versions()}
@@ -695,14 +704,18 @@ class Trainer:
     @classmethod
     def resume(cls, out_dir: str | Path, *, steps: int | None = None, device: str = "cpu",
                dataset=None, dist: DistContext | None = None, execution: dict[str, Any] | None = None,
-               requested: RunConfig | None = None) -> Trainer:
+               requested: RunConfig | None = None, data_spec: str | None = None,
+               continue_run: bool = True) -> Trainer:
         """Continue a run from ``out_dir/train_state.pt`` (optionally to a new total of steps, on ``dist``).
 
         ``execution`` replaces how the steps run, e.g. ``{"precision": "bf16", "compile": True}``
         (keys :data:`EXECUTION` only: they do not change the model). ``dataset``: the run's data when no name
         or file holds them (an ``in-memory:`` run); the data must be the run's own (same SHA-256).
         ``requested``: the configuration the caller asked for; a setting it gives another value than the
-        default and the run's is refused (it would be ignored), as ``hdm train --resume`` refuses typed options.
+        default and the run's is refused (it would be ignored), as ``hdm train --resume`` refuses typed options;
+        its data spec, like ``data_spec``, says where the run's data are now (a moved file): accepted when they
+        are the run's (same SHA-256). ``continue_run=False`` loads the run as it is (the studio reading a run
+        its child process trained): no segment is added to :attr:`history`, and its model names the run's file.
 
         Raises ConfigError for ``steps`` fewer than the run has trained, other data, or a requested setting
         the run does not have; the segment of the resume is added to :attr:`history`.
@@ -732,6 +745,13 @@ class Trainer:
             config = config.replace(train={"steps": steps})
         if execution:
             config = config.replace(train=dict(execution))
+        moved = data_spec if data_spec is not None else _asked_data(requested, config)
+        if moved is not None and dataset is None:  # the run's data, elsewhere now: checked by their SHA-256 below
+            if state.get("data_sha256") is None:
+                raise ConfigError(f"the run in {out_dir} recorded no digest of its data (it was trained before runs "
+                                  f"did), so data at {moved} cannot be checked to be its own: put them back at "
+                                  f"{config.data.spec}, or resume without naming the data")
+            config = config.replace(data={"spec": str(moved)})
         trainer = cls(config, dataset=dataset, device=device, dist=dist)  # its own errors say what is wrong
         stored_data = state.get("data_sha256")
         if stored_data is not None and stored_data != trainer.data_sha256:
@@ -741,8 +761,9 @@ class Trainer:
                               f"{trainer.data_sha256[:12]}... against {stored_data[:12]}...): resuming would train on "
                               "other data; pass the run's own data, unchanged")
         try:
-            trainer.history = [*state.get("history", [{"from_step": 0, "recorded": False}]),
-                               trainer._segment(done)]
+            trainer.history = [*state.get("history", [{"from_step": 0, "recorded": False}])]
+            if continue_run:
+                trainer.history.append(trainer._segment(done))
             trainer.network.load_state_dict(state["network"])
             trainer.ema.load_state_dict(state["ema"])
             trainer.optimizer.load_state_dict(state["optimizer"])
@@ -753,4 +774,9 @@ class Trainer:
             trainer.saved_dirs.add(Path(out_dir).expanduser().resolve())
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{Path(out_dir) / STATE_FILE}: cannot resume from it ({exc})") from None
+        model_file = Path(out_dir).expanduser() / MODEL_FILE
+        if not continue_run and model_file.is_file():  # saved with the state: it holds these weights
+            from engine.io import file_sha256
+
+            trainer._saved = (done, model_file.resolve(), file_sha256(model_file))
         return trainer

@@ -417,7 +417,7 @@ class ChildTraining(QObject):
 
             from engine.training import Trainer
 
-            trainer = Trainer.resume(run_dir, device=device)
+            trainer = Trainer.resume(run_dir, device=device, continue_run=False)  # as trained: no new segment
             modality = trainer.modality
             count = shown if modality == "functions" else min(shown, ej.PREVIEWS[modality])
             with torch.inference_mode():

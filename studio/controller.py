@@ -326,6 +326,18 @@ class Controller(QObject):
             self.w.show_error("Export", f"{EXPORT_FORMATS.get(fmt, fmt)} does not apply to the samples shown "
                               f"({modality}): export them as {' or '.join(EXPORT_FORMATS[f] for f in allowed)}")
             return False
+        from engine.io import CSV_SUFFIXES, HDF5_SUFFIXES, check_output_name
+
+        try:  # the name says the format, as hdm requires: no HDF5 file named .tsv (read back as curves), no
+            # folder of PNG files named grid.png
+            if fmt in ("h5", "csv"):
+                check_output_name(path, suffixes=HDF5_SUFFIXES if fmt == "h5" else CSV_SUFFIXES,
+                                  what="an HDF5 sample file" if fmt == "h5" else "a CSV file")
+            else:
+                check_output_name(path, folder=True)
+        except HDMError as exc:
+            self.w.show_error("Export", str(exc))
+            return False
         out = self.ws.outcome
         try:
             if out is not None:

@@ -333,3 +333,17 @@ def test_fresh_samples_are_evaluated_without_a_file_of_the_users(model):
     assert report["samples"]["path"] is None and report["samples"]["unsaved"] is True
     assert report["samples"]["seeds"] == [5, 24] and report["checkpoint_sha256"] == model.sha256
     assert report["data"]["held_out"] is True and "10" in report["power"]
+
+
+def test_a_float32_copy_of_the_training_grid_is_inside_the_domain():
+    """Regression review M2: the domain check's slack (1e-9 of the domain) was below float32 rounding, so a model's
+    own grid as float32 (torch.linspace's default) was refused as 'spans [0, 0.3] but trained on [0, 0.3]'."""
+    from engine.config import RunConfig
+    from engine.pipeline import FunctionDomain, ModelGeometry
+
+    for a, b in ((0.0, 0.3), (0.0, 2 * np.pi), (-0.7, 0.3)):
+        grid = np.linspace(a, b, 31)
+        domain = FunctionDomain(RunConfig(), ModelGeometry(tuple(grid), 1, 0.1))
+        assert domain.check(grid.astype(np.float32)).size == 31
+        with pytest.raises(ConfigError, match="spans"):
+            domain.check(np.linspace(a, b + 1e-4 * (b - a), 31))

@@ -170,7 +170,7 @@ def test_cli_trains_samples_exports_png_and_evaluates(tmp_path, capsys):
 
 
 def test_a_functions_checkpoint_is_not_an_image_one():
-    with pytest.raises(CheckpointError, match="functions checkpoint"):
+    with pytest.raises(CheckpointError, match="is a checkpoint of functions, not of images"):
         api.load_model("quadratic", modality="images")
 
 

@@ -136,3 +136,60 @@ def test_a_stopped_run_hands_out_its_trainer(tmp_path):
     trainer = stopped.value.partial
     assert isinstance(trainer, Trainer) and trainer.step_count == 3
     assert trainer.model().sha256 == file_sha256(tmp_path / "run" / "model.safetensors")  # saved at that step
+
+
+def test_a_dataset_name_is_recorded_as_a_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """Regression review H1: after `hdm train --out quadratic`, the next run from that folder recorded the first
+    run's folder as its data (a path), could not be resumed, and the studio's Evaluate failed on it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quadratic").mkdir()
+    config = TINY.replace(data={"spec": "quadratic", "num": 40, "n_points": 16})
+    trainer = api.train(config, tmp_path / "run")
+    assert trainer.config.data.spec == "quadratic"
+    assert api.train(config.replace(train={"steps": 5}), tmp_path / "run", resume=True).step_count == 5
+    report = api.evaluate(api.write_sample_file(tmp_path / "s.h5", trainer.model().sample(20, steps=2),
+                                                trainer.model()), "quadratic", block_size=10, repeats=2,
+                          permutations=19, balanced_sizes=(10,))
+    assert report["data"]["split"] == "test" and "sha256" not in report["data"]
+
+
+def test_data_named_like_a_dataset_but_given_in_memory_are_in_memory(tmp_path):
+    """Regression review M5: an array named "quadratic" was recorded as the generated Quadratic set."""
+    trainer = Trainer(TINY, dataset=array_dataset(_curves(), name="quadratic"))
+    assert trainer.config.data.spec == "in-memory:quadratic"
+    model = trainer.model()
+    samples = api.write_sample_file(tmp_path / "s.h5", model.sample(4, steps=2), model)
+    with pytest.raises(DataError, match="trained on data given in memory"):  # was: "unknown dataset"
+        api.evaluate(samples, model.config.data.spec)
+
+
+def test_a_run_whose_data_file_moved_resumes_from_its_new_place_if_the_data_are_its_own(tmp_path, capsys):
+    """Regression review M3: with the data's SHA-256 recorded, a moved file is the run's data; before, the CLI
+    refused the new --data as a changed setting and could not find the old one."""
+    from engine.cli import main
+
+    data = tmp_path / "curves.npy"
+    np.save(data, _curves())
+    out = tmp_path / "run"
+    small = ["--width", "8", "--modes", "4", "--layers", "1", "--batch-size", "16", "--quiet"]
+    assert main(["train", "--data", str(data), "--steps", "2", "--out", str(out), *small]) == 0
+    moved = data.rename(tmp_path / "moved.npy")
+    assert main(["train", "--resume", "--steps", "3", "--out", str(out), "--quiet"]) == 2  # not at the old place
+    capsys.readouterr()
+    assert main(["train", "--resume", "--data", str(moved), "--steps", "3", "--out", str(out), "--quiet"]) == 0
+    history = load_model(out / "model.safetensors").meta["training"]["history"]
+    assert [h["data"] for h in history] == [str(data.resolve()), str(moved.resolve())]
+    np.save(tmp_path / "other.npy", _curves(seed=1))
+    assert main(["train", "--resume", "--data", str(tmp_path / "other.npy"), "--steps", "4", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "differ from the data the run" in capsys.readouterr().err
+
+
+def test_loading_a_run_as_trained_adds_no_segment_and_names_its_file(tmp_path):
+    """Regression review M4: the studio reads a run its child process trained with Trainer.resume, which added a
+    resume that never happened, and the model it handed out named no file."""
+    out = tmp_path / "run"
+    api.train(TINY.replace(data={"spec": "quadratic", "num": 40, "n_points": 16}), out)
+    loaded = Trainer.resume(out, continue_run=False)
+    assert len(loaded.history) == 1 and loaded.model_metadata()["training"]["resumed"] is False
+    assert loaded.model().sha256 == file_sha256(out / "model.safetensors")

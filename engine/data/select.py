@@ -9,7 +9,9 @@ as functions unless the configuration says ``modality = "images"``.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import Any
 
 from engine.config import DataConfig
 from engine.errors import DataError
@@ -29,25 +31,43 @@ def _motion_names() -> set[str]:
     return {d.name for d in list_motion_datasets()}
 
 
-def _not_in_memory(spec: str | Path) -> None:
+def refuse_in_memory(spec: str | Path) -> None:
     """DataError for the ``in-memory:NAME`` spec of a run trained on data given as an object: nothing holds them."""
     from engine.config import IN_MEMORY_PREFIX
 
     if str(spec).startswith(IN_MEMORY_PREFIX):
-        raise DataError(f"the run was trained on data given in memory ({str(spec)[len(IN_MEMORY_PREFIX):]}), which "
-                        "no dataset name or file holds: resume it from Python with the same data (api.train(config, "
-                        "out_dir, resume=True, dataset=...) or Trainer.resume(out_dir, dataset=...))")
+        raise DataError(f"{spec}: the run was trained on data given in memory ({str(spec)[len(IN_MEMORY_PREFIX):]}), "
+                        "which no dataset name or file holds: give those data again (to resume, from Python: "
+                        "api.train(config, out_dir, resume=True, dataset=...); to evaluate: a file holding them)")
+
+
+def is_dataset_name(spec: str | Path) -> bool:
+    """Whether ``spec`` is the name of an embedded dataset (curves, images or motions): loaders read such a name
+    as that dataset even where a file or folder of the same name is in the working folder."""
+    from engine.data.registry import REGISTRY
+
+    key = str(spec).strip().lower()
+    return key in REGISTRY or key in _image_names() or key in _motion_names()
+
+
+def names_a_path(spec: str | Path) -> bool:
+    """Whether the loaders read ``spec`` as a file or folder (it exists and is no dataset name)."""
+    return bool(str(spec).strip()) and not is_dataset_name(spec) and Path(str(spec)).expanduser().exists()
+
+
+# dataset object -> the spec load_dataset read it from (what a run given the object records as its data)
+_LOADED_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def names_dataset(spec: str | Path, dataset) -> bool:
-    """Whether the data spec ``spec`` names ``dataset``: a registry name equal to the dataset's name, or a path
-    (file or folder) its source starts with (loaders record the path they read)."""
-    key = str(spec).strip()
-    if key.lower() == str(dataset.name).strip().lower():
+    """Whether the data spec ``spec`` names ``dataset``: :func:`load_dataset` read it from that spec, or ``spec``
+    is a path (file or folder) the dataset's source starts with (loaders record the path they read). An array
+    given in memory, or a dataset of the same name built otherwise, is named by nothing."""
+    if str(_LOADED_FROM.get(dataset, "")).strip().lower() == str(spec).strip().lower() != "":
         return True
-    path = Path(key).expanduser()
-    if not key or not path.exists():
+    if not names_a_path(spec):
         return False
+    path = Path(str(spec).strip()).expanduser()
     source = str(dataset.source)
     return source.startswith(str(path)) or source.startswith(str(path.resolve()))
 
@@ -56,7 +76,7 @@ def detect_modality(spec: str | Path) -> str:
     """``functions``, ``motions`` or ``images`` for a dataset name or path."""
     from engine.data.registry import REGISTRY
 
-    _not_in_memory(spec)
+    refuse_in_memory(spec)
     key = str(spec).strip().lower()
     if key in REGISTRY:
         return "functions"
@@ -87,7 +107,7 @@ def detect_modality(spec: str | Path) -> str:
 
 def load_dataset(data: DataConfig, split: str = "train"):
     """The dataset ``data`` names (FunctionDataset, MotionDataset or ImageDataset) and its modality."""
-    _not_in_memory(data.spec)
+    refuse_in_memory(data.spec)
     modality = data.modality if data.modality != "auto" else detect_modality(data.spec)
     if modality == "images":
         from engine.data.images import load_image_dataset
@@ -103,4 +123,5 @@ def load_dataset(data: DataConfig, split: str = "train"):
         from engine.data.registry import load_function_dataset
 
         ds = load_function_dataset(data.spec, split, n_points=data.n_points, num=data.num, seed=data.seed)
+    _LOADED_FROM[ds] = str(data.spec)
     return ds, modality

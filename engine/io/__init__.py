@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 from engine.io.atomic import (
+    CSV_SUFFIXES,
+    HDF5_SUFFIXES,
     atomic_path,
     atomic_paths,
     atomic_write_bytes,
     atomic_write_text,
     check_not_input,
+    check_output_name,
     check_writable,
     interrupts_deferred,
     same_file,
@@ -29,6 +32,8 @@ from engine.io.checkpoints import (
 from engine.io.samples import SCHEMA, SampleFile, export_csv, read_samples, write_samples
 
 __all__ = [
+    "CSV_SUFFIXES",
+    "HDF5_SUFFIXES",
     "MODEL_FORMAT",
     "SCHEMA",
     "LoadedModel",
@@ -38,6 +43,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_not_input",
+    "check_output_name",
     "check_writable",
     "export_csv",
     "file_sha256",

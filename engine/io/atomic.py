@@ -26,8 +26,8 @@ from pathlib import Path
 
 from engine.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_paths", "atomic_write_bytes", "atomic_write_text", "check_not_input",
-           "check_writable", "same_file"]
+__all__ = ["CSV_SUFFIXES", "FILE_SUFFIXES", "HDF5_SUFFIXES", "atomic_path", "atomic_paths", "atomic_write_bytes",
+           "atomic_write_text", "check_not_input", "check_output_name", "check_writable", "same_file"]
 
 
 def _read_umask() -> int:
@@ -140,6 +140,28 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Pat
     with contextlib.suppress(OSError):
         os.unlink(name)
     return target
+
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+CSV_SUFFIXES = (".csv", ".txt")
+# names that say "a file of this format": a folder output named so is a slip (``--out samples.png`` for PNG files)
+FILE_SUFFIXES = frozenset({*HDF5_SUFFIXES, *CSV_SUFFIXES, ".json", ".jsonl", ".png", ".jpg", ".jpeg", ".bvh",
+                           ".npy", ".npz", ".pt", ".pth", ".safetensors"})
+
+
+def check_output_name(path: str | os.PathLike[str], *, suffixes: tuple[str, ...] | None = None, what: str = "",
+                      folder: bool = False, flag: str = "") -> None:
+    """OutputError where an output's name belies what is written there: a file not ending in one of ``suffixes``
+    (case-blind; ``what`` says what the file is, e.g. "an HDF5 sample file"), or a new ``folder`` named like a
+    file (``grid.png`` for a folder of PNG files). ``flag`` prefixes the message (``--out``)."""
+    target = Path(path)
+    name = f"{flag} {path}" if flag else str(path)
+    if suffixes is not None and target.suffix.lower() not in suffixes:
+        names = " or ".join(f"*{suffix}" for suffix in suffixes)
+        raise OutputError(f"{name}: this writes {what}; name it {names}")
+    if folder and target.suffix.lower() in FILE_SUFFIXES and not target.expanduser().is_dir():
+        raise OutputError(f"{name} is the folder the files are written into, but it is named like a "
+                          f"{target.suffix.lower()} file; choose a folder name without {target.suffix.lower()}")
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -536,7 +536,9 @@ def items_split(model: Any, spec: str, split: str = "test") -> str:
     record."""
     modality = getattr(model, "modality", "functions")
     if modality == "functions":
-        return "all" if Path(str(spec)).is_file() else split  # as engine.api.reference_data decides
+        from engine.data.select import names_a_path
+
+        return "all" if names_a_path(spec) else split  # as engine.api.reference_data decides
     return split if _is_registry_name(spec, modality) else "all"
 
 
@@ -599,7 +601,8 @@ def run_restore_command(args: argparse.Namespace) -> int:
     import sys
 
     from engine import api
-    from engine.cli import HDF5_SUFFIXES, check_outputs, checkpoint_inputs, path_input, progress_bar
+    from engine.cli import check_outputs, checkpoint_inputs, path_input, progress_bar
+    from engine.io import HDF5_SUFFIXES
 
     for name, value in (("--num-items", args.num_items), ("--num-restorations", args.num_restorations),
                         ("--steps", args.steps), ("--batch-size", args.batch_size)):

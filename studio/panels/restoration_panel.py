@@ -771,12 +771,17 @@ class RestorationPanel(QWidget):
     def export_to(self, path: str) -> bool:
         """Write the restoration shown (schema ``hdm-restoration/1``, :func:`engine.restoration.write_restoration`)
         with where it came from; every target is checked before the first is written."""
-        from engine.io import check_writable
+        from engine.io import HDF5_SUFFIXES, check_output_name, check_writable
         from engine.restoration import write_restoration
 
         run = self._last_run
         if run is None:
             self.error.setText("nothing to export: restore an item first")
+            return False
+        try:  # as hdm restore --out: the name says HDF5
+            check_output_name(path, suffixes=HDF5_SUFFIXES, what="an HDF5 restoration file")
+        except HDMError as exc:
+            self.error.setText(gui_message(str(exc)))
             return False
         targets = self.export_targets(path)
         taken = [t.name for t in targets[1:] if t.exists()]  # the dialog asked about the chosen file only

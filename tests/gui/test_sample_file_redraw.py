@@ -107,3 +107,21 @@ def test_sample_this_seed_refuses_at_sampling_time_a_model_of_another_digest(
     w.error_box.hide()
     assert w.workspace.opened is sf and w.workspace.outcome is None  # the file's samples stay shown
     assert not panel.resample_button.isEnabled() and "another model" in panel.resample_button.toolTip()
+
+
+def test_the_studio_names_exports_as_hdm_does(window, qtbot, tmp_path):
+    """Regression review: the studio wrote an HDF5 sample file named .tsv (read back as curve data) and PNG files
+    into a folder named x.png, names `hdm` refuses; it refuses them too, in words, writing nothing."""
+    w = window
+    w.sampling_panel.steps.setValue(2)
+    w.sampling_panel.num.setValue(3)
+    w.controller.start_sampling()
+    wait_idle(qtbot, w, timeout=60_000)
+    for name, fmt, words in (("s.tsv", "h5", "*.h5 or *.hdf5"), ("c.h5", "csv", "*.csv or *.txt")):
+        assert not w.controller.export_to(str(tmp_path / name), fmt)
+        assert words in w.error_box.text()
+        w.error_box.hide()
+    assert list(tmp_path.iterdir()) == []
+    assert w.controller.export_to(str(tmp_path / "s.H5"), "h5")
+    wait_idle(qtbot, w)
+    assert (tmp_path / "s.H5").is_file()
