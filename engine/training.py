@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import platform
@@ -275,7 +276,7 @@ class Trainer:
         from engine.config import IN_MEMORY_PREFIX
         from engine.data import Normalizer
         from engine.data.dataset import data_sha256
-        from engine.data.select import load_dataset, names_a_path, names_dataset
+        from engine.data.select import load_dataset, loaded_from, names_a_path, names_dataset
 
         config.validate()
         self.device = resolve_device(device)
@@ -285,8 +286,13 @@ class Trainer:
                 config = config.replace(data={"spec": str(Path(str(config.data.spec)).expanduser().resolve())})
         else:
             modality = _modality_of(dataset)
-            if not names_dataset(config.data.spec, dataset):  # the config would name other data than these
+            read = loaded_from(dataset)
+            if read is not None:  # what load_dataset read them from describes them: split, size, seed and all
+                config = config.replace(data=dataclasses.asdict(read))
+            elif not names_dataset(config.data.spec, dataset):  # the config would name other data than these
                 config = config.replace(data={"spec": f"{IN_MEMORY_PREFIX}{dataset.name}"})
+            if names_a_path(config.data.spec):
+                config = config.replace(data={"spec": str(Path(str(config.data.spec)).expanduser().resolve())})
         self.data_sha256 = data_sha256(dataset)
         if len(dataset) < 2:
             raise DataError(f"{dataset.name}: training needs at least 2 items, got {len(dataset)}")
@@ -722,6 +728,7 @@ class Trainer:
         """
         import json
 
+        from engine.config import IN_MEMORY_PREFIX
         from engine.io import load_train_state
 
         unknown = set(execution or {}) - set(EXECUTION)
@@ -752,7 +759,16 @@ class Trainer:
                                   f"did), so data at {moved} cannot be checked to be its own: put them back at "
                                   f"{config.data.spec}, or resume without naming the data")
             config = config.replace(data={"spec": str(moved)})
-        trainer = cls(config, dataset=dataset, device=device, dist=dist)  # its own errors say what is wrong
+        try:
+            trainer = cls(config, dataset=dataset, device=device, dist=dist)  # its own errors say what is wrong
+        except DataError as exc:
+            from engine.data.select import is_dataset_name
+
+            if moved is not None or dataset is not None or is_dataset_name(config.data.spec) \
+                    or str(config.data.spec).startswith(IN_MEMORY_PREFIX):
+                raise
+            raise DataError(f"{exc} (if the run's data moved, name their new place: hdm train --resume --data "
+                            "NEWPATH, or data_spec= in Python; they must be the same data)") from None
         stored_data = state.get("data_sha256")
         if stored_data is not None and stored_data != trainer.data_sha256:
             given = f"the data given ({trainer.dataset.name})" if dataset is not None else \

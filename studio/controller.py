@@ -240,7 +240,6 @@ class Controller(QObject):
         models = self.ws.models
         cached = model if model is not None else models.get(key) if key == TRAINED else None
         trainer = self.ws.training.trainer
-        source = self._trained_source
         device = self.w.device_status.device()
         if model is None and key == TRAINED and (trainer is None or trainer.step_count == 0):
             self.w.show_error("Sampling", "the model trained in this session is gone; train again")
@@ -249,10 +248,8 @@ class Controller(QObject):
         def get_model():  # on the worker thread
             if cached is not None:
                 return cached
-            if key == TRAINED:
-                model = trainer.model()
-                model.source = source
-                return model
+            if key == TRAINED:  # it names the file that holds it (saved at this step, or its run's), else none
+                return trainer.model()
             return models.load(key, device)
 
         self._sample_key = key

@@ -321,6 +321,9 @@ def test_counts_are_integers_of_any_kind_and_images_are_in_the_unit_range(model)
     pixels = np.full((2, 1, 8, 8), 200.0)
     with pytest.raises(DataError, match=r"values in \[0, 1\].*divide 8-bit images by 255"):
         restore_items(ImageModel(), pixels, "inpaint-mask", dtype=torch.float32)
+    signed = np.linspace(-1.0, 1.0, 128).reshape(2, 1, 8, 8)  # [-1, 1] images (second review: let through)
+    with pytest.raises(DataError, match=r"map \[-1, 1\] images with \(x \+ 1\) / 2"):
+        restore_items(ImageModel(), signed, "inpaint-mask", dtype=torch.float32)
 
 
 def test_fresh_samples_are_evaluated_without_a_file_of_the_users(model):

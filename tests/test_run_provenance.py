@@ -193,3 +193,33 @@ def test_loading_a_run_as_trained_adds_no_segment_and_names_its_file(tmp_path):
     loaded = Trainer.resume(out, continue_run=False)
     assert len(loaded.history) == 1 and loaded.model_metadata()["training"]["resumed"] is False
     assert loaded.model().sha256 == file_sha256(out / "model.safetensors")
+
+
+def test_a_dataset_object_is_recorded_as_what_load_dataset_read_it_from(tmp_path):
+    """Second review M3: the record compared the spec alone, so a model trained on Quadratic's test split was
+    recorded as plain 'quadratic' (its train split: evaluate then called its own training data held out), and
+    one loaded with num/n_points was recorded without them (resuming refused it as other data)."""
+    from engine.config import DataConfig
+    from engine.data.select import load_dataset
+
+    small, _ = load_dataset(DataConfig(spec="quadratic", num=50, n_points=40, seed=3), "train")
+    trainer = Trainer(TINY, dataset=small)
+    assert (trainer.config.data.spec, trainer.config.data.num, trainer.config.data.n_points,
+            trainer.config.data.seed) == ("quadratic", 50, 40, 3)
+    trainer.run(out_dir=tmp_path / "run")
+    assert Trainer.resume(tmp_path / "run", steps=5).step_count == 4  # the same data load again: accepted
+    held, _ = load_dataset(DataConfig(spec="quadratic", num=50, n_points=40), "test")
+    assert Trainer(TINY, dataset=held).config.data.spec == "in-memory:quadratic"
+
+
+def test_a_missing_data_file_on_resume_says_how_to_name_its_new_place(tmp_path):
+    from engine.cli import main
+
+    data = tmp_path / "curves.npy"
+    np.save(data, _curves())
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--steps", "2", "--out", str(out), "--width", "8", "--modes", "4",
+                 "--layers", "1", "--batch-size", "16", "--quiet"]) == 0
+    data.unlink()
+    with pytest.raises(DataError, match=r"moved, name their new place: hdm train --resume --data NEWPATH"):
+        Trainer.resume(out, steps=3)

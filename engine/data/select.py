@@ -55,16 +55,22 @@ def names_a_path(spec: str | Path) -> bool:
     return bool(str(spec).strip()) and not is_dataset_name(spec) and Path(str(spec)).expanduser().exists()
 
 
-# dataset object -> the spec load_dataset read it from (what a run given the object records as its data)
-_LOADED_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# dataset object -> the DataConfig and split load_dataset read it from (what a run given the object records)
+_LOADED_FROM: weakref.WeakKeyDictionary[Any, tuple[DataConfig, str]] = weakref.WeakKeyDictionary()
+
+
+def loaded_from(dataset) -> DataConfig | None:
+    """The DataConfig that :func:`load_dataset` read ``dataset`` from, as its training split (the one a run's
+    config loads again); None for data built any other way, or another split."""
+    data, split = _LOADED_FROM.get(dataset, (None, ""))
+    return data if split == "train" else None
 
 
 def names_dataset(spec: str | Path, dataset) -> bool:
-    """Whether the data spec ``spec`` names ``dataset``: :func:`load_dataset` read it from that spec, or ``spec``
-    is a path (file or folder) the dataset's source starts with (loaders record the path they read). An array
-    given in memory, or a dataset of the same name built otherwise, is named by nothing."""
-    if str(_LOADED_FROM.get(dataset, "")).strip().lower() == str(spec).strip().lower() != "":
-        return True
+    """Whether the data spec ``spec``, a path (file or folder), names ``dataset`` built from it without
+    :func:`load_dataset` (its source starts with that path: loaders record the path they read). Data
+    :func:`load_dataset` read are told by :func:`loaded_from`; an array given in memory, or a dataset of a
+    name built otherwise, is named by nothing."""
     if not names_a_path(spec):
         return False
     path = Path(str(spec).strip()).expanduser()
@@ -123,5 +129,5 @@ def load_dataset(data: DataConfig, split: str = "train"):
         from engine.data.registry import load_function_dataset
 
         ds = load_function_dataset(data.spec, split, n_points=data.n_points, num=data.num, seed=data.seed)
-    _LOADED_FROM[ds] = str(data.spec)
+    _LOADED_FROM[ds] = (data, split)
     return ds, modality

@@ -317,11 +317,12 @@ def _checked_request(model: Any, x: np.ndarray, what: str, *, num_restorations: 
     counts = tuple(as_count(name, value) for name, value in (
         ("num_restorations", num_restorations), ("steps", steps), ("batch_size", batch_size)))
     low, high = float(np.nanmin(x)), float(np.nanmax(x))
-    if x.ndim == 4 and _unit_range(model) and (low < -1.0 or high > 2.0):
-        # image models work on [0, 1] pixels (their own samples stray a little outside): 0..255 ones would be
-        # restored as 255-fold overexposed images
-        raise DataError(f"{what} must be images with values in [0, 1], got values in [{low:g}, {high:g}]"
-                        + ("; divide 8-bit images by 255" if high > 2.0 else ""))
+    if x.ndim == 4 and _unit_range(model) and (low < -0.25 or high > 1.25):
+        # image models work on [0, 1] pixels (a trained model's samples stray about 0.1 outside): 0..255 or
+        # [-1, 1] ones would be restored as if they were [0, 1] pixels
+        hint = ("; divide 8-bit images by 255" if high > 2.0 else
+                "; map [-1, 1] images with (x + 1) / 2" if low < -0.25 and high <= 1.25 else "")
+        raise DataError(f"{what} must be images with values in [0, 1], got values in [{low:g}, {high:g}]{hint}")
     if method not in METHODS:
         raise ConfigError(f"unknown restoration method {method!r}; choose one of {', '.join(METHODS)}")
     sampler = default_sampler(getattr(model, "modality", None)) if sampler is None else sampler
