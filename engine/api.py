@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -127,7 +128,7 @@ def write_sample_file(path: str | Path, result: SampleResult, model: HDMModel,
                          trajectory_times=result.trajectory_times, checkpoint_sha256=model.sha256)
 
 
-def regenerate(samples_path: str | Path, *, indices: Any = None, checkpoint: str | Path | None = None,
+def regenerate(samples_path: Any, *, indices: Any = None, checkpoint: str | Path | None = None,
                device: str = "cpu", callback: Callable[[Any], None] | None = None,
                should_stop: Callable[[], bool] | None = None) -> tuple[SampleResult, HDMModel, np.ndarray]:
     """Draw the samples of a sample file again from what it records; returns ``(result, model, indices)``.
@@ -137,11 +138,14 @@ def regenerate(samples_path: str | Path, *, indices: Any = None, checkpoint: str
     image size and prior (images), seeds and batch size are the file's. Every batch holding one of
     ``indices`` (positions in the file; default all) is drawn whole, as it was, so the samples come out bit
     for bit on the device that drew them (another device rounds otherwise). ``result.samples[i]`` is the
-    file's sample ``indices[i]``.
+    file's sample ``indices[i]``. ``samples_path`` may also be the file already read
+    (:class:`engine.io.SampleFile`).
 
     Raises CheckpointError where the file names no checkpoint or another model sits at its path.
     """
-    sf = _read_sample_file(samples_path, "regenerating")
+    from engine.io import SampleFile
+
+    sf = samples_path if isinstance(samples_path, SampleFile) else _read_sample_file(samples_path, "regenerating")
     config = sf.config if isinstance(sf.config, dict) else {}
     sampling = config.get("sampling") if isinstance(config.get("sampling"), dict) else {}
     spec = checkpoint if checkpoint is not None else config.get("checkpoint")
@@ -169,9 +173,7 @@ def regenerate(samples_path: str | Path, *, indices: Any = None, checkpoint: str
                           prior=sampling.get("prior") if images else None, seeds=sf.seeds[positions].tolist(),
                           batch_size=batch, callback=callback, should_stop=should_stop)
     pick = np.searchsorted(positions, wanted)
-    from dataclasses import replace
-
-    return replace(result, samples=result.samples[pick], seeds=result.seeds[pick]), model, wanted
+    return dataclasses.replace(result, samples=result.samples[pick], seeds=result.seeds[pick]), model, wanted
 
 
 def reference_data(spec: str, grid: np.ndarray, *, split: str = "test", seed: int = 0, num: int | None = None):
@@ -300,14 +302,13 @@ def _evaluate_result(result: SampleResult, model: HDMModel | None, data_spec: st
     """:func:`evaluate` of samples in no file: written (without their trajectory) to a temporary sample file,
     which the report does not name."""
     import tempfile
-    from dataclasses import replace
 
     if model is None:
         raise ConfigError("evaluating a SampleResult needs the model that drew it (model=...): its run config and "
                           "checkpoint are the samples' provenance")
     with tempfile.TemporaryDirectory(prefix="hdm-eval-") as tmp:
         path = Path(tmp) / "samples.h5"
-        write_sample_file(path, replace(result, trajectory=None, trajectory_times=None), model)
+        write_sample_file(path, dataclasses.replace(result, trajectory=None, trajectory_times=None), model)
         report = evaluate(path, data_spec, **options)
     seeds = np.asarray(result.seeds)
     report["samples"] = {"path": None, "sha256": None, "unsaved": True, "num": int(seeds.size),

@@ -674,7 +674,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
             bars.append(progress_bar(int(sampling.get("steps", 0)) * drawn, "regenerate", args.quiet))
         bars[0].update(1)
 
-    result, model, wanted = api.regenerate(args.samples, indices=indices, checkpoint=args.checkpoint,
+    result, model, wanted = api.regenerate(sf, indices=indices, checkpoint=args.checkpoint,
                                            device=args.device, callback=step)
     _close_bars()
     old = sf.samples[wanted].astype(np.float64)

@@ -380,7 +380,8 @@ class Trainer:
         self._pending: list[torch.Tensor] = []  # losses of steps not read out yet (on the device)
         self.elapsed = 0.0
         self.saved_dirs: set[Path] = set()  # folders (resolved) holding this run's checkpoint: see check_save_folder
-        self._saved: tuple[int, Path, str] | None = None  # (step, model file, its SHA-256) of the last save
+        # (step, model file, its SHA-256 once asked for) of the last save: the file model() names
+        self._saved: tuple[int, Path, str | None] | None = None
         # how the run was trained, a segment per start or resume: enough to repeat a resumed run
         self.history: list[dict[str, Any]] = [self._segment(0)]
 
@@ -616,17 +617,27 @@ class Trainer:
     # -- results and persistence -----------------------------------------------------------
     def model(self) -> HDMModel:
         """The EMA model, ready to sample (shares no parameters with the trainer)."""
-        return self._ema_model(copy.deepcopy(self.ema).eval())
+        return self._ema_model(copy.deepcopy(self.ema).eval(), named=True)
 
-    def _ema_model(self, network: torch.nn.Module | None = None) -> HDMModel:
-        """An HDMModel around ``network`` (default: the live EMA itself, for saving without a copy).
-
-        Its ``source`` and ``sha256`` name the checkpoint file holding these weights when the run was saved at
-        this step (sample files then record it), and are empty otherwise: a model no file holds."""
-        saved = self._saved is not None and self._saved[0] == self.step_count
+    def _ema_model(self, network: torch.nn.Module | None = None, *, named: bool = False) -> HDMModel:
+        """An HDMModel around ``network`` (default: the live EMA itself, for saving without a copy); ``named``:
+        its ``source`` and ``sha256`` are those of :meth:`saved_file` (sample files then record them)."""
+        source, sha256 = self.saved_file() if named else ("", "")
         return HDMModel(self.config, self.geometry, self.normalizer.to_dict(), self.ema if network is None else network,
-                        source=str(self._saved[1]) if saved else "", sha256=self._saved[2] if saved else "",
-                        tensors=self.tensors, extra_meta=self.extra_meta)
+                        source=source, sha256=sha256, tensors=self.tensors, extra_meta=self.extra_meta)
+
+    def saved_file(self) -> tuple[str, str]:
+        """``(path, SHA-256)`` of the checkpoint file holding the weights now (the run was saved at this step),
+        else ``("", "")``: a model no file holds. The file is hashed when first asked for, not at every save."""
+        if self._saved is None or self._saved[0] != self.step_count:
+            return "", ""
+        step, path, sha256 = self._saved
+        if sha256 is None:
+            from engine.io import file_sha256
+
+            sha256 = file_sha256(path)
+            self._saved = (step, path, sha256)
+        return str(path), sha256
 
     def save(self, out_dir: str | Path, *, wait: bool = True) -> Path:
         """Write ``model.safetensors`` and ``train_state.pt`` atomically; returns the model path.
@@ -634,7 +645,7 @@ class Trainer:
         Distributed: rank 0 writes, and every rank waits until the files are complete (unless ``wait`` is
         False: an interrupted run, whose other ranks may be gone).
         """
-        from engine.io import file_sha256, save_model, save_train_state
+        from engine.io import save_model, save_train_state
 
         self.flush()
         out = Path(out_dir)
@@ -661,7 +672,7 @@ class Trainer:
                 "history": self.history,
             })
         model_path = Path(path) if path is not None else out / MODEL_FILE
-        self._saved = (self.step_count, model_path.resolve(), file_sha256(model_path))
+        self._saved = (self.step_count, model_path.resolve(), None)
         if self.dist is not None and wait:
             self.dist.barrier()
         return model_path
@@ -792,7 +803,5 @@ class Trainer:
             raise CheckpointError(f"{Path(out_dir) / STATE_FILE}: cannot resume from it ({exc})") from None
         model_file = Path(out_dir).expanduser() / MODEL_FILE
         if not continue_run and model_file.is_file():  # saved with the state: it holds these weights
-            from engine.io import file_sha256
-
-            trainer._saved = (done, model_file.resolve(), file_sha256(model_file))
+            trainer._saved = (done, model_file.resolve(), None)
         return trainer
