@@ -383,9 +383,15 @@ def _refuse_foreign_options(args: argparse.Namespace, cfg: Any) -> None:
                           f"{'it' if one else 'them'}")
 
 
+def _command_of(argv: list[str]) -> str:
+    """The subcommand ``argv`` names: its first word that is not an option (``hdm`` itself takes no values), or
+    ``""`` when it names none (``hdm --help``)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def _typed_options(argv: list[str]) -> set[str]:
     """The dests of the options written in ``argv`` (whatever their value, abbreviated or ``--x=v``)."""
-    parser = build_parser()
+    parser = build_parser(_command_of(argv))
     for action in parser._actions:  # argparse keeps subcommands in a private action type
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
@@ -753,7 +759,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {text} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """``hdm``'s parser, every subcommand complete; with ``command`` (the subcommand about to run, ``""`` for
+    none), ``restore`` and ``bench`` are listed but get their options only when named: theirs come from
+    registries that import torch, which kept ``hdm --help`` and ``hdm list`` waiting about 2 s."""
     from engine import __version__
     from engine.config import ModelConfig
 
@@ -908,17 +917,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="also write the samples drawn again to this HDF5 file")
     g.set_defaults(func=cmd_regenerate)
 
-    from engine.restoration.run import add_restore_arguments, run_restore_command
-
     r = sub.add_parser("restore", help="degrade dataset items and restore them (HDF5 + JSON summary)")
-    add_restore_arguments(r)  # adds its own --json and --quiet
-    r.set_defaults(func=run_restore_command)
+    if command in (None, "restore"):
+        from engine.restoration.run import add_restore_arguments, run_restore_command
 
-    from engine.bench import add_bench_arguments, run_bench_command
+        add_restore_arguments(r)  # adds its own --json and --quiet
+        r.set_defaults(func=run_restore_command)
 
     b = sub.add_parser("bench", help="training-step, sampling, quality-per-evaluation and memory figures (JSON)")
-    add_bench_arguments(b)  # adds its own --json and --quiet
-    b.set_defaults(func=run_bench_command)
+    if command in (None, "bench"):
+        from engine.bench import add_bench_arguments, run_bench_command
+
+        add_bench_arguments(b)  # adds its own --json and --quiet
+        b.set_defaults(func=run_bench_command)
 
     ls = sub.add_parser("list", help="embedded datasets, bundled checkpoints and samplers")
     ls.set_defaults(func=cmd_list)
@@ -976,9 +987,9 @@ class _Interrupts:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.typed = _typed_options(sys.argv[1:] if argv is None else argv)  # what was asked for, not defaulted
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
+    args.typed = _typed_options(argv)  # what was asked for, not defaulted
     from engine.device import tune_cpu_allocator
 
     tune_cpu_allocator()  # process-wide: only entry points do it

@@ -140,21 +140,14 @@ async def _run_until_closed(app, window, demo: Demo | None, screenshot: str | No
     return demo.exit_code if demo is not None else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.demo:
-        try:
-            demo_checkpoint(args.checkpoint)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+def create_window(args: argparse.Namespace):
+    """The application and its main window, configured as ``args`` ask (not shown yet)."""
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from engine.device import tune_cpu_allocator
 
     tune_cpu_allocator()  # process-wide: only entry points do it
 
-    import qasync
     from PySide6.QtWidgets import QApplication
 
     from studio.log import install_excepthook
@@ -165,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "hdm-studio"])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    app.setQuitOnLastWindowClosed(False)  # the coroutine below ends the loop, not Qt
+    app.setQuitOnLastWindowClosed(False)  # the coroutine in main() ends the loop, not Qt
     configure_pyqtgraph()
     follow_system_theme(app)
 
@@ -184,6 +177,20 @@ def main(argv: list[str] | None = None) -> int:
             window.files.load_checkpoint(args.checkpoint)
         elif not panel.select_checkpoint(args.checkpoint):
             print(f"warning: --checkpoint {args.checkpoint}: no such file or bundled name", file=sys.stderr)
+    return app, window
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.demo:
+        try:
+            demo_checkpoint(args.checkpoint)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    app, window = create_window(args)
+    import qasync
+
     window.show()
     demo = Demo(window, args) if args.demo else None
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -48,6 +56,7 @@ OPEN_FILTER = ("Everything HDM Studio opens (*.json *.h5 *.hdf5 *.safetensors *.
                "*.npy *.npz);;Projects (*.json);;Sample files (*.h5 *.hdf5);;Checkpoints (*.safetensors);;"
                "Curve files (*.csv *.txt *.tsv *.ts *.arff *.npy *.npz *.h5 *.hdf5);;All files (*)")
 DOCK_MIN_WIDTH = 260  # a dock may be squeezed to this (its panel then scrolls sideways)
+WARM_UP_AFTER_SHOW_MS = 100  # time for the window's first paint before the GUI thread warms the engine
 RESTORE_MIN_WIDTH = 700  # the Restore tab's least comfortable width: narrower, the side docks make room for it
 
 
@@ -56,7 +65,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, *, load_default_data: bool = True) -> None:
         super().__init__()
-        warm_engine()
+        self.engine_warm = False  # set by _warm_engine, run just after the window first shows
+        self._warm_scheduled = False
         self.setWindowTitle(APPLICATION)
         self.setObjectName("MainWindow")
         self.resize(1560, 980)
@@ -119,7 +129,20 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.controller.start()
         self.files.start(load_default_data=load_default_data)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        """The first time: the window paints first, then the engine's one-off costs are paid (see
+        :mod:`studio.warmup`); paid before, they kept the window from appearing for about 2 s."""
+        super().showEvent(event)
+        if not self._warm_scheduled:
+            self._warm_scheduled = True
+            QTimer.singleShot(WARM_UP_AFTER_SHOW_MS, self, self._warm_engine)
+
+    def _warm_engine(self) -> None:
+        seconds = warm_engine()
         freeze_startup_heap()
+        self.engine_warm = True
+        logger.debug("engine warmed up in %.2f s", seconds)
 
     # -- construction ------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:

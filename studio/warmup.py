@@ -1,4 +1,4 @@
-"""Pay one-off costs at startup, before the window is shown, not as freezes mid-session.
+"""Pay one-off costs at startup, just after the window first paints, not as freezes mid-session.
 
 The first optimiser step imports ``torch._dynamo`` (about 0.8 s of mostly GIL-holding work);
 done on the worker in the middle of a session, it would stall the GUI thread for over 100 ms.

@@ -1,4 +1,5 @@
-"""The engine never imports Qt (it must run headless, on GPU machines without PySide6)."""
+"""The engine never imports Qt (it must run headless, on GPU machines without PySide6); ``hdm --help`` needs no
+torch."""
 
 from __future__ import annotations
 
@@ -35,3 +36,26 @@ def test_importing_every_engine_module_loads_no_qt():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hdm_help_lists_every_command_without_importing_torch():
+    # `hdm --help` and usage errors answer at once; restore's and bench's options (torch registries) are
+    # built only when those commands are named, and then completely.
+    code = (
+        "import contextlib, io, sys\n"
+        "from engine.cli import build_parser, main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+        "print(all(name in out.getvalue() for name in ('train', 'sample', 'restore', 'bench', 'regenerate')))\n"
+        "args = build_parser('restore').parse_args(['restore', '--task', 'impute', '--data', 'quadratic',\n"
+        "                                            '--checkpoint', 'quadratic', '--out', 'r.h5'])\n"
+        "print(args.task, args.func.__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["False", "True", "impute run_restore_command"]

@@ -51,6 +51,20 @@ def test_starts_with_a_clear_message_when_no_checkpoint_is_bundled(themed_app, q
     w.close()
 
 
+def test_the_window_paints_before_the_engine_warms_up(themed_app, qtbot, settings):
+    # the engine's one-off costs (torch._dynamo's import, ~2 s) used to hold the window back; they follow it now
+    from studio.main_window import MainWindow
+
+    w = MainWindow(settings=settings, load_default_data=False)
+    qtbot.addWidget(w)
+    assert not w.engine_warm
+    w.show()
+    assert not w.engine_warm and w.isVisible()
+    qtbot.waitUntil(lambda: w.engine_warm, timeout=60_000)
+    assert "torch._dynamo" in sys.modules
+    w.close()
+
+
 def test_shortcuts(window):
     keys = {name: a.shortcut() for name, a in window.actions_by_name.items()}
     assert keys["run"] == QKeySequence("Ctrl+R") and keys["pause"] == QKeySequence("Ctrl+P")
