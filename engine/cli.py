@@ -36,9 +36,10 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
 
     An output's name must not belie what is written there: ``formats`` maps a flag to the suffixes its file may end
     in and what the file is (``{"--out": (HDF5_SUFFIXES, "an HDF5 sample file")}``), and a new ``folder`` may not
-    be named like a file (``export --format png --out grid.png``): :func:`engine.io.check_output_name`."""
+    be named like a file (``export --format png --out grid.png``): :func:`engine.io.check_output_name`. A ``--json``
+    report may not be named like a file of another format (``--json out.h5``)."""
     from engine.errors import ConfigError
-    from engine.io import check_output_name, check_writable, same_file
+    from engine.io import FILE_SUFFIXES, check_output_name, check_writable, same_file
 
     def same(a: str, b: str) -> bool:
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
@@ -61,6 +62,9 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
     for flag, (suffixes, what) in (formats or {}).items():
         if outputs.get(flag):
             check_output_name(str(outputs[flag]), suffixes=suffixes, what=what, flag=flag)
+    report = outputs.get("--json")
+    if report and Path(report).suffix.lower() in FILE_SUFFIXES - {".json", ".jsonl", ".txt"}:
+        check_output_name(str(report), suffixes=(".json",), what="a JSON report", flag="--json")
     if folder and outputs.get(folder):
         check_output_name(str(outputs[folder]), folder=True, flag=folder)
 

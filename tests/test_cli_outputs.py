@@ -390,7 +390,12 @@ def test_an_output_named_like_another_format_is_refused_before_the_work(tmp_path
              (["export", "--samples", str(samples), "--format", "png", "--out", str(tmp_path / "grid.png")],
               "named like a .png file"),
              (["train", "--data", "quadratic", "--steps", "1", "--out", str(tmp_path / "m.safetensors")],
-              "named like a .safetensors file")]
+              "named like a .safetensors file"),
+             (["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out",
+               str(tmp_path / "t.h5"), "--json", str(tmp_path / "t.h5")], "same file"),
+             (["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out",
+               str(tmp_path / "u.h5"), "--json", str(tmp_path / "u2.h5")], "writes a JSON report", "*.json"),
+             (["list", "--json", str(tmp_path / "l.png")], "writes a JSON report")]
     for argv, *words in cases:
         _fails([*argv, "--quiet"], capsys, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]

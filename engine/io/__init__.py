@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.io.atomic import (
     CSV_SUFFIXES,
+    FILE_SUFFIXES,
     HDF5_SUFFIXES,
     atomic_path,
     atomic_paths,
@@ -33,6 +34,7 @@ from engine.io.samples import SCHEMA, SampleFile, export_csv, read_samples, writ
 
 __all__ = [
     "CSV_SUFFIXES",
+    "FILE_SUFFIXES",
     "HDF5_SUFFIXES",
     "MODEL_FORMAT",
     "SCHEMA",
