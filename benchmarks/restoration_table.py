@@ -62,11 +62,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from engine.device import configure_openmp  # noqa: E402
+
+configure_openmp()  # before torch loads OpenMP: time what `hdm` and the studio run with
+import torch  # noqa: E402
 
 from engine import api  # noqa: E402
 from engine.errors import HDMError  # noqa: E402

@@ -26,6 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.device import configure_openmp  # noqa: E402
+
+configure_openmp()  # before torch loads OpenMP: time what `hdm` and the studio run with
+
 from engine import api  # noqa: E402
 
 

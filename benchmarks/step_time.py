@@ -20,9 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.device import configure_openmp  # noqa: E402
+
+configure_openmp()  # before torch loads OpenMP: time what `hdm` and the studio run with
+import torch  # noqa: E402
 
 from engine.bench import TRAIN_VARIANTS, BenchOptions, Clock, bench_training, environment  # noqa: E402
 from engine.device import resolve_device, tune_cpu_allocator  # noqa: E402

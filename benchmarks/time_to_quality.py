@@ -34,9 +34,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.device import configure_openmp  # noqa: E402
+
+configure_openmp()  # before torch loads OpenMP: time what `hdm` and the studio run with
+import torch  # noqa: E402
 
 from engine import api  # noqa: E402
 from engine.config import RunConfig  # noqa: E402

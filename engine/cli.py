@@ -991,11 +991,12 @@ class _Interrupts:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.device import configure_openmp, tune_cpu_allocator
+
+    configure_openmp()  # first: OpenMP reads its spin count when torch loads it
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_of(argv)).parse_args(argv)
     args.typed = _typed_options(argv)  # what was asked for, not defaulted
-    from engine.device import tune_cpu_allocator
-
     tune_cpu_allocator()  # process-wide: only entry points do it
     with _Interrupts() as interrupts:
         code = _run(args)

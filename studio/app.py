@@ -181,6 +181,9 @@ def create_window(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.device import configure_openmp
+
+    configure_openmp()  # first: OpenMP reads its spin count when torch loads it
     args = build_parser().parse_args(argv)
     if args.demo:
         try:

@@ -4,6 +4,7 @@ torch."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,34 @@ def test_hdm_help_lists_every_command_without_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:3] == ["False", "True", "impute run_restore_command"]
+
+
+def test_the_entry_points_shorten_openmp_spinning_before_torch_loads():
+    # two trainings at once each ran 30x slower with OpenMP's default spin (benchmarks/cpu_contention.py)
+    code = (
+        "import os, sys\n"
+        "from engine.cli import main\n"
+        "from engine.device import configure_openmp\n"
+        "main(['list'])\n"
+        "print('spin', os.environ.get('GOMP_SPINCOUNT'), configure_openmp())\n"
+    )
+    keys = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "HDM_OPENMP_TUNING")
+
+    def spin(**env: str) -> str:
+        environ = {k: v for k, v in os.environ.items() if k not in keys}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**environ, **env})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert spin() == "spin 1000 True"
+    assert spin(GOMP_SPINCOUNT="50000") == "spin 50000 False"  # the user's settings stand
+    assert spin(OMP_WAIT_POLICY="passive") == "spin None False"
+    assert spin(HDM_OPENMP_TUNING="0") == "spin None False"
+    # too late once torch is loaded: nothing is set that would not be in force
+    late = ("import os, torch\nfrom engine.device import configure_openmp\n"
+            "print(configure_openmp(), os.environ.get('GOMP_SPINCOUNT'))\n")
+    environ = {k: v for k, v in os.environ.items() if k not in keys}
+    proc = subprocess.run([sys.executable, "-c", late], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=environ)
+    assert proc.stdout.split() == ["False", "None"], proc.stderr
