@@ -319,8 +319,8 @@ def _evaluate_result(result: SampleResult, model: HDMModel | None, data_spec: st
 
 def _held_out(sf, data_spec: str, split: str) -> bool:
     """False where the reference data are what the samples' model was trained on, as far as the sample file's
-    provenance says (the same file or folder, or the same dataset's training split): a model that memorised its
-    training items scores as well there as one that generalises."""
+    provenance says (the same file or folder, a copy of it or the file moved elsewhere, or the same dataset's
+    training split): a model that memorised its training items scores as well there as one that generalises."""
     from engine.io import same_file
 
     run = sf.config.get("run") if isinstance(sf.config, dict) else None
@@ -330,8 +330,36 @@ def _held_out(sf, data_spec: str, split: str) -> bool:
         return True  # unknown provenance: nothing says otherwise
     if names_a_path(data_spec):
         trained_path = Path(trained).expanduser()
-        return not (trained_path.exists() and same_file(trained_path, Path(str(data_spec)).expanduser()))
+        if trained_path.exists() and same_file(trained_path, Path(str(data_spec)).expanduser()):
+            return False
+        return not _holds_the_training_data(sf, data, data_spec)
     return not (split == "train" and trained.strip().lower() == str(data_spec).strip().lower())
+
+
+def _holds_the_training_data(sf, data: dict[str, Any], data_spec: str) -> bool:
+    """Whether the file or folder ``data_spec`` holds the data the samples' model trained on, elsewhere than the
+    run recorded (a copy, or moved): read as the run read its own (its data settings), they have the SHA-256 the
+    checkpoint records. False where that cannot be told (the checkpoint gone or another file now, a run saved
+    before checkpoints recorded it, data the run's settings cannot read)."""
+    from engine.config import DataConfig
+    from engine.data.dataset import data_sha256
+    from engine.data.select import load_dataset
+    from engine.io import load_model as read_checkpoint
+
+    try:
+        loaded = read_checkpoint(resolve_checkpoint(sf.config.get("checkpoint")))
+        if sf.checkpoint_sha256 and loaded.sha256 != sf.checkpoint_sha256:
+            return False
+        training = loaded.meta.get("training")
+        recorded = training.get("dataset_sha256") if isinstance(training, dict) else None
+        if not recorded:
+            return False
+        fields = {f.name for f in dataclasses.fields(DataConfig)}
+        config = DataConfig(**{**{k: v for k, v in data.items() if k in fields}, "spec": str(data_spec)})
+        dataset, _ = load_dataset(config, "train")
+        return data_sha256(dataset) == recorded
+    except (HDMError, OSError, TypeError, ValueError):
+        return False
 
 
 _ADJECTIVE = {"functions": "a function", "images": "an image", "motions": "a motion"}

@@ -285,13 +285,16 @@ def test_resume_takes_a_kernel_by_any_of_its_names(tmp_path):
 
 
 def test_evaluating_against_the_training_file_says_it_is_not_held_out(tmp_path, capsys):
-    """A model trained on a file was compared with that file and the report said "test split"."""
-    curves = tmp_path / "curves.csv"
+    """A model trained on a file was compared with that file and the report said "test split"; a copy of the file,
+    or the file moved, is the training data too (the checkpoint's data SHA-256 says so), another file is not."""
     rng = np.random.default_rng(0)
-    curves.write_text("\n".join(",".join(f"{v:.4f}" for v in np.sin(np.linspace(0, 3, 32) + rng.normal()))
-                                for _ in range(40)) + "\n")
-    other = tmp_path / "other.csv"
-    other.write_bytes(curves.read_bytes())
+
+    def write_curves(path: Path) -> Path:
+        path.write_text("\n".join(",".join(f"{v:.4f}" for v in np.sin(np.linspace(0, 3, 32) + rng.normal()))
+                                   for _ in range(40)) + "\n")
+        return path
+
+    curves, other = write_curves(tmp_path / "curves.csv"), write_curves(tmp_path / "other.csv")
     out, samples = tmp_path / "run", tmp_path / "s.h5"
     assert main(["train", "--data", str(curves), "--steps", "2", "--out", str(out), *TINY_TRAIN]) == 0
     assert main(["sample", "--checkpoint", str(out), "--num-samples", "20", "--steps", "2", "--out", str(samples),
@@ -306,6 +309,16 @@ def test_evaluating_against_the_training_file_says_it_is_not_held_out(tmp_path, 
     assert main(["evaluate", "--samples", str(samples), "--data", str(other), "--repeats", "2", "--permutations",
                  "50", "--balanced", "--json", str(report)]) == 0
     assert "not held out" not in capsys.readouterr().err and json.loads(report.read_text())["data"]["held_out"]
+    moved = tmp_path / "elsewhere" / "curves.csv"
+    moved.parent.mkdir()
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(curves.read_bytes())
+    curves.rename(moved)
+    for path in (moved, copy):
+        assert main(["evaluate", "--samples", str(samples), "--data", str(path), "--repeats", "2", "--permutations",
+                     "50", "--balanced", "--json", str(report)]) == 0
+        assert "not held out" in capsys.readouterr().err
+        assert json.loads(report.read_text())["data"]["held_out"] is False
 
 
 def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
