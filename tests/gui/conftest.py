@@ -81,7 +81,8 @@ def settings(tmp_path):
 
 @pytest.fixture
 def window(themed_app, qtbot, settings):
-    """The main window, shown, with the default dataset loaded."""
+    """The main window, shown, with the default dataset loaded and the engine warmed up (as a user finds it a
+    moment after launch)."""
     from studio.main_window import MainWindow
 
     w = MainWindow(settings=settings)
@@ -89,7 +90,7 @@ def window(themed_app, qtbot, settings):
     qtbot.addWidget(w)
     w.resize(1560, 980)
     w.show()
-    qtbot.waitUntil(lambda: w.workspace.dataset is not None, timeout=15_000)
+    qtbot.waitUntil(lambda: w.workspace.dataset is not None and w.engine_warm, timeout=15_000)
     yield w
     w.close()
 
