@@ -131,6 +131,9 @@ class EquationConfig:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+# The law of the training times: "uniform" t ~ U(eps, T); "mixed" half of each batch uniform in t, half uniform in
+# log t (see engine.objectives.sample_times)
+TIME_LAWS = ("uniform", "mixed")
 
 # Settings whose default changed: a checkpoint written before the setting existed was trained with these.
 STORED_DEFAULTS: dict[str, dict[str, Any]] = {"model": {"padding": 0.0}}
@@ -195,6 +198,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     subgrid_prob: float = 0.5  # share of steps trained on a random sub-grid (resolution augmentation)
     subgrid_min_fraction: float = 0.4  # smallest sub-grid, as a fraction of the training grid
+    time_law: str = "uniform"  # the training times' law: one of TIME_LAWS
     # How the step is executed (they do not change the model; a resumed run may change them):
     # "tf32": float32 matmuls on a CUDA GPU's TF32 tensor cores (10-bit mantissa, float32 range and accumulation);
     # "bf16": the network's forward under bf16 autocast (loss, weights, EMA stay fp32)
@@ -221,6 +225,8 @@ class TrainConfig:
             raise ConfigError(f"--warmup must be 0 (no warm-up) or a positive number of steps, got {self.warmup}")
         if self.weight_decay < 0 or not 0 < self.min_lr_ratio <= 1:
             raise ConfigError("weight decay must be >= 0 and min_lr_ratio in (0, 1]")
+        if self.time_law not in TIME_LAWS:
+            raise ConfigError(f"--time-law: unknown law {self.time_law!r}; choose one of {', '.join(TIME_LAWS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not isinstance(self.compile, bool):

@@ -26,6 +26,7 @@ Norms are grid means (Riemann sums of the L2(domain) norm), so losses do not sca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -86,15 +87,27 @@ def noise_predictor(backbone: Backbone, equation: Equation, parameterization: st
     return predict
 
 
-def sample_times(batch: int, equation: Equation, generator: torch.Generator, device: torch.device | str = "cpu"
-                 ) -> torch.Tensor:
-    """Training times ``t ~ U(eps, T)``, stratified over the batch (lower variance, same law).
+def sample_times(batch: int, equation: Equation, generator: torch.Generator, device: torch.device | str = "cpu",
+                 law: str = "uniform") -> torch.Tensor:
+    """Training times, stratified over the batch (lower variance, same law); drawn on the CPU from ``generator``
+    (float64), then moved to ``device``.
 
-    Drawn on the CPU from ``generator`` (float64), then moved to ``device``.
+    ``law="uniform"``: ``t ~ U(eps, T)``. ``law="mixed"``: every other item (from the first) uniform in ``log t``
+    on [eps, T], the rest as ``uniform`` (the same draws, so the RNG advances alike; the items are in random order,
+    and every process's slice of a distributed batch holds both kinds). Uniform times put 0.1 % of the
+    batch below t = 1e-3 (VP, eps = 1e-5), where the network must learn to remove noise of the data's finest
+    scale; with too few such times it passes that noise through, and the samples keep it (on Quadratic a
+    non-parabolic residual of RMS 0.30 after 2000 steps, 0.12 with ``mixed``).
     """
     u = (torch.arange(batch, dtype=torch.float64) + torch.rand(batch, generator=generator, dtype=torch.float64))
     u = u[torch.randperm(batch, generator=generator)] / batch
-    return (equation.eps + (equation.T - equation.eps) * u).to(device)
+    t = equation.eps + (equation.T - equation.eps) * u
+    if law == "mixed":
+        lo, hi = math.log(equation.eps), math.log(equation.T)
+        t[0::2] = torch.exp(lo + (hi - lo) * u[0::2])
+    elif law != "uniform":
+        raise ConfigError(f"unknown time law {law!r}; choose uniform or mixed")
+    return t.to(device)
 
 
 def dsm_loss(backbone: Backbone, equation: Equation, x0: torch.Tensor, t: torch.Tensor, e: torch.Tensor,

@@ -460,7 +460,7 @@ class Trainer:
         """
         tc = self.config.train
         idx = torch.randint(len(self.data), (tc.batch_size,), generator=self.generator)
-        t = sample_times(tc.batch_size, self.equation, self.generator)
+        t = sample_times(tc.batch_size, self.equation, self.generator, law=tc.time_law)
         z = torch.randn((tc.batch_size, *self.data.shape[1:]), generator=self.generator)
         sub = self._subgrid()
         x0 = self.data[self._to_device(idx[self._slice])]

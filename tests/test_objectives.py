@@ -83,3 +83,40 @@ def test_the_loss_feeds_the_network_c_in_times_the_perturbed_state(name):
     loss = dsm_loss(backbone, eq, x0, t, e, "v")
     torch.testing.assert_close(seen[0], expected_in, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(loss, (F - v).pow(2).mean(), rtol=1e-12, atol=1e-12)
+
+
+def test_training_times_are_uniform_or_half_log_uniform_from_the_same_draws():
+    from engine.errors import ConfigError
+    from engine.objectives import sample_times
+
+    eq = make_equation("vp", Q)
+    n = 20_000
+    uniform = sample_times(n, eq, torch.Generator().manual_seed(3))
+    mixed = sample_times(n, eq, torch.Generator().manual_seed(3), law="mixed")
+    assert uniform.dtype == mixed.dtype == torch.float64
+    assert torch.equal(uniform[1::2], mixed[1::2])  # the same draws: the RNG advances alike
+    assert float(uniform.min()) >= eq.eps and float(uniform.max()) <= eq.T
+    assert float(mixed.min()) >= eq.eps * (1 - 1e-12) and float(mixed.max()) <= eq.T * (1 + 1e-12)
+    # every other time is log-uniform: its share below 1e-3 is log(1e-3/eps)/log(T/eps) (2/5 for eps = 1e-5)
+    expected = np.log(1e-3 / eq.eps) / np.log(eq.T / eq.eps)
+    assert abs(float((mixed[0::2] < 1e-3).double().mean()) - expected) < 0.015
+    assert float((uniform < 1e-3).double().mean()) < 0.003
+    # stratified: the uniform draws hold one time per stratum of (T - eps) / n
+    strata = torch.floor((uniform - eq.eps) / (eq.T - eq.eps) * n).long()
+    assert torch.equal(torch.sort(strata).values, torch.arange(n))
+    with pytest.raises(ConfigError, match="uniform or mixed"):
+        sample_times(4, eq, torch.Generator().manual_seed(0), law="loguniform")
+
+
+def test_the_time_law_is_a_training_setting_hdm_train_takes():
+    from engine.cli import _run_config as run_config
+    from engine.cli import build_parser
+    from engine.config import RunConfig
+    from engine.errors import ConfigError
+
+    args = build_parser("train").parse_args(["train", "--out", "x", "--time-law", "mixed"])
+    assert run_config(args).train.time_law == "mixed"
+    assert RunConfig().train.time_law == "uniform"
+    assert RunConfig.from_dict(RunConfig().replace(train={"time_law": "mixed"}).to_dict()).train.time_law == "mixed"
+    with pytest.raises(ConfigError, match="--time-law"):
+        RunConfig().replace(train={"time_law": "log"})
