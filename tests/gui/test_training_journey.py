@@ -153,3 +153,23 @@ def test_data_of_another_modality_waits_for_the_running_training_to_end(window, 
     w.controller.cancel_current()
     wait_idle(qtbot, w)
     assert panel.modality == "motions" and panel.previews.currentIndex() == 2  # then the data's
+
+
+def test_the_training_times_law_is_chosen_in_the_panel_and_kept_in_projects(window, qtbot):
+    panel = window.training_panel
+    _tiny(panel, 3)
+    assert panel.train_config()["time_law"] == "uniform"
+    panel.time_law_box.setCurrentIndex(panel.time_law_box.findData("mixed"))
+    window.controller.start_training()
+    wait_idle(qtbot, window, timeout=60_000)
+    assert window.workspace.training.trainer.config.train.time_law == "mixed"
+    state = panel.state()
+    panel.time_law_box.setCurrentIndex(0)
+    panel.set_state(state)
+    assert panel.time_law_box.currentData() == "mixed"
+    # the command line of a multi-process run carries it
+    from engine.config import RunConfig
+    from studio.child_training import train_arguments
+
+    args = train_arguments(RunConfig().replace(train=panel.train_config()))
+    assert args[args.index("--time-law") + 1] == "mixed"
