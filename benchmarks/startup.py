@@ -26,9 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in a fresh interpreter: the studio as `hdm-studio --offscreen` builds it, then the wall-clock
-# times of the window's first paint and of the end of the engine warm-up, as JSON.
+# times of the window's first paint and of the end of the engine warm-up, as JSON. A window without
+# `engine_warm` (versions before 2026-12-07) warmed up before it was shown.
 STUDIO_PROBE = r"""
 import json, sys, time
+try:
+    from engine.device import configure_openmp  # as hdm-studio's main() does first
+    configure_openmp()
+except ImportError:  # before 2026-12-07
+    pass
 from PySide6.QtCore import QEvent, QObject
 from studio.app import build_parser, create_window
 
