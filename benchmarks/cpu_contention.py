@@ -68,7 +68,7 @@ VARIANTS = {"default": {}, "short_spin": {"GOMP_SPINCOUNT": "1000"}, "passive": 
 def run_workload(name: str, variant: dict[str, str], repeats: int, copies: int = 1) -> dict[str, float]:
     """``copies`` processes of the workload at once; the slowest one's figures."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
-    env.update(variant, PYTHONPATH=str(ROOT), HDM_OPENMP_TUNING="0")  # the variant alone decides
+    env.update(variant, PYTHONPATH=str(ROOT))  # the workload imports the engine, not hdm's entry point
     procs = [subprocess.Popen([sys.executable, "-c", WORKLOAD, name, str(repeats)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(copies)]
     figures = []

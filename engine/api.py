@@ -332,16 +332,15 @@ def _held_out(sf, data_spec: str, split: str) -> bool:
         trained_path = Path(trained).expanduser()
         if trained_path.exists() and same_file(trained_path, Path(str(data_spec)).expanduser()):
             return False
-        return not _holds_the_training_data(sf, data, data_spec)
+        return not _holds_the_training_data(sf, data_spec)
     return not (split == "train" and trained.strip().lower() == str(data_spec).strip().lower())
 
 
-def _holds_the_training_data(sf, data: dict[str, Any], data_spec: str) -> bool:
+def _holds_the_training_data(sf, data_spec: str) -> bool:
     """Whether the file or folder ``data_spec`` holds the data the samples' model trained on, elsewhere than the
     run recorded (a copy, or moved): read as the run read its own (its data settings), they have the SHA-256 the
     checkpoint records. False where that cannot be told (the checkpoint gone or another file now, a run saved
     before checkpoints recorded it, data the run's settings cannot read)."""
-    from engine.config import DataConfig
     from engine.data.dataset import data_sha256
     from engine.data.select import load_dataset
     from engine.io import load_model as read_checkpoint
@@ -354,9 +353,8 @@ def _holds_the_training_data(sf, data: dict[str, Any], data_spec: str) -> bool:
         recorded = training.get("dataset_sha256") if isinstance(training, dict) else None
         if not recorded:
             return False
-        fields = {f.name for f in dataclasses.fields(DataConfig)}
-        config = DataConfig(**{**{k: v for k, v in data.items() if k in fields}, "spec": str(data_spec)})
-        dataset, _ = load_dataset(config, "train")
+        data = RunConfig.from_dict(loaded.config, stored=True).data
+        dataset, _ = load_dataset(dataclasses.replace(data, spec=str(data_spec)), "train")
         return data_sha256(dataset) == recorded
     except (HDMError, OSError, TypeError, ValueError):
         return False

@@ -836,7 +836,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps (then cosine decay)")
     t.add_argument("--time-law", default="uniform", choices=["uniform", "mixed"],  # engine.config.TIME_LAWS
                    help="the training times: uniform in t, or mixed (half of each batch uniform in log t: more "
-                        "training near t = 0, where the finest noise is removed; Quadratic's samples kept 2.5x "
+                        "training near t = 0, where the finest noise is removed; Quadratic's samples kept 2.2x "
                         "less non-parabolic residual)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps (with its own "
                                                          "settings; --precision and --compile may change)")
