@@ -14,7 +14,9 @@ Every figure comes with its ratio to a baseline measured in the same run on the 
   the same figure of the Euler-Maruyama 1000-step baseline: for curves the two-sample power (%)
   at ``block`` vs ``block`` curves against held-out curves (lower = closer to the data), for
   images the Frechet distance in the bundled classifier's features of ``image_samples`` samples
-  (500 by default, CPU-sized) against held-out images (lower = closer).
+  (500 by default, CPU-sized) against held-out images (lower = closer), for motions what
+  ``hdm evaluate`` reports (two-sample power on trajectories and joint velocities, jerk, foot
+  skating, bone-length error) of ``motion_samples`` clips against held-out clips.
 
 Peak memory: ``torch.cuda.max_memory_allocated`` per section on CUDA; on CPU the process's
 peak resident set (``resource.getrusage``, monotone over the run, so a section's figure is an
@@ -80,6 +82,8 @@ class BenchOptions:
     power_permutations: int = 1000
     image_samples: int = 500  # images: samples per FD figure (CPU-sized; FD is biased upward at small sizes)
     image_reference: int = 1000  # images: held-out images FD compares with
+    motion_samples: int = 200  # motions: samples (and held-out clips, where the split has them) per figure
+    motion_block: int = 10  # motions: clips per two-sample test (``hdm evaluate``'s default)
     seed: int = 0
     sections: tuple[str, ...] = SECTIONS  # which parts to run (quality needs ``checkpoint``)
 
@@ -240,8 +244,11 @@ def bench_training(opts: BenchOptions, clock: Clock):
         else:
             del trainer
     base = times["eager_fp32"]
-    section = {"config": {"data": opts.data, "width": opts.width, "modes": opts.modes, "layers": opts.layers,
-                          "points": opts.n_points, "batch": opts.batch_size, "timed_steps": opts.train_steps,
+    resolved = baseline.config  # what the data chose: the network, and for images and motions their own size
+    shape = {**({"modes": opts.modes, "layers": opts.layers} if resolved.model.name == "fno1d" else {}),
+             **({"points": opts.n_points} if resolved.data.modality == "functions" else {})}
+    section = {"config": {"data": opts.data, "modality": resolved.data.modality, "model": resolved.model.name,
+                          "width": opts.width, **shape, "batch": opts.batch_size, "timed_steps": opts.train_steps,
                           "warmup_steps": opts.warmup_steps, "readout_every": k},
                "baseline": "eager_fp32",
                "variants": {name: {"step_ms_median": round(1000 * v, 3),
@@ -440,11 +447,64 @@ def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], d
     return opts.image_samples, measure, info
 
 
+def _motion_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:
+    """Motions: ``hdm evaluate``'s figures of ``motion_samples`` clips against the held-out clips.
+
+    ``power``: the two-sample power (%) on whole trajectories, ``velocity_power`` on joint velocities (lower
+    is closer; about 5 % when indistinguishable), then jerk, foot skating and bone-length error
+    (:func:`engine.motion.evaluate_motion_samples`). ``held_out_stats`` gives the held-out clips' own jerk,
+    skating and bone error, and ``training_clips`` what as many *training* clips (real motions) score against
+    the held-out ones: the floor a perfect generator reaches here (None for a BVH file or folder, its own
+    held-out set).
+    """
+    from engine.data.select import names_a_path
+    from engine.metrics.twosample import min_block_size
+    from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset
+    from engine.motion.metrics import bone_length_error, foot_skating, jerk
+
+    spec = model.config.data.spec
+    fps = float((model.extra_meta.get("motion") or {}).get("fps") or model.config.data.fps or 30.0)
+    frames = len(model.training_grid)
+    path = names_a_path(spec)
+    reference = load_motion_dataset(spec, "train" if path else "test", fps=fps, frames=frames,
+                                    num=opts.motion_samples, seed=opts.seed)
+    block = min(opts.motion_block, len(reference), opts.motion_samples)
+    if block < (need := min_block_size()):  # before the sampling, not after it
+        raise ConfigError(f"--motion-samples {opts.motion_samples} against {len(reference)} held-out clips of {spec}: "
+                          f"a {block} vs {block} two-sample test can never reject; use at least {need} of each")
+    skeleton, real = reference.skeleton, reference.to_positions()
+
+    def measure(positions: np.ndarray) -> dict[str, Any]:
+        """``positions`` [N, T, J, 3] (or channels [N, 3J, T], what the samplers return)."""
+        if positions.ndim == 3:
+            positions = channels_to_positions(positions)
+        r = evaluate_motion_samples(positions, real, skeleton, fps, seed=opts.seed, block_size=block,
+                                    repeats=opts.power_repeats, permutations=opts.power_permutations)
+        traj, vel = r["power_trajectory"], r["power_velocity"]
+        return {"power": round(traj["power"], 2), "power_std": round(traj["std"], 2),
+                "velocity_power": round(vel["power"], 2),
+                **{k: float(f"{v:.4g}") for k, v in r["samples"].items()}}
+
+    training = None
+    if not path:
+        clips = load_motion_dataset(spec, "train", fps=fps, frames=frames, num=len(reference), seed=opts.seed + 1)
+        training = {"clips": min(len(clips), len(reference)), **measure(clips.to_positions()[: len(reference)])}
+    held = {"bone_length_error": bone_length_error(real, skeleton), "foot_skating": foot_skating(real, skeleton, fps),
+            "jerk": jerk(real, fps)}
+    info = {"metric": "power", "modality": "motions", "held_out": len(reference), "block": block, "fps": fps,
+            "frames": frames, "held_out_stats": {k: float(f"{v:.4g}") for k, v in held.items()},
+            "training_clips": training,
+            "note": "power: two-sample power (%) on trajectories, velocity_power on joint velocities; jerk and "
+                    "foot skating read against held_out_stats (the data's own), not as lower-is-better"}
+    return opts.motion_samples, measure, info
+
+
 def bench_quality(opts: BenchOptions, clock: Clock) -> dict[str, Any]:
     """Quality per sampler and network-evaluation budget, next to the Euler-Maruyama ``baseline_steps`` baseline.
 
     Curves: two-sample power (%) at ``power_block`` vs ``power_block`` (lower: closer to the data).
     Images: Frechet distance in classifier features (lower: closer), see :func:`_fd_metric`.
+    Motions: trajectory power beside velocity power, jerk, foot skating and bone error, see :func:`_motion_metric`.
     """
     from engine.api import load_model
 
@@ -454,8 +514,7 @@ def bench_quality(opts: BenchOptions, clock: Clock) -> dict[str, Any]:
     elif model.modality == "images":
         num, measure, info = _fd_metric(model, opts)
     else:
-        raise ConfigError(f"--checkpoint {opts.checkpoint}: quality per evaluation is measured for curves "
-                          f"(power) and images (FD); this is a {model.modality} model")
+        num, measure, info = _motion_metric(model, opts)
     metric = info["metric"]
 
     def run(name: str, steps: int) -> dict[str, Any]:
@@ -506,8 +565,35 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     return report
 
 
+def _motion_quality_table(quality: dict[str, Any]) -> str:
+    """Motions: trajectory and velocity power, jerk, foot skating and bone error per sampler and budget."""
+    base, held, block = quality["baseline"], quality["held_out_stats"], quality["block"]
+    head = [f"motions: two-sample power at {block} vs {block} clips on trajectories and joint velocities "
+            f"({quality['held_out']} held-out clips, {quality['frames']} frames at {quality['fps']:g} fps); "
+            f"held-out clips' own jerk {held['jerk']:.4g}, foot skating {held['foot_skating']:.4g}, "
+            f"bone error {held['bone_length_error']:.3g}"]
+    train = quality.get("training_clips")
+    if train:
+        head.append(f"{train['clips']} training clips (real motions) score: trajectory {train['power']:.1f} %, "
+                    f"velocity {train['velocity_power']:.1f} %, jerk {train['jerk']:.4g}, skating "
+                    f"{train['foot_skating']:.4g}")
+    cols = (f"{'sampler':15s} {'budget':>6s} {'steps':>5s} {'NFE':>5s} {'traj %':>7s} {'vel %':>6s} {'jerk':>9s} "
+            f"{'skating':>8s} {'bone':>7s} {'time x':>7s}")
+
+    def line(r: dict[str, Any], budget: str, ratio: str) -> str:
+        return (f"{r['sampler']:15s} {budget:>6s} {r['steps']:5d} {r['network_evaluations']:5d} {r['power']:7.1f} "
+                f"{r['velocity_power']:6.1f} {r['jerk']:9.4g} {r['foot_skating']:8.4g} {r['bone_length_error']:7.3g} "
+                f"{ratio:>7s}")
+
+    rows = [line(base, "base", "1"), *(line(r, str(r["budget"]), f"{r['time_ratio_to_baseline']:.3f}")
+                                       for r in quality["rows"])]
+    return "\n".join([*head, cols, *rows])
+
+
 def quality_table(quality: dict[str, Any]) -> str:
-    """The quality section as a text table (power or FD per sampler and evaluation budget)."""
+    """The quality section as a text table (power, FD or the motion figures per sampler and evaluation budget)."""
+    if quality.get("modality") == "motions":
+        return _motion_quality_table(quality)
     base = quality["baseline"]
     if quality["metric"] == "power":
         head = (f"power at {quality['block']} vs {quality['block']} ({quality['held_out']} held-out curves); "
@@ -564,7 +650,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-steps", type=int, default=d.baseline_steps,
                    help="Euler-Maruyama steps of the baseline (1000: the reference recipe)")
     p.add_argument("--checkpoint", default=None,
-                   help="measure quality per evaluation budget for this model (curves: power; images: FD)")
+                   help="measure quality per evaluation budget for this model (curves: power; images: FD; motions: "
+                        "power, jerk, foot skating)")
     p.add_argument("--quality-samplers", default=",".join(d.quality_samplers),
                    help="quality: the samplers compared, NAME,...")
     p.add_argument("--quality-evals", default=",".join(map(str, d.quality_evals)),
@@ -573,12 +660,17 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="quality, curves: samples (and held-out curves) per figure; at least --power-block")
     p.add_argument("--power-block", type=int, default=d.power_block,
                    help="quality, curves: block size m of the m vs m two-sample power test")
-    p.add_argument("--power-repeats", type=int, default=d.power_repeats, help="quality, curves: power test repeats")
+    p.add_argument("--power-repeats", type=int, default=d.power_repeats,
+                   help="quality, curves and motions: power test repeats")
     p.add_argument("--power-permutations", type=int, default=d.power_permutations,
-                   help="quality, curves: permutations per test")
+                   help="quality, curves and motions: permutations per test")
     p.add_argument("--image-samples", type=int, default=d.image_samples,
                    help="images: samples per FD figure (CPU-sized default; FD is biased upward at small sizes)")
     p.add_argument("--image-reference", type=int, default=d.image_reference, help="images: held-out images for FD")
+    p.add_argument("--motion-samples", type=int, default=d.motion_samples,
+                   help="motions: samples per figure, against as many held-out clips (fewer where the split has fewer)")
+    p.add_argument("--motion-block", type=int, default=d.motion_block,
+                   help="motions: clips per two-sample test (hdm evaluate's --block-size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the benchmark's data, samples and tests")
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"which parts to run, from {', '.join(SECTIONS)} (quality needs --checkpoint)")
@@ -592,7 +684,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
     for name in ("width", "modes", "layers", "n_points", "batch_size", "train_steps", "readout_every",
                  "num_samples", "baseline_steps", "quality_samples", "power_block", "image_samples",
-                 "image_reference"):
+                 "image_reference", "motion_samples"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     samplers = tuple(s.strip() for s in args.quality_samplers.split(",") if s.strip())
@@ -614,9 +706,12 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         raise ConfigError(f"--power-repeats must be a positive integer, got {args.power_repeats}")
     from engine.metrics.twosample import min_block_size
 
-    if args.power_block < (need := min_block_size(0.05)):
-        raise ConfigError(f"--power-block {args.power_block}: a {args.power_block} vs {args.power_block} two-sample "
-                          f"test can never reject at the 5% level; use blocks of at least {need} curves")
+    need = min_block_size(0.05)
+    for flag, block, what in (("--power-block", args.power_block, "curves"), ("--motion-block", args.motion_block,
+                                                                            "clips")):
+        if block < need:
+            raise ConfigError(f"{flag} {block}: a {block} vs {block} two-sample test can never reject at the 5% level; "
+                              f"use blocks of at least {need} {what}")
     if 1.0 / (1.0 + args.power_permutations) > 0.05:
         raise ConfigError(f"--power-permutations {args.power_permutations} can never reach the 5% level: use at "
                           "least 19")
@@ -631,7 +726,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
                         baseline_steps=args.baseline_steps, checkpoint=args.checkpoint, quality_samplers=samplers,
                         quality_evals=evals, quality_samples=args.quality_samples, power_block=args.power_block,
                         power_repeats=args.power_repeats, power_permutations=args.power_permutations,
-                        image_samples=args.image_samples, image_reference=args.image_reference, seed=args.seed,
+                        image_samples=args.image_samples, image_reference=args.image_reference,
+                        motion_samples=args.motion_samples, motion_block=args.motion_block, seed=args.seed,
                         sections=sections)
 
 

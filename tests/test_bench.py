@@ -165,6 +165,48 @@ def test_image_quality_is_frechet_distance_per_evaluation_budget(image_checkpoin
     json.dumps(quality)
 
 
+@pytest.fixture(scope="module")
+def motion_checkpoint(tmp_path_factory):
+    cfg = RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 32},
+                              model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
+                              train={"steps": 2, "batch_size": 4})
+    out = tmp_path_factory.mktemp("bench_motions")
+    Trainer(cfg).run(out_dir=out)
+    return out
+
+
+def test_motion_quality_is_what_hdm_evaluate_reports_per_evaluation_budget(motion_checkpoint):
+    """Motions: trajectory and velocity power, jerk, foot skating and bone error per budget, next to the held-out
+    clips' own statistics and to what as many real training clips score (the floor)."""
+    opts = BenchOptions(checkpoint=str(motion_checkpoint), baseline_steps=3, quality_samplers=("ddim",),
+                        quality_evals=(3, 5), motion_samples=20, motion_block=10, power_repeats=2,
+                        power_permutations=20)
+    quality = run_bench_quality(opts)
+    assert (quality["metric"], quality["modality"], quality["data"]) == ("power", "motions", "walk")
+    assert (quality["held_out"], quality["block"], quality["frames"], quality["fps"]) == (20, 10, 32, 30.0)
+    held, real = quality["held_out_stats"], quality["training_clips"]
+    assert held["bone_length_error"] < 1e-6 and _positive(held["jerk"]) and _positive(held["foot_skating"])
+    # the floor is real motion: forward kinematics keeps the bones, and the walker's jerk is its held-out jerk
+    assert real["clips"] == 20 and real["bone_length_error"] < 1e-6
+    assert real["jerk"] == pytest.approx(held["jerk"], rel=0.5)
+    rows = [quality["baseline"], *quality["rows"]]
+    assert [(r["sampler"], r.get("budget")) for r in rows] == [("euler_maruyama", None), ("ddim", 3), ("ddim", 5)]
+    for r in rows:
+        assert 0 <= r["power"] <= 100 and 0 <= r["velocity_power"] <= 100
+        assert _positive(r["jerk"]) and r["bone_length_error"] > 1e-3  # two training steps: not a skeleton yet
+    for r in quality["rows"]:
+        assert r["network_evaluations"] <= r["budget"]
+        assert r["power_minus_baseline"] == pytest.approx(r["power"] - quality["baseline"]["power"], abs=1e-6)
+    table = quality_table(quality)
+    assert "motions: two-sample power at 10 vs 10 clips" in table and "20 training clips (real motions)" in table
+    assert len(table.splitlines()) == 3 + len(rows)
+    json.dumps(quality)
+    with pytest.raises(ConfigError, match="--motion-block 3: .* never reject"):
+        _parse_bench(["--motion-block", "3"])
+    with pytest.raises(ConfigError, match="--motion-samples must be a positive integer"):
+        _parse_bench(["--motion-samples", "0"])
+
+
 def run_bench_quality(opts: BenchOptions):
     from engine.bench import Clock, bench_quality
     from engine.device import resolve_device
