@@ -393,7 +393,9 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
     uses every pair. Its noise is reported too, as ``mmd2_floor``: the MMD^2 of as many curves of the
     data's own law (its training split, or fresh draws of a generated set) against the same held-out
     curves, 10 times (:func:`engine.metrics.mmd2_floor`). Rows closer than that spread do not differ;
-    ``mmd2_at_floor`` says whether a row is within it (at most its mean + 2 sd).
+    ``mmd2_at_floor`` says whether a row is within it (at most its mean + 2 sd). ``perfect_generator``: one
+    draw of as many curves of the data's own law scored like a row (its power is what about 5 % looks like
+    at this size; None where the data have no second sample).
     """
     from engine.api import perfect_generator_floor, reference_data
     from engine.metrics import mmd_power
@@ -414,9 +416,15 @@ def _power_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray]
         return {"power": round(res.power, 2), "power_std": round(res.std, 2), "mmd2": float(f"{mmd2:.4g}"),
                 "mmd2_at_floor": None if floor is None else floor.within(mmd2)}
 
+    perfect = None  # one draw of the data's own law (seed + 2: apart from the floor's draws), scored like a row
+    if floor is not None:
+        pool = reference_data(spec, grid, split="train", seed=opts.seed + 2, num=opts.quality_samples).values
+        if len(pool) >= len(real):
+            perfect = {"curves": len(real), **measure(pool[: len(real)])}
     return opts.quality_samples, measure, {"metric": "power", "held_out": len(real), "block": opts.power_block,
                                            "mmd2_bandwidth": round(bandwidth, 6),
-                                           "mmd2_floor": None if floor is None else floor.to_dict()}
+                                           "mmd2_floor": None if floor is None else floor.to_dict(),
+                                           "perfect_generator": perfect}
 
 
 def _fd_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray], dict[str, Any]], dict[str, Any]]:
@@ -607,6 +615,10 @@ def quality_table(quality: dict[str, Any]) -> str:
     curves = metric == "power"
     if curves:
         head += f"; MMD^2 of all samples {base['mmd2']:.2e}"
+        perfect = quality.get("perfect_generator")
+        if perfect:
+            head += (f"\n{perfect['curves']} curves of the data's own law (a perfect generator) score "
+                     f"{perfect['power']:.1f} % ± {perfect['power_std']:.1f}, MMD^2 {perfect['mmd2']:.2e}")
         floor = quality.get("mmd2_floor")
         if floor:
             head += (f"\nMMD^2 of {floor['size']} curves of the data's own law (a perfect generator), {floor['draws']} "

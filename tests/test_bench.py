@@ -72,10 +72,15 @@ def test_report_schema_and_baseline_ratios(checkpoint):
     assert quality["mmd2_bandwidth"] > 0 and "MMD^2" in quality_table(quality)
     floor = quality["mmd2_floor"]  # 10 draws of 20 fresh Quadratic curves against the same 20 held-out ones
     assert (floor["draws"], floor["size"], floor["disjoint"]) == (10, 20, True) and floor["std"] > 0
+    perfect = quality["perfect_generator"]  # one more draw of 20 fresh curves, scored like a row
+    assert perfect["curves"] == 20 and 0.0 <= perfect["power"] <= 100.0 and np.isfinite(perfect["mmd2"])
     table = quality_table(quality)
-    assert "a perfect generator" in table and "floor" in table.splitlines()[2]
+    lines = table.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("sampler"))
+    assert "a perfect generator" in table and "floor" in lines[head]
+    assert f"20 curves of the data's own law (a perfect generator) score {perfect['power']:.1f} %" in table
     rows = quality["rows"]
-    assert [line.split()[-1] for line in table.splitlines()[3:3 + len(rows)]] == [
+    assert [line.split()[-1] for line in lines[head + 1:head + 1 + len(rows)]] == [
         "yes" if r["mmd2_at_floor"] else "no" for r in rows]
     assert ("more --quality-samples narrow it" in table) == all(r["mmd2_at_floor"] for r in rows)
     json.dumps(report)  # plain JSON types only

@@ -412,6 +412,31 @@ def test_function_dataset_validation():
 
 
 # ----------------------------------------------------------------------------------------------- normalizer
+def test_a_channel_the_data_hold_constant_comes_back_exactly_whatever_the_model_leaves_there():
+    """A skeleton coordinate that never moves (the walker's spine offset) was centred only: a model's residual
+    noise there came out as 0.23-0.31 m of wandering and most of the bone-length error. Now it is the mean."""
+    rng = np.random.default_rng(1)
+    varying = rng.normal(2.0, 3.0, (20, 1, 16))
+    flat = np.full((20, 1, 16), 0.1)  # identical values: their std comes out ~1e-17, not 0
+    v = np.concatenate([varying, flat, varying * 1e-6], axis=1)
+    norm = Normalizer.fit(v)
+    assert norm.constant == (1,) and norm.std[1] == 1.0
+    assert norm.std[2] == pytest.approx(3e-6, rel=0.2)  # small but varying: a channel like the others
+    np.testing.assert_allclose(norm.denormalize(norm.normalize(v)), v, rtol=1e-12, atol=1e-15)
+    noisy = norm.normalize(v) + rng.normal(size=v.shape)  # what a model leaves in every channel
+    for out in (norm.denormalize(noisy), norm.denormalize(torch.as_tensor(noisy)).numpy()):
+        np.testing.assert_array_equal(out[:, 1], norm.mean[1])  # the stored mean, 0.1 to rounding
+        np.testing.assert_allclose(out[:, 0], noisy[:, 0] * norm.std[0] + norm.mean[0])
+    back = Normalizer.from_dict(json.loads(json.dumps(norm.to_dict())))
+    assert back == norm and back.to_dict()["constant"] == [1]
+    assert "constant" not in Normalizer.fit(varying).to_dict()  # files without constant channels are unchanged
+    old = {k: v for k, v in norm.to_dict().items() if k != "constant"}  # a checkpoint from before: centred only
+    np.testing.assert_allclose(Normalizer.from_dict(old).denormalize(noisy)[:, 1], noisy[:, 1] + norm.mean[1])
+    for bad in ([3], [-1], ["x"]):
+        with pytest.raises(DataError, match="constant"):
+            Normalizer.from_dict({**norm.to_dict(), "constant": bad})
+
+
 def test_normalizer_per_channel_and_resolution_free():
     rng = np.random.default_rng(0)
     v = np.concatenate([rng.normal(3, 2, (50, 1, 30)), rng.normal(-1, 0.5, (50, 1, 30))], axis=1)
@@ -437,7 +462,7 @@ def test_normalizer_per_channel_and_resolution_free():
 def test_normalizer_constant_channel_and_identity():
     v = np.full((5, 1, 8), 7.0)
     norm = Normalizer.fit(v)
-    assert norm.std == (1.0,) and norm.mean == (7.0,)
+    assert norm.std == (1.0,) and norm.mean == (7.0,) and norm.constant == (0,)
     np.testing.assert_array_equal(norm.normalize(v), 0.0)
     ident = Normalizer.fit(v, kind="none")
     assert ident.normalize(v) is v and ident.denormalize(v) is v

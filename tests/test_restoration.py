@@ -731,6 +731,13 @@ def test_hdm_restore_command_inbetweens_motions(walk_model_dir, tmp_path):
 
     held_out = load_motion_dataset("walk", "test", fps=30.0, frames=16, num=3, seed=0).values
     np.testing.assert_allclose(original, held_out, atol=1e-6)  # the test stream, not the training clips
+    # the coordinates the walker never moves (spine, hip heights) come back as they are, not with the model's noise
+    from engine import api
+
+    norm = api.load_model(walk_model_dir).normalizer
+    assert norm.constant == (3, 4, 5, 43, 55)
+    for c in norm.constant:
+        np.testing.assert_allclose(restored[:, :, c], original[:, None, c].repeat(2, axis=1), atol=1e-6)
     assert json.loads(summary.read_text())["items"] == 3
     for argv, error, match in (
         (["--task", "pixelate"], ConfigError, "--task pixelate is for images, but .* is a model of motions"),
@@ -740,6 +747,21 @@ def test_hdm_restore_command_inbetweens_motions(walk_model_dir, tmp_path):
         with pytest.raises(error, match=match):
             run_restore_command(parser.parse_args(argv))
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_a_motion_model_returns_the_coordinates_its_data_never_move_exactly(walk_model_dir):
+    """The walker's spine offset and hip heights are constant in every clip: samples (and their live trajectory)
+    hold them at the data's value, where a model's leftover noise used to walk them 0.2-0.3 m off."""
+    from engine import api
+
+    model = api.load_model(walk_model_dir)
+    const = list(model.normalizer.constant)
+    out = model.sample(3, steps=3, seed=0, trajectory_every=1)
+    mean = np.asarray(model.normalizer.mean, dtype=np.float32)[const, None]
+    for states in (out.samples, *out.trajectory):
+        np.testing.assert_array_equal(states[:, const], np.broadcast_to(mean, states[:, const].shape))
+    varying = [c for c in range(out.samples.shape[1]) if c not in const]
+    assert out.samples[:, varying].std(axis=(0, 2)).min() > 0
 
 
 def test_measured_data_with_gaps_are_filled_item_by_item():

@@ -110,15 +110,20 @@ class RestorationResult:
 
 
 def _normalisation(normalizer: Any, shape: tuple[int, ...], device: torch.device
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normaliser as ``(offset [1, C, *S], scale [C])`` with ``x = offset + scale_c x_n``."""
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The normaliser as ``(offset [1, C, *S], scale [C], out_scale [C])``: ``x_n = (x - offset) / scale_c`` and
+    ``x = offset + out_scale_c x_n``, where ``out_scale`` is 0 on the channels the training data held constant
+    (their mean comes back exactly, as from :meth:`Normalizer.denormalize`) and ``scale`` elsewhere."""
     zeros = torch.zeros((1, *shape), dtype=torch.float64, device=device)
     offset = torch.as_tensor(normalizer.denormalize(zeros), dtype=torch.float64, device=device)
-    scale = torch.as_tensor(normalizer.denormalize(zeros + 1), dtype=torch.float64, device=device) - offset
-    per_channel = scale.reshape(shape[0], -1)
+    step = torch.as_tensor(normalizer.normalize(zeros + offset + 1), dtype=torch.float64, device=device)
+    per_channel = step.reshape(shape[0], -1)
     if not torch.allclose(per_channel, per_channel[:, :1].expand_as(per_channel)) or not bool((per_channel > 0).all()):
         raise ConfigError("restoration needs the model's normaliser to be a positive per-channel affine map")
-    return offset, per_channel[:, 0]
+    scale = 1.0 / per_channel[:, 0]
+    out_scale = scale.clone()
+    out_scale[list(getattr(normalizer, "constant", ()))] = 0.0
+    return offset, scale, out_scale
 
 
 def _channel_shaped(c: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -345,7 +350,7 @@ def _posterior_draws(model: Any, equation: Any, predict: Any, degradation: Degra
     naive [N, *shape], degraded [N, *shape], method options used)``, in data units."""
     shape, device = degradation.shape, y.device
     N, k = seeds.shape
-    offset, scale = _normalisation(model.normalizer, shape, device)
+    offset, scale, out_scale = _normalisation(model.normalizer, shape, device)
     y_norm = (y - degradation.apply(offset)) / _channel_shaped(scale, y.ndim - 1)
     options = dict(method_options or {})
     if method == "replace":
@@ -353,7 +358,7 @@ def _posterior_draws(model: Any, equation: Any, predict: Any, degradation: Degra
         options.setdefault("noise_std", degradation.noise / _channel_shaped(scale, len(shape)))
 
     def to_data(u: torch.Tensor) -> np.ndarray:
-        return (u.to(torch.float64) * _channel_shaped(scale, len(shape)) + offset).cpu().numpy()
+        return (u.to(torch.float64) * _channel_shaped(out_scale, len(shape)) + offset).cpu().numpy()
 
     flat_items = np.repeat(np.arange(N), k)
     outs = []
