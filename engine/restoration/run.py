@@ -116,14 +116,15 @@ def _normalisation(normalizer: Any, shape: tuple[int, ...], device: torch.device
     (their mean comes back exactly, as from :meth:`Normalizer.denormalize`) and ``scale`` elsewhere."""
     zeros = torch.zeros((1, *shape), dtype=torch.float64, device=device)
     offset = torch.as_tensor(normalizer.denormalize(zeros), dtype=torch.float64, device=device)
+    out = torch.as_tensor(normalizer.denormalize(zeros + 1), dtype=torch.float64, device=device) - offset
     step = torch.as_tensor(normalizer.normalize(zeros + offset + 1), dtype=torch.float64, device=device)
-    per_channel = step.reshape(shape[0], -1)
-    if not torch.allclose(per_channel, per_channel[:, :1].expand_as(per_channel)) or not bool((per_channel > 0).all()):
+    per_channel, per_channel_in = out.reshape(shape[0], -1), step.reshape(shape[0], -1)
+    if (not torch.allclose(per_channel, per_channel[:, :1].expand_as(per_channel))
+            or not torch.allclose(per_channel_in, per_channel_in[:, :1].expand_as(per_channel_in))
+            or not bool((per_channel >= 0).all() and (per_channel_in > 0).all())):
         raise ConfigError("restoration needs the model's normaliser to be a positive per-channel affine map")
-    scale = 1.0 / per_channel[:, 0]
-    out_scale = scale.clone()
-    out_scale[list(getattr(normalizer, "constant", ()))] = 0.0
-    return offset, scale, out_scale
+    out_scale = per_channel[:, 0]
+    return offset, torch.where(out_scale > 0, out_scale, 1.0 / per_channel_in[:, 0]), out_scale
 
 
 def _channel_shaped(c: torch.Tensor, ndim: int) -> torch.Tensor:
