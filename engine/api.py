@@ -230,8 +230,11 @@ def evaluate(samples_path: str | Path | SampleResult, data_spec: str, *, block_s
              model: HDMModel | None = None) -> dict[str, Any]:
     """Compare a sample file with held-out data: two-sample power and functional errors for curves;
     classifier-feature Frechet distance and KID, sliced Wasserstein, spectrum error and memorisation
-    for images. ``should_stop``: a cancel token, asked between the tests' repeats (curves and motions)
-    and between the stages (raises :class:`~engine.errors.Cancelled`).
+    for images; for motions trajectory and velocity power, jerk, foot skating and bone-length error, and
+    (``real_clips``, against a test split) the same figures of as many real training clips against the same
+    held-out clips: what real motion scores there (about 5 % where the splits share one law; more where
+    the held-out clips are other people or trials). ``should_stop``: a cancel token, asked between the
+    tests' repeats (curves and motions) and between the stages (raises :class:`~engine.errors.Cancelled`).
 
     ``samples_path`` may also be a :class:`SampleResult` fresh from :meth:`HDMModel.sample`, with the ``model``
     that drew it (its run config and checkpoint are the samples' provenance; the held-out check needs them):
@@ -458,11 +461,20 @@ def _evaluate_motions(sf, data_spec: str, *, split: str, seed: int, block_size: 
         raise DataError(f"{sf.path}: {len(sf.samples)} motions against {len(reference)} reference clips: a {block} vs "
                         f"{block} two-sample test can never reject (its power would read 0 %); draw at least {need} "
                         "motions (and compare with at least as many clips)")
-    report = evaluate_motion_samples(channels_to_positions(sf.samples), reference.to_positions(), reference.skeleton,
+    real = reference.to_positions()
+    report = evaluate_motion_samples(channels_to_positions(sf.samples), real, reference.skeleton,
                                      fps, seed=seed, block_size=block, permutations=permutations,
                                      should_stop=should_stop)
     report["generated"] = report.pop("samples")  # "samples" names the sample file in every report
     report["data"] = {"spec": data_spec, "split": split, "source": reference.source, "num": len(reference)}
+    report["real_clips"] = None
+    if split == "test" and not names_a_path(data_spec):  # what real motions score against these held-out clips
+        clips = load_motion_dataset(data_spec, "train", fps=fps, frames=frames, num=len(sf.samples), seed=seed + 1)
+        if len(clips) >= block:
+            ours = evaluate_motion_samples(clips.to_positions(), real, reference.skeleton, fps, seed=seed,
+                                           block_size=block, permutations=permutations, should_stop=should_stop)
+            report["real_clips"] = {"num": len(clips), "power_trajectory": ours["power_trajectory"],
+                                    "power_velocity": ours["power_velocity"], **ours["samples"]}
     return report
 
 

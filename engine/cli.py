@@ -617,6 +617,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             m = report[side]
             print(f"{side}: bone-length error {m['bone_length_error']:.4g}, foot skating {m['foot_skating']:.4g} "
                   f"m/s, jerk {m['jerk']:.4g}")
+        real = report.get("real_clips")
+        if real:
+            print(f"{real['num']} real training clips against the same held-out clips (what real motion scores "
+                  f"here): trajectory {real['power_trajectory']['power']:.1f} %, velocity "
+                  f"{real['power_velocity']['power']:.1f} %, jerk {real['jerk']:.4g}")
         _write_json(args.json, report)
         return 0
     for key, res in report["power"].items():

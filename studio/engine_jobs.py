@@ -431,6 +431,10 @@ def summarize_evaluation(report: dict[str, Any]) -> str:
         parts += [f"{label} {gen[key]:.3g} (held-out {ref[key]:.3g})"
                   for key, label in (("jerk", "jerk"), ("foot_skating", "foot skating m/s"),
                                      ("bone_length_error", "bone-length error")) if key in gen and key in ref]
+        real = report.get("real_clips")
+        if real:
+            parts.append(f"real training clips score {real['power_trajectory']['power']:.1f} % / "
+                         f"{real['power_velocity']['power']:.1f} %")
         return head + "; ".join(parts) + " (power near 5 % = indistinguishable)"
     if "power" not in report:
         scalars = [f"{k} {v:.4g}" for k, v in report.items() if isinstance(v, float)][:8]

@@ -158,9 +158,16 @@ def test_motion_evaluation_takes_the_frame_rate_from_the_samples_grid(tmp_path):
     assert report["fps"] == pytest.approx(fps) and report["fps"] < 15
     gen, ref = report["generated"]["foot_skating"], report["reference"]["foot_skating"]
     assert gen == pytest.approx(ref, rel=0.5)  # the same law at the same rate
+    real = report["real_clips"]  # as many real training walks, at the samples' rate, scored like them
+    assert real["num"] == 12 and real["foot_skating"] == pytest.approx(ref, rel=0.5)
+    assert real["jerk"] == pytest.approx(report["reference"]["jerk"], rel=0.5) and real["bone_length_error"] < 1e-6
+    assert 0.0 <= real["power_trajectory"]["power"] <= 100.0 and real["power_velocity"]["block_size"] == 4
     at_training_rate = api.evaluate(_motion_file(tmp_path / "walk120.h5", frames=120), "walk", block_size=4,
                                     permutations=50)
     assert at_training_rate["fps"] == 30.0  # the stored rate, exactly, where the grid agrees with it
+    on_training = api.evaluate(_motion_file(tmp_path / "walk120.h5", frames=120), "walk", block_size=4,
+                               permutations=50, split="train")
+    assert on_training["real_clips"] is None  # no second sample of real clips to compare with
 
 
 def test_an_evaluation_stops_when_asked(tmp_path):

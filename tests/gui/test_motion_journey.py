@@ -97,6 +97,10 @@ def test_motion_evaluation_summary_names_power_and_the_physical_metrics():
     assert text.startswith("vs walk test split (1000 items): power trajectory (10 vs 10): 5.5 % ± 1.2; "
                            "power velocity (10 vs 10): 100.0 % ± 0.0; jerk 3.58e+03 (held-out 113)")
     assert "foot skating m/s 10.6 (held-out 0.06)" in text and "bone-length error" in text and "\n" not in text
+    assert "real training clips" not in text  # none in the report: nothing claimed
+    report["real_clips"] = {"num": 1000, "power_trajectory": {**power, "power": 36.7},
+                            "power_velocity": {**power, "power": 21.7}, "jerk": 237.0}
+    assert "; real training clips score 36.7 % / 21.7 % (power near 5 %" in summarize_evaluation(report)
 
 
 def test_an_evaluation_is_scrolled_into_view(window, qtbot):
