@@ -233,7 +233,7 @@ def evaluate(samples_path: str | Path | SampleResult, data_spec: str, *, block_s
     for images; for motions trajectory and velocity power, jerk, foot skating and bone-length error, and
     (``real_clips``, against a test split) the same figures of as many real training clips against the same
     held-out clips: what real motion scores there (about 5 % where the splits share one law; more where
-    the held-out clips are other people or trials). ``should_stop``: a cancel token, asked between the
+    the held-out clips are other trials or people). ``should_stop``: a cancel token, asked between the
     tests' repeats (curves and motions) and between the stages (raises :class:`~engine.errors.Cancelled`).
 
     ``samples_path`` may also be a :class:`SampleResult` fresh from :meth:`HDMModel.sample`, with the ``model``
