@@ -544,7 +544,10 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
                                                                          ctx.world_size)[ctx.rank]
     bar = progress_bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
-    kwargs = {"steps": args.steps, "sampler": args.sampler, "spacing": args.spacing, "grid": grid,
+    from engine.samplers import default_sampler_for
+
+    sampler = args.sampler or default_sampler_for(model.modality)
+    kwargs = {"steps": args.steps, "sampler": sampler, "spacing": args.spacing, "grid": grid,
               "size": args.image_size, "prior": args.prior, "seed": args.seed, "batch_size": batch,
               "callback": lambda info: bar.update(1)}
     started = time.perf_counter()
@@ -559,7 +562,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     path = api.write_sample_file(args.out, result, model)
     shape = " x ".join(str(v) for v in result.samples.shape[1:])
     where = "" if ctx is None else f" over {ctx.world_size} processes"
-    print(f"sampled {args.num_samples} {model.modality} ({shape}) with {args.sampler} "
+    print(f"sampled {args.num_samples} {model.modality} ({shape}) with {sampler} "
           f"({args.steps} steps) in {seconds:.2f}s{where}; wrote {path}")
     _write_json(args.json, {"out": str(path), "seconds": round(seconds, 3), **result.settings,
                             "num_samples": args.num_samples, "seed": args.seed, "checkpoint_sha256": model.sha256,
@@ -870,8 +873,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="quadratic", help="bundled name, .safetensors file or run dir")
     s.add_argument("--num-samples", type=int, default=1000, help="how many samples to draw")
     s.add_argument("--steps", type=int, default=50, help="sampler steps")
-    s.add_argument("--sampler", default="dpm2m_sde",  # engine.samplers.DEFAULT_SAMPLER (not imported: torch)
-                   help="see `hdm list`; dpm2m_sde is the best measured at 50 steps on curves and images")
+    s.add_argument("--sampler", default=None,  # engine.samplers.default_sampler_for (not imported: torch)
+                   help="see `hdm list`; default: the best measured at 50 steps, dpm2m_sde for curves and images, "
+                        "exponential for motions")
     s.add_argument("--spacing", default=None,
                    help="the time grid: uniform (in t), logsnr (uniform in log SNR) or edm (Karras et al.'s rho = 7); "
                         "default: logsnr for ddim, ode_heun, dpm2m and dpm2m_sde, uniform for the others")

@@ -40,7 +40,7 @@ from engine.equations.base import Equation, make_equation
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.operators.covariance import covariance_from_config
 from engine.rng import SampleRNG
-from engine.samplers import DEFAULT_SAMPLER, EVALS_PER_STEP, StepInfo, default_spacing, get_sampler, time_grid
+from engine.samplers import EVALS_PER_STEP, StepInfo, default_sampler_for, default_spacing, get_sampler, time_grid
 
 log = logging.getLogger(__name__)
 PRIOR_MEAN_WARNING = 0.05  # the largest m_k(T) the hdm prior's dropping of M_T x_0 passes over in silence
@@ -465,7 +465,7 @@ class HDMModel:
             return max(1, min(most, GPU_POINTS_PER_BATCH // points))
         return max(32, CPU_POINTS_PER_BATCH // points)
 
-    def sample(self, num: int, *, steps: int = 50, sampler: str = DEFAULT_SAMPLER, grid: np.ndarray | None = None,
+    def sample(self, num: int, *, steps: int = 50, sampler: str | None = None, grid: np.ndarray | None = None,
                size: tuple[int, int] | int | None = None, prior: str | None = None,
                seeds: Sequence[int] | None = None, seed: int = 0, batch_size: int | None = None,
                spacing: str | None = None, callback: Callable[[StepInfo], None] | None = None,
@@ -491,6 +491,7 @@ class HDMModel:
         batch_size = min(num, self._batch_for(at)) if batch_size is None else batch_size
         seeds = sample_seeds(num, seeds, seed)
         prior = prior or self.default_prior()
+        sampler = default_sampler_for(self.modality) if sampler is None else sampler
         fn = get_sampler(sampler)
         if sampler not in EVALS_PER_STEP:  # a sampler registered by hand: asked now, not after the sampling
             raise ConfigError(f"sampler {sampler!r} is in engine.samplers.SAMPLERS but not in EVALS_PER_STEP: add the "

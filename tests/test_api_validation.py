@@ -256,6 +256,30 @@ def test_motion_samples_on_another_grid_store_its_frame_rate(tmp_path):
         assert read_samples(path).config["motion"]["fps"] == pytest.approx(fps, rel=1e-9)
 
 
+def test_each_modality_samples_with_its_default_sampler(tmp_path, capsys):
+    """Motions: the exponential sampler (engine.samplers.MODALITY_DEFAULT_SAMPLERS); curves: dpm2m_sde. The API,
+    `hdm sample` and the sample file's provenance say which ran; a named sampler is used as named."""
+    from engine.cli import main
+    from engine.config import RunConfig
+    from engine.io import read_samples
+    from engine.training import Trainer
+
+    tiny = {"width": 8, "modes": 4, "layers": 1, "emb_dim": 16}
+    walk = Trainer(RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 32}, model=tiny,
+                                       train={"steps": 1, "batch_size": 4, "warmup": 1}))
+    curves = Trainer(RunConfig().replace(data={"spec": "quadratic", "n_points": 16, "num": 32}, model=tiny,
+                                         train={"steps": 1, "batch_size": 4, "warmup": 1}))
+    assert walk.model().sample(2, steps=2).settings["sampler"] == "exponential"
+    assert walk.model().sample(2, steps=2, sampler="ddim").settings["sampler"] == "ddim"
+    assert curves.model().sample(2, steps=2).settings["sampler"] == "dpm2m_sde"
+    walk.save(tmp_path / "walk")
+    out = tmp_path / "w.h5"
+    assert main(["sample", "--checkpoint", str(tmp_path / "walk"), "--num-samples", "2", "--steps", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    assert "with exponential (2 steps)" in capsys.readouterr().out
+    assert read_samples(out).config["sampling"]["sampler"] == "exponential"
+
+
 def test_a_grid_outside_the_training_domain_is_refused(model):
     """Before: [-20, 20] was sampled without a word, and the curves reached about 105 where the data reach 400
     (the FNO's Fourier layers wrap around the training domain)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import os
@@ -166,13 +167,19 @@ def test_console_script_prints_no_traceback(tmp_path):
 
 
 def test_sample_defaults_to_the_engine_default_sampler():
-    # the CLI spells the default out (its parser does not import torch); the two must not drift apart
+    # the CLI and the API leave the choice to engine.samplers.default_sampler_for (per modality); the CLI's help
+    # spells the defaults out (its parser does not import torch): the two must not drift apart
     from engine.cli import build_parser
     from engine.pipeline import HDMModel
-    from engine.samplers import DEFAULT_SAMPLER
+    from engine.samplers import DEFAULT_SAMPLER, MODALITY_DEFAULT_SAMPLERS
 
-    args = build_parser().parse_args(["sample", "--out", "x.h5"])
-    assert args.sampler == DEFAULT_SAMPLER == inspect.signature(HDMModel.sample).parameters["sampler"].default
+    parser = build_parser("sample")
+    args = parser.parse_args(["sample", "--out", "x.h5"])
+    assert args.sampler is None and inspect.signature(HDMModel.sample).parameters["sampler"].default is None
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["sample"]
+    text = next(a for a in sub._actions if "--sampler" in a.option_strings).help
+    assert f"{DEFAULT_SAMPLER} for curves and images" in text
+    assert all(f"{name} for {modality}" in text for modality, name in MODALITY_DEFAULT_SAMPLERS.items())
 
 
 def test_entry_points_tune_the_cpu_allocator_and_the_engine_alone_does_not():

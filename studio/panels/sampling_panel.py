@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.metrics.twosample import min_block_size
-from engine.samplers import DEFAULT_SAMPLER, SAMPLER_DESCRIPTIONS, SAMPLERS
+from engine.samplers import DEFAULT_SAMPLER, SAMPLER_DESCRIPTIONS, SAMPLERS, default_sampler_for
 from studio.dialogs import CHECKPOINT_FILTER, file_dialog
 from studio.jobs import IDLE, PAUSED, RUNNING
 from studio.workspace import TRAINED
@@ -115,6 +115,7 @@ class SamplingPanel(QWidget):
             self.sampler.setItemData(self.sampler.count() - 1, SAMPLER_DESCRIPTIONS.get(name, ""),
                                      Qt.ItemDataRole.ToolTipRole)
         self.sampler.setCurrentText(DEFAULT_SAMPLER)
+        self._default_sampler = DEFAULT_SAMPLER  # the modality default last put in the box (see _apply_modality)
         self.steps = self._int(1, 100_000, 50, "Reverse-time steps from T to 0")
         self.num = self._int(1, 1_000_000, 64, "How many curves to draw")
         self.seed = self._int(0, 2**31 - 1, 0, "Sample k is drawn with seed base + k")
@@ -275,6 +276,10 @@ class SamplingPanel(QWidget):
         for row, show in (("grid", not images), ("prior", images), ("preview", images)):
             self._form.setRowVisible(self._rows[row], show)
         self.num.setToolTip(f"How many {modality} to draw")
+        default = default_sampler_for(modality)
+        if self.sampler.currentData() == self._default_sampler:  # the user's own choice stays
+            self.sampler.setCurrentText(default)
+        self._default_sampler = default
         self._sync_export_formats()
 
     def _sync_export_formats(self) -> None:

@@ -42,6 +42,21 @@ def test_live_view_x0_applies_to_images_only(panel):
     assert panel.preview.isVisibleTo(panel) and panel.settings()["preview"] == "x0"  # the choice is kept
 
 
+def test_a_motion_model_samples_with_the_motion_default_unless_the_user_chose(panel):
+    """Motions default to the exponential sampler (smoother clips at every budget measured), curves and
+    images to dpm2m_sde; a sampler the user picked is kept across checkpoints."""
+    _select(panel, "functions")
+    assert panel.settings()["sampler"] == "dpm2m_sde"
+    _select(panel, "motions")
+    assert panel.settings()["sampler"] == "exponential"
+    _select(panel, "images")
+    assert panel.settings()["sampler"] == "dpm2m_sde"
+    panel.sampler.setCurrentText("ddim")
+    for key in ("motions", "functions"):
+        _select(panel, key)
+        assert panel.settings()["sampler"] == "ddim"
+
+
 def test_curve_frames_say_when_they_show_the_x0_estimate(themed_app, qtbot):
     from studio.views.trajectory_view import TrajectoryView
 
