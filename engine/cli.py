@@ -324,7 +324,7 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
 TRAIN_FLAGS: dict[str, dict[str, str]] = {
     "data": {"spec": "--data", "modality": "--modality", "n_points": "--n-points", "num": "--num-items",
              "seed": "--data-seed", "image_size": "--image-size", "channels": "--channels", "fps": "--fps",
-             "frames": "--frames"},
+             "frames": "--frames", "channel_scale": "--channel-scale"},
     "noise": {"kernel": "--kernel", "length_scale": "--length-scale", "gain": "--gain", "period": "--period",
               "sigma": "--sigma", "gamma": "--gamma"},
     "equation": {"name": "--equation", "schedule": "--schedule", "blur_min": "--blur-min",
@@ -358,7 +358,7 @@ def _run_config(args: argparse.Namespace) -> Any:
 # motions') kernel. Typed for the other kind, they were ignored yet stored in the run's config.
 ONE_KIND_OPTIONS = {"--sigma": "images", "--gamma": "images", "--blur-min": "images", "--blur-max": "images",
                     "--heat-noise": "images", "--kernel": "curves", "--length-scale": "curves", "--gain": "curves",
-                    "--period": "curves"}
+                    "--period": "curves", "--channel-scale": "curves"}
 
 
 def foreign_options(modality: str) -> list[str]:
@@ -807,6 +807,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                                            "dataset's)")
     t.add_argument("--frames", type=int, default=None, help="motions: frames per training clip (default: the "
                                                             "dataset's)")
+    t.add_argument("--channel-scale", default="auto", choices=["auto", "own", "capped"],
+                   help="functions and motions: scale each channel by its own std (own) or by at most the data's "
+                        "RMS channel std (capped: a motion's root travel then gets no more noise in metres than a "
+                        "joint; jerk 4x lower on walks and cmu07); auto: capped for motions, own for functions")
     t.add_argument("--data-seed", type=int, default=0, help="seed of synthetic datasets")
     t.add_argument("--kernel", default="squared_exponential",
                    help="functions and motions: the covariance kernel of the noise: squared_exponential (se, rbf), "

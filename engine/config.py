@@ -32,6 +32,7 @@ def _positive(name: str, value: float, *, integer: bool = False) -> None:
 
 
 MODALITIES = ("functions", "motions", "images")
+CHANNEL_SCALES = ("auto", "own", "capped")
 IN_MEMORY_PREFIX = "in-memory:"  # DataConfig.spec of a run trained on data given as objects, not named: no loader
 
 
@@ -49,6 +50,9 @@ class DataConfig:
     channels: int | None = None  # images: convert to 1 (grey) or 3 (RGB) channels (None: native)
     fps: float | None = None  # motions: resample clips to this frame rate (None: the dataset's default)
     frames: int | None = None  # motions: frames per training clip (None: the dataset's default)
+    # how each channel is scaled (functions, motions): "own" (by its own std), "capped" (by its own std, at most
+    # the data's RMS channel std: see engine.data.normalize), "auto" (capped for motions, own for functions)
+    channel_scale: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, os.PathLike):  # a Path is stored (and written to JSON) as the text it names
@@ -72,6 +76,8 @@ class DataConfig:
             raise ConfigError(f"--channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         if self.fps is not None:
             _positive("--fps", self.fps)
+        if self.channel_scale not in CHANNEL_SCALES:
+            raise ConfigError(f"--channel-scale must be one of {', '.join(CHANNEL_SCALES)}, got {self.channel_scale!r}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 TIME_LAWS = ("uniform", "mixed")
 
 # Settings whose default changed: a checkpoint written before the setting existed was trained with these.
-STORED_DEFAULTS: dict[str, dict[str, Any]] = {"model": {"padding": 0.0}}
+STORED_DEFAULTS: dict[str, dict[str, Any]] = {"model": {"padding": 0.0}, "data": {"channel_scale": "own"}}
 
 MODELS = {"fno1d": ("functions", "motions"), "unet": ("images",), "fno2d": ("images",)}
 
@@ -297,8 +303,12 @@ class RunConfig:
         foreign = [name for name, value, owner in (("image_size", self.data.image_size, "images"),
                                                    ("channels", self.data.channels, "images"),
                                                    ("fps", self.data.fps, "motions"),
-                                                   ("frames", self.data.frames, "motions"))
-                   if value is not None and owner != modality]
+                                                   ("frames", self.data.frames, "motions"),
+                                                   # images are mapped to [-1, 1] whatever it says; "own" is
+                                                   # what their checkpoints from before the setting read as
+                                                   ("channel_scale", "capped" if self.data.channel_scale == "capped"
+                                                    else None, "functions, motions"))
+                   if value is not None and modality not in owner]
         if foreign:
             one = len(foreign) == 1
             raise ConfigError(f"the data are {modality}: {', '.join('--' + n.replace('_', '-') for n in foreign)} "
@@ -313,8 +323,11 @@ class RunConfig:
             fits = [m for m, mods in MODELS.items() if modality in mods]
             raise ConfigError(f"model {model!r} is not for {modality}; choose one of {', '.join(fits)}")
         lr = self.train.lr if self.train.lr is not None else (2e-3 if model == "fno1d" else 5e-4)
-        return self.replace(data={"modality": modality}, equation={"name": equation}, model={"name": model},
-                            train={"lr": lr})
+        scale = self.data.channel_scale
+        if scale == "auto" and not images:
+            scale = "capped" if modality == "motions" else "own"
+        return self.replace(data={"modality": modality, "channel_scale": scale}, equation={"name": equation},
+                            model={"name": model}, train={"lr": lr})
 
     def replace(self, **sections: Any) -> RunConfig:
         """A copy with some fields changed, e.g. ``replace(train={"steps": 10})``."""

@@ -309,7 +309,7 @@ class Trainer:
             self.config = config.replace(noise={"length_scale": length_scale})
             self.geometry = ModelGeometry(tuple(float(v) for v in dataset.grid), int(dataset.values.shape[1]),
                                           length_scale)
-            self.normalizer = Normalizer.fit(dataset.values)
+            self.normalizer = Normalizer.fit(dataset.values, cap=self.config.data.channel_scale == "capped")
             if modality == "motions":  # what sampling needs to turn channels back into skeleton motions
                 self.extra_meta = {"motion": {"skeleton": dataset.skeleton.to_dict(), "fps": float(dataset.fps)}}
         self.modality = modality

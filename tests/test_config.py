@@ -41,3 +41,19 @@ def test_options_of_another_modality_are_refused_not_ignored():
     with pytest.raises(ConfigError, match="the data are images: --fps applies to other data; drop it"):
         RunConfig().replace(data={"fps": 10.0}).resolve("images")
     assert RunConfig().replace(data={"frames": 32, "fps": 25.0}).resolve("motions").data.frames == 32
+
+
+def test_channel_scale_is_capped_for_motions_own_for_functions_and_own_for_older_runs():
+    resolved = {m: RunConfig().resolve(m).data.channel_scale for m in ("functions", "motions", "images")}
+    assert resolved == {"functions": "own", "motions": "capped", "images": "auto"}  # images: always [-1, 1]
+    assert RunConfig().replace(data={"channel_scale": "capped"}).resolve("functions").data.channel_scale == "capped"
+    assert RunConfig().replace(data={"channel_scale": "own"}).resolve("motions").data.channel_scale == "own"
+    with pytest.raises(ConfigError, match="the data are images: --channel-scale applies to other data"):
+        RunConfig().replace(data={"channel_scale": "capped"}).resolve("images")
+    with pytest.raises(ConfigError, match="--channel-scale must be one of auto, own, capped"):
+        RunConfig().replace(data={"channel_scale": "rms"})
+    # a checkpoint written before the setting was trained with each channel's own scale, and reads so
+    old = RunConfig().resolve("motions").to_dict()
+    del old["data"]["channel_scale"]
+    assert RunConfig.from_dict(old, stored=True).data.channel_scale == "own"
+    assert RunConfig.from_dict(old).data.channel_scale == "auto"

@@ -410,3 +410,26 @@ def test_evaluate_motion_samples_same_law_versus_noise():
     assert bad["samples"]["jerk"] > 10 * report["samples"]["jerk"]
     with pytest.raises(DataError, match="share"):
         evaluate_motion_samples(test[:, :20], train, sk, 30.0)
+
+
+def test_a_motion_run_scales_the_roots_travel_no_coarser_than_its_joints():
+    """Motions train with --channel-scale capped: the root's x and z (where the walk goes, metres apart) get the
+    data's RMS channel scale, not their own spread; --channel-scale own keeps the per-channel scale."""
+    from engine.config import RunConfig
+    from engine.data import Normalizer
+    from engine.training import Trainer
+
+    cfg = RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 32},
+                              model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
+                              train={"steps": 1, "batch_size": 4})
+    capped = Trainer(cfg)
+    own = Trainer(cfg.replace(data={"channel_scale": "own"}))
+    assert (capped.config.data.channel_scale, own.config.data.channel_scale) == ("capped", "own")
+    assert own.normalizer == Normalizer.fit(own.dataset.values)
+    std_own, std_cap = np.asarray(own.normalizer.std), np.asarray(capped.normalizer.std)
+    varying = np.setdiff1d(np.arange(std_own.size), own.normalizer.constant)
+    cap = np.sqrt(np.mean(std_own[varying] ** 2))
+    assert std_own[0] > cap and std_own[2] > cap  # the root's travel spreads wider than the joints
+    np.testing.assert_allclose(std_cap[[0, 2]], cap)
+    np.testing.assert_allclose(std_cap[varying], np.minimum(std_own[varying], cap))
+    assert capped.model().normalizer.std == capped.normalizer.std  # what the checkpoint carries

@@ -8,6 +8,16 @@ constant (std at most 1e-12 of its scale; e.g. a joint coordinate a skeleton nev
 ``constant``: :meth:`Normalizer.denormalize` writes its mean back exactly, so whatever a model leaves in it
 (residual noise, which walks bones off their lengths) never reaches the output. ``kind="none"`` is the identity.
 
+``fit(..., cap=True)`` (``--channel-scale capped``, the default for motions) gives no channel a std above the
+data's RMS channel std (over the channels that vary): channels that share one unit, a skeleton's coordinates in
+metres, then keep comparable metres per unit of noise. Standardised each by its own std, the walker's root x
+and z (std 1.85 m: where the walks end up) took 34 times the metres per unit of a typical joint coordinate,
+and whatever noise the model left there (about 0.27 units after 2500 steps) became 96 % of the samples' jerk.
+Measured (width 64, one seed, ``hdm bench --sections quality``): walks, 2500 steps, ``exponential``-10: jerk
+1544 -> 397 (data 111), joint-velocity two-sample power 100 % -> 4.8 %, foot skating 3.6 -> 1.2 m/s,
+trajectory power 3.7 % -> 4.8 %; cmu07, 4000 steps: jerk 922-967 -> 236-263 (data 257), velocity power 100 %
+-> 20-43 % (real training clips: 22 %), foot skating 2.4 -> 0.6-0.75, trajectory power level.
+
 Images use the same class with ``spatial_dims=2`` (arrays [..., C, H, W]) and the fixed map
 ``mean = std = 0.5`` that sends pixel values in [0, 1] to [-1, 1] (:meth:`Normalizer.unit_range`).
 """
@@ -70,8 +80,9 @@ class Normalizer:
         return cls("standard", (0.5,) * channels, (0.5,) * channels, spatial_dims=2)
 
     @classmethod
-    def fit(cls, values: Any, kind: str = "standard") -> Normalizer:
-        """Fit to curves [N, C, n] (numpy or torch): per-channel mean/std over all curves and points."""
+    def fit(cls, values: Any, kind: str = "standard", *, cap: bool = False) -> Normalizer:
+        """Fit to curves [N, C, n] (numpy or torch): per-channel mean/std over all curves and points; ``cap``: no
+        std above the RMS of the varying channels' stds (see the module docstring)."""
         if kind == "none":
             return cls("none")
         v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
@@ -82,6 +93,9 @@ class Normalizer:
         # constant up to rounding: the std of identical values can come out as 1e-17 rather than 0
         flat = np.isfinite(std) & np.isfinite(mean) & (std <= 1e-12 * np.maximum(1.0, np.abs(mean)))
         std = np.where(np.isfinite(std) & (std > 0) & ~flat, std, 1.0)
+        varying = np.isfinite(std) & ~flat
+        if cap and varying.any():
+            std = np.where(varying, np.minimum(std, np.sqrt(np.mean(std[varying] ** 2))), std)
         return cls(kind, tuple(mean), tuple(std), constant=tuple(int(c) for c in np.flatnonzero(flat)))
 
     @property
