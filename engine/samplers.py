@@ -429,11 +429,14 @@ ddim's 52, exponential's 44). Motions use :data:`MODALITY_DEFAULT_SAMPLERS`."""
 
 MODALITY_DEFAULT_SAMPLERS = {"motions": "exponential"}
 """Where another sampler is the default (:func:`default_sampler_for`). Motions: ``exponential``, the ancestral
-step, leaves the smoothest clips at every budget measured (``hdm bench --sections quality``, 200 samples
-against 200 held-out walks, CPU, 2026-12). Procedural walks, width 64, 10,000 steps, at 50 evaluations:
-joint-velocity power 18 % against dpm2m_sde's 63 % (25: 15 % against 45 %), jerk 759 against 942 (the data's
-111), trajectory power 4.0 % against 4.5 %; the same recipe at 2500 steps: jerk 1692 against 1735; cmu07
-(26 held-out windows): trajectory power 43 % against 47 %, jerk 927 against 922."""
+step, leaves clips at least as smooth as dpm2m_sde at every budget measured (``hdm bench --sections quality``,
+200 samples against 200 held-out walks, CPU, 2026-12, width 64, one seed). Walks trained with the capped
+channel scale (2500 steps), exponential against dpm2m_sde at 10 / 25 / 50 evaluations: jerk 397 / 432 / 447
+against 619 / 481 / 457 (the data's 111), joint-velocity power 4.8 / 5.8 / 6.3 % against 12 / 8.2 / 6.7 %,
+trajectory power 4.7-5.2 % against 4.2-5.0 %; cmu07 (capped, 4000 steps, 26 held-out windows), at 50:
+level (trajectory 40 % against 43 %, velocity 25 % against 20 %, jerk 254 against 260). On models trained
+with each channel's own scale (checkpoints from before it) the gap is wide: walks, 10,000 steps, at 50,
+velocity power 18 % against 63 %, jerk 759 against 942."""
 
 
 def default_sampler_for(modality: str | None) -> str:
