@@ -23,14 +23,18 @@ TINY = dict(width=8, modes=4, layers=1, n_points=32, batch_size=16, train_steps=
             power_repeats=2, power_permutations=20)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    cfg = RunConfig().replace(data={"spec": "quadratic", "n_points": 32, "num": 100},
-                              model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
-                              train={"steps": 2, "batch_size": 8})
-    out = tmp_path_factory.mktemp("bench_run")
+def _tiny_run(tmp_path_factory, name: str, data: dict, batch_size: int):
+    """A run folder of a tiny FNO-1D trained 2 steps on ``data``."""
+    cfg = RunConfig().replace(data=data, model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
+                              train={"steps": 2, "batch_size": batch_size})
+    out = tmp_path_factory.mktemp(name)
     Trainer(cfg).run(out_dir=out)
     return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _tiny_run(tmp_path_factory, "bench_run", {"spec": "quadratic", "n_points": 32, "num": 100}, 8)
 
 
 def _positive(value) -> bool:
@@ -172,12 +176,7 @@ def test_image_quality_is_frechet_distance_per_evaluation_budget(image_checkpoin
 
 @pytest.fixture(scope="module")
 def motion_checkpoint(tmp_path_factory):
-    cfg = RunConfig().replace(data={"spec": "walk", "num": 16, "frames": 32},
-                              model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
-                              train={"steps": 2, "batch_size": 4})
-    out = tmp_path_factory.mktemp("bench_motions")
-    Trainer(cfg).run(out_dir=out)
-    return out
+    return _tiny_run(tmp_path_factory, "bench_motions", {"spec": "walk", "num": 16, "frames": 32}, 4)
 
 
 def test_motion_quality_is_what_hdm_evaluate_reports_per_evaluation_budget(motion_checkpoint):
