@@ -300,15 +300,15 @@ class RunConfig:
         from engine.equations.spde import IMAGE_EQUATIONS
 
         images = modality == "images"
-        foreign = [name for name, value, owner in (("image_size", self.data.image_size, "images"),
-                                                   ("channels", self.data.channels, "images"),
-                                                   ("fps", self.data.fps, "motions"),
-                                                   ("frames", self.data.frames, "motions"),
-                                                   # images are mapped to [-1, 1] whatever it says; "own" is
-                                                   # what their checkpoints from before the setting read as
-                                                   ("channel_scale", "capped" if self.data.channel_scale == "capped"
-                                                    else None, "functions, motions"))
-                   if value is not None and modality not in owner]
+        foreign = [name for name, value, owners in (("image_size", self.data.image_size, ("images",)),
+                                                    ("channels", self.data.channels, ("images",)),
+                                                    ("fps", self.data.fps, ("motions",)),
+                                                    ("frames", self.data.frames, ("motions",)),
+                                                    # images are mapped to [-1, 1] whatever it says; "own" is
+                                                    # what their checkpoints from before the setting read as
+                                                    ("channel_scale", "capped" if self.data.channel_scale == "capped"
+                                                     else None, ("functions", "motions")))
+                   if value is not None and modality not in owners]
         if foreign:
             one = len(foreign) == 1
             raise ConfigError(f"the data are {modality}: {', '.join('--' + n.replace('_', '-') for n in foreign)} "
