@@ -467,11 +467,10 @@ def _motion_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray
     """
     from engine.data.select import names_a_path
     from engine.metrics.twosample import min_block_size
-    from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset
-    from engine.motion.metrics import bone_length_error, foot_skating, jerk
+    from engine.motion import channels_to_positions, evaluate_motion_samples, load_motion_dataset, motion_statistics
 
     spec = model.config.data.spec
-    fps = float((model.extra_meta.get("motion") or {}).get("fps") or model.config.data.fps or 30.0)
+    fps = model.motion_fps
     frames = len(model.training_grid)
     path = names_a_path(spec)
     reference = load_motion_dataset(spec, "train" if path else "test", fps=fps, frames=frames,
@@ -497,8 +496,7 @@ def _motion_metric(model, opts: BenchOptions) -> tuple[int, Callable[[np.ndarray
     if not path:
         clips = load_motion_dataset(spec, "train", fps=fps, frames=frames, num=len(reference), seed=opts.seed + 1)
         training = {"clips": min(len(clips), len(reference)), **measure(clips.to_positions()[: len(reference)])}
-    held = {"bone_length_error": bone_length_error(real, skeleton), "foot_skating": foot_skating(real, skeleton, fps),
-            "jerk": jerk(real, fps)}
+    held = motion_statistics(real, skeleton, fps)
     info = {"metric": "power", "modality": "motions", "held_out": len(reference), "block": block, "fps": fps,
             "frames": frames, "held_out_stats": {k: float(f"{v:.4g}") for k, v in held.items()},
             "training_clips": training,

@@ -531,6 +531,7 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     from engine.distributed import batch_ranges, sample_distributed
     from engine.errors import ConfigError
     from engine.pipeline import uniform_grid
+    from engine.samplers import default_sampler_for
 
     main_rank = ctx is None or ctx.is_main
     model = api.load_model(args.checkpoint, device=device)
@@ -544,8 +545,6 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
                                                                          ctx.world_size)[ctx.rank]
     bar = progress_bar(args.steps * -(-(stop - start) // batch), "sample", args.quiet or not main_rank)
-    from engine.samplers import default_sampler_for
-
     sampler = args.sampler or default_sampler_for(model.modality)
     kwargs = {"steps": args.steps, "sampler": sampler, "spacing": args.spacing, "grid": grid,
               "size": args.image_size, "prior": args.prior, "seed": args.seed, "batch_size": batch,

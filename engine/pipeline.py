@@ -368,6 +368,14 @@ class HDMModel:
             raise ConfigError("an image model has no grid; use its image size")
         return np.asarray(self.geometry.grid, dtype=np.float64)
 
+    @property
+    def motion_fps(self) -> float:
+        """Motions: the frame rate the model was trained at (from its checkpoint)."""
+        fps = (self.extra_meta.get("motion") or {}).get("fps") or self.config.data.fps
+        if not fps:
+            raise DataError("the motion checkpoint stores no frame rate; retrain it with this version")
+        return float(fps)
+
     def equation_on(self, at: Any = None) -> Equation:
         """The forward equation on ``at``: a grid (functions, motions) or (H, W) (images); default: training."""
         return self.domain.equation(self.domain.default() if at is None else self.domain.check(at))

@@ -93,9 +93,8 @@ class Normalizer:
         # constant up to rounding: the std of identical values can come out as 1e-17 rather than 0
         flat = np.isfinite(std) & np.isfinite(mean) & (std <= 1e-12 * np.maximum(1.0, np.abs(mean)))
         std = np.where(np.isfinite(std) & (std > 0) & ~flat, std, 1.0)
-        varying = np.isfinite(std) & ~flat
-        if cap and varying.any():
-            std = np.where(varying, np.minimum(std, np.sqrt(np.mean(std[varying] ** 2))), std)
+        if cap and not flat.all():
+            std = np.where(flat, std, np.minimum(std, np.sqrt(np.mean(std[~flat] ** 2))))
         return cls(kind, tuple(mean), tuple(std), constant=tuple(int(c) for c in np.flatnonzero(flat)))
 
     @property

@@ -26,7 +26,7 @@ from engine.motion.dataset import (
     load_motion_dataset,
     positions_to_channels,
 )
-from engine.motion.metrics import bone_length_error, evaluate_motion_samples, foot_skating, jerk
+from engine.motion.metrics import bone_length_error, evaluate_motion_samples, foot_skating, jerk, motion_statistics
 from engine.motion.procedural import GaitParameters, generate_walks, humanoid_skeleton
 from engine.motion.render import render_strip
 from engine.motion.skeleton import Skeleton, euler_to_matrix, matrix_to_euler, positions_to_rotations
@@ -47,6 +47,7 @@ __all__ = [
     "list_motion_datasets",
     "load_motion_dataset",
     "matrix_to_euler",
+    "motion_statistics",
     "parse_bvh",
     "positions_to_channels",
     "positions_to_rotations",

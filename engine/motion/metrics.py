@@ -106,6 +106,12 @@ def jerk(positions: np.ndarray, fps: float) -> float:
     return float(np.linalg.norm(d3, axis=-1).mean())
 
 
+def motion_statistics(positions: np.ndarray, skeleton: Skeleton, fps: float) -> dict[str, float]:
+    """``bone_length_error``, ``foot_skating`` and ``jerk`` of clips [N, T, J, 3] of ``skeleton`` at ``fps``."""
+    return {"bone_length_error": bone_length_error(positions, skeleton),
+            "foot_skating": foot_skating(positions, skeleton, fps), "jerk": jerk(positions, fps)}
+
+
 def _velocity_channels(p: np.ndarray, fps: float) -> np.ndarray:
     v = np.diff(p, axis=1) * fps  # [N, T-1, J, 3]
     return np.swapaxes(v.reshape(*v.shape[:2], -1), 1, 2)
@@ -137,15 +143,11 @@ def evaluate_motion_samples(samples: np.ndarray, reference: np.ndarray, skeleton
         raise DataError(f"samples are shaped {g.shape[1:]} but reference clips {r.shape[1:]}; they must share "
                         "frames and joints")
 
-    def stats(p: np.ndarray) -> dict[str, float]:
-        return {"bone_length_error": bone_length_error(p, skeleton), "foot_skating": foot_skating(p, skeleton, f),
-                "jerk": jerk(p, f)}
-
     options = {"block_size": block_size, "repeats": repeats, "permutations": permutations, "alpha": alpha,
                "seed": seed, "should_stop": should_stop}
     return {
-        "samples": stats(g),
-        "reference": stats(r),
+        "samples": motion_statistics(g, skeleton, f),
+        "reference": motion_statistics(r, skeleton, f),
         "power_trajectory": mmd_power(positions_to_channels(g), positions_to_channels(r), **options).to_dict(),
         "power_velocity": mmd_power(_velocity_channels(g, f), _velocity_channels(r, f), **options).to_dict(),
         "n_samples": int(g.shape[0]),

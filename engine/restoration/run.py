@@ -591,10 +591,7 @@ def load_items(model: Any, spec: str, split: str = "test", num: int | None = Non
     from engine.motion import load_motion_dataset
 
     grid = model.training_grid
-    fps = (model.extra_meta.get("motion") or {}).get("fps") or model.config.data.fps
-    if not fps:
-        raise DataError(f"{spec}: the motion checkpoint stores no frame rate; retrain it with this version")
-    ds = load_motion_dataset(spec, use_split, fps=float(fps), frames=int(grid.size), num=num,
+    ds = load_motion_dataset(spec, use_split, fps=model.motion_fps, frames=int(grid.size), num=num,
                              seed=model.config.data.seed)
     items = np.asarray(ds.values[:num])
     channels = model.geometry.channels
