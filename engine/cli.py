@@ -31,15 +31,16 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
                   formats: dict[str, tuple[tuple[str, ...], str]] | None = None) -> None:
     """Before any work: each output path can be written (:func:`engine.io.check_writable`; the flag named
     ``folder`` is a folder) and names neither an input (a file or folder the command reads: writing it would destroy
-    it) nor another output (one would overwrite the other). Keys are what the error names (flags, or phrases such as
-    "the run's model.safetensors (in --out)"); None paths are skipped.
+    it) nor another output (one would overwrite the other), and an existing output file is one hdm made
+    (:func:`engine.io.check_replaceable`: nothing is overwritten that the command did not make). Keys are what the
+    error names (flags, or phrases such as "the run's model.safetensors (in --out)"); None paths are skipped.
 
     An output's name must not belie what is written there: ``formats`` maps a flag to the suffixes its file may end
     in and what the file is (``{"--out": (HDF5_SUFFIXES, "an HDF5 sample file")}``), and a new ``folder`` may not
     be named like a file (``export --format png --out grid.png``): :func:`engine.io.check_output_name`. A ``--json``
     report may not be named like a file of another format (``--json out.h5``)."""
     from engine.errors import ConfigError
-    from engine.io import FILE_SUFFIXES, check_output_name, check_writable, same_file
+    from engine.io import FILE_SUFFIXES, check_output_name, check_replaceable, check_writable, same_file
 
     def same(a: str, b: str) -> bool:
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
@@ -59,6 +60,8 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None],
                 raise ConfigError(f"{flag} {path} is the same {noun} as {other}: one output would overwrite the "
                                   "other; choose another path")
         check_writable(Path(path).expanduser(), folder=flag == folder)
+        if flag != folder:
+            check_replaceable(path, flag=flag, json_report=flag == "--json")
     for flag, (suffixes, what) in (formats or {}).items():
         if outputs.get(flag):
             check_output_name(str(outputs[flag]), suffixes=suffixes, what=what, flag=flag)

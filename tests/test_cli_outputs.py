@@ -404,3 +404,44 @@ def test_an_output_named_like_another_format_is_refused_before_the_work(tmp_path
                  "--quiet"]) == 0
     assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--out",
                  str(tmp_path / "t.HDF5"), "--quiet"]) == 0
+
+
+def test_an_existing_file_hdm_did_not_make_is_never_written_over(tmp_path, capsys):
+    """``hdm sample --out mine.h5``, ``export --format csv --out data.csv`` and ``--json notes.md`` replaced the
+    user's own files (audit s12): an existing output is replaced only when hdm made it (an HDF5 file with an hdm
+    schema, a CSV with the export's header, a JSON document for ``--json``) or it is empty; the others are refused
+    before the work and keep every byte."""
+    samples = tmp_path / "s.h5"
+    sample = ["sample", "--checkpoint", "quadratic", "--num-samples", "2", "--steps", "2", "--quiet"]
+    assert main([*sample, "--out", str(samples), "--json", str(tmp_path / "s.json")]) == 0
+    with h5py.File(tmp_path / "mine.h5", "w") as f:
+        f["data"] = np.arange(5)
+    (tmp_path / "broken.h5").write_bytes(b"not HDF5")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "notes.md").write_text("# my notes\n")
+    (tmp_path / "log.jsonl").write_text('{"event": "step"}\nnot json\n')
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    cases = [([*sample, "--out", str(tmp_path / "mine.h5")], "--out", "not an HDM sample or restoration file"),
+             ([*sample, "--out", str(tmp_path / "broken.h5")], "not an HDM sample"),
+             (["restore", "--checkpoint", "quadratic", "--data", "quadratic", "--task", "impute", "--num-items", "1",
+               "--steps", "2", "--quiet", "--out", str(tmp_path / "mine.h5")], "not an HDM"),
+             (["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "data.csv")],
+              "not a CSV export of hdm"),
+             ([*sample, "--out", str(tmp_path / "new.h5"), "--json", str(tmp_path / "notes.md")],
+              "--json", "not a JSON document", "move that file away"),
+             (["train", "--data", "quadratic", *TINY, "--steps", "1", "--out", str(tmp_path / "run"),
+               "--progress-jsonl", str(tmp_path / "log.jsonl")], "--progress-jsonl", "one object per line")]
+    for argv, *words in cases:
+        _fails(argv, capsys, *words)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, nothing made
+    # what hdm made (or an empty file) is replaced: a sample file by a restoration, a report by a report
+    (tmp_path / "empty.csv").touch()
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "empty.csv"),
+                 "--quiet"]) == 0
+    assert main(["export", "--samples", str(samples), "--format", "csv", "--out", str(tmp_path / "empty.csv"),
+                 "--quiet"]) == 0
+    assert main(["restore", "--checkpoint", "quadratic", "--data", "quadratic", "--task", "impute", "--num-items",
+                 "1", "--steps", "2", "--quiet", "--out", str(samples), "--json", str(tmp_path / "s.json")]) == 0
+    with h5py.File(samples, "r") as f:
+        assert f.attrs["schema"] == "hdm-restoration/1"
+    assert "task" in json.loads((tmp_path / "s.json").read_text())

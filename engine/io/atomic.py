@@ -27,7 +27,8 @@ from pathlib import Path
 from engine.errors import OutputError
 
 __all__ = ["CSV_SUFFIXES", "FILE_SUFFIXES", "HDF5_SUFFIXES", "atomic_path", "atomic_paths", "atomic_write_bytes",
-           "atomic_write_text", "check_not_input", "check_output_name", "check_writable", "same_file"]
+           "atomic_write_text", "check_not_input", "check_output_name", "check_replaceable", "check_writable",
+           "same_file"]
 
 
 def _read_umask() -> int:
@@ -182,6 +183,66 @@ def check_not_input(output: str | os.PathLike[str], *inputs: str | os.PathLike[s
         if source is not None and same_file(output, source):
             raise OutputError(f"{output}: is the same file as the input {source}; writing it would destroy "
                               "the input, choose another output path")
+
+
+# What hdm writes, told apart from a file it did not make (check_replaceable): an HDF5 file's root ``schema``
+# starts so (samples, restorations), and a CSV export's header so.
+HDM_HDF5_SCHEMA_PREFIX = "hdm-"
+HDM_CSV_HEADER = b"channel,sample,seed,"
+_JSON_READ_LIMIT = 256 << 20  # a JSON report larger than this is not one hdm wrote
+
+
+def _made_by_hdm(path: Path, json_report: bool) -> str | None:
+    """None when ``path`` (an existing file) is empty or of a kind hdm writes, else what it should have been."""
+    if path.stat().st_size == 0:
+        return None
+    suffix = path.suffix.lower()
+    if json_report or suffix in (".json", ".jsonl"):
+        import json
+
+        what = "a JSON document (one object per line)" if suffix == ".jsonl" else "a JSON document"
+        if path.stat().st_size > _JSON_READ_LIMIT:
+            return what
+        try:
+            text = path.read_text(encoding="utf-8")
+            docs = [line for line in text.splitlines() if line.strip()] if suffix == ".jsonl" else [text]
+            return None if docs and all(isinstance(json.loads(doc), dict) for doc in docs) else what
+        except (OSError, UnicodeDecodeError, ValueError):
+            return what
+    if suffix in HDF5_SUFFIXES:
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                schema = f.attrs.get("schema", "")
+            schema = schema.decode() if isinstance(schema, bytes) else str(schema)
+        except Exception:  # noqa: BLE001 - any file h5py cannot read as HDF5 is not one hdm wrote
+            schema = ""
+        return None if schema.startswith(HDM_HDF5_SCHEMA_PREFIX) else "an HDM sample or restoration file"
+    if suffix in CSV_SUFFIXES:
+        with open(path, "rb") as fh:
+            head = fh.read(len(HDM_CSV_HEADER))
+        return None if head == HDM_CSV_HEADER else "a CSV export of hdm (header channel,sample,seed,...)"
+    return None  # other outputs (a run's model and state) are guarded by their command
+
+
+def check_replaceable(path: str | os.PathLike[str], *, flag: str = "", json_report: bool = False) -> None:
+    """Raise :class:`~engine.errors.OutputError` when ``path`` is an existing file hdm did not make: nothing is
+    overwritten that the command did not make. An existing output is replaced only when it is empty or of the kind
+    hdm writes there: an HDF5 file with an hdm ``schema`` (sample and restoration files), a CSV with the export's
+    header, a JSON document (``json_report``: a ``--json`` report, whatever its name; ``.jsonl``: one JSON object
+    per line). Paths that do not exist, and folders, pass (:func:`check_writable` judges those)."""
+    target = Path(path).expanduser()
+    if not target.is_file():
+        return
+    try:
+        wanted = _made_by_hdm(target, json_report)
+    except OSError as exc:
+        raise _translate(target, exc) from None
+    if wanted is not None:
+        name = f"{flag} {path}" if flag else str(path)
+        raise OutputError(f"{name} exists and is not {wanted}: hdm replaces only files it made; choose another "
+                          "path, or move that file away first")
 
 
 def _fsync_file(path: Path) -> None:
