@@ -141,7 +141,8 @@ def regenerate(samples_path: Any, *, indices: Any = None, checkpoint: str | Path
     file's sample ``indices[i]``. ``samples_path`` may also be the file already read
     (:class:`engine.io.SampleFile`).
 
-    Raises CheckpointError where the file names no checkpoint or another model sits at its path.
+    Raises CheckpointError where the file names no checkpoint or another model sits at its path, and DataError
+    where it records no seeds.
     """
     from engine.io import SampleFile
 
@@ -152,6 +153,9 @@ def regenerate(samples_path: Any, *, indices: Any = None, checkpoint: str | Path
     if not spec:
         raise CheckpointError(f"{sf.path}: names no checkpoint (its samples came from a model no file held); give "
                               "the checkpoint that drew them")
+    if not sf.seeds_recorded:
+        raise DataError(f"{sf.path}: records no seeds, so its samples cannot be drawn again; regenerate a file "
+                        "`hdm sample` or the studio wrote (it records each sample's seed)")
     model = load_model(spec, device=device, modality=sf.modality)
     if sf.checkpoint_sha256 and model.sha256 != sf.checkpoint_sha256:
         raise CheckpointError(f"{spec}: holds another model than the one that drew {sf.path} (sha256 "

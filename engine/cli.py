@@ -717,7 +717,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         report["out"] = str(path)
     _write_json(args.json, report)
-    return 0
+    return 0 if report["identical"] else 1  # as cmp(1): a script can tell a reproduced file from one that is not
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -928,7 +928,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_export)
 
     g = sub.add_parser("regenerate", help="draw a sample file's samples again from what it records and compare "
-                                          "them with the file's (reproducibility check)")
+                                          "them with the file's (reproducibility check)",
+                       description="Draw a sample file's samples again from what it records and compare them with "
+                                   "the file's. Exit code 0 when they are identical, 1 when they differ (another "
+                                   "device rounds differently), 2 on an error.")
     g.add_argument("--samples", required=True, help="the HDF5 sample file (from `hdm sample` or the studio)")
     g.add_argument("--indices", default=None,
                    help="positions in the file to draw again, e.g. 0,5,17 (default: all; each one's batch is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import types
 from pathlib import Path
 
@@ -212,3 +213,29 @@ def test_regenerate_refuses_another_model_at_the_files_checkpoint_and_a_file_wit
     loose = api.write_sample_file(tmp_path / "u.h5", unsaved.sample(3, steps=2), unsaved)
     assert main(["regenerate", "--samples", str(loose), "--quiet"]) == 2
     assert "names no checkpoint" in capsys.readouterr().err
+
+
+def test_regenerate_says_by_its_exit_code_whether_it_reproduced_the_file_and_refuses_one_without_seeds(tmp_path,
+                                                                                                       capsys):
+    """A file whose seeds were deleted regenerated to other samples (max |difference| 188) and exit 0, as did any
+    file that did not reproduce (audit s12): no seeds is an error (2), samples that differ exit 1, as cmp does."""
+    import h5py
+
+    path = tmp_path / "q.h5"
+    assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "4", "--steps", "3", "--out", str(path),
+                 "--quiet"]) == 0
+    changed, seedless = tmp_path / "changed.h5", tmp_path / "seedless.h5"
+    shutil.copy(path, changed)
+    shutil.copy(path, seedless)
+    with h5py.File(changed, "r+") as f:
+        f["samples"][1] += 1e-3  # a sample the file's recipe does not draw
+    with h5py.File(seedless, "r+") as f:
+        del f["seeds"]
+    capsys.readouterr()
+    report = tmp_path / "r.json"
+    assert main(["regenerate", "--samples", str(changed), "--json", str(report), "--quiet"]) == 1
+    assert "max |difference| 0.001" in capsys.readouterr().out
+    assert json.loads(report.read_text())["identical"] is False
+    assert main(["regenerate", "--samples", str(seedless), "--quiet"]) == 2
+    assert "records no seeds" in capsys.readouterr().err
+    assert main(["regenerate", "--samples", str(path), "--quiet"]) == 0

@@ -86,7 +86,8 @@ class SampleFile:
 
     ``attrs`` holds every root attribute with JSON-encoded ones decoded (``config`` and
     ``versions`` included); ``grid``, ``trajectory`` and ``trajectory_times`` are ``None`` when
-    the file has none; ``path`` is the file it was read from.
+    the file has none; ``path`` is the file it was read from. A file without ``seeds`` (not written by
+    hdm) reads with seeds -1 and ``seeds_recorded`` False: its samples cannot be drawn again.
     """
 
     samples: np.ndarray
@@ -100,6 +101,7 @@ class SampleFile:
     trajectory: np.ndarray | None = None
     trajectory_times: np.ndarray | None = None
     path: Path | None = None
+    seeds_recorded: bool = True
 
     @property
     def num_samples(self) -> int:
@@ -463,7 +465,8 @@ def _read_open_file(p: Path, f: Any) -> SampleFile:
     sha = attrs.get("checkpoint_sha256", "")
     return SampleFile(samples=samples, seeds=seeds, grid=grid, config=config, modality=modality,
                       checkpoint_sha256=sha if isinstance(sha, str) else str(sha), versions=versions,
-                      attrs=attrs, trajectory=trajectory, trajectory_times=times, path=p)
+                      attrs=attrs, trajectory=trajectory, trajectory_times=times, path=p,
+                      seeds_recorded="seeds" in f)
 
 
 # -- export ------------------------------------------------------------------------------------
