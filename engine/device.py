@@ -33,6 +33,22 @@ def resolve_device(name: str | None = "cpu") -> torch.device:
     raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
 
 
+def available_memory() -> int | None:
+    """Bytes of RAM a new allocation can get without swapping (Linux ``MemAvailable``; elsewhere the free pages),
+    or None where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def available_devices() -> list[str]:
     """``cpu`` and each CUDA device, for the studio's selector."""
     import torch

@@ -296,9 +296,17 @@ def sample_seeds(num: int, seeds: Sequence[int] | None = None, seed: int = 0) ->
     return values.astype(np.int64)
 
 
+MAX_GRID_POINTS = 1 << 20
+"""A sampling grid's bound before anything is allocated: a million points is 8 MB a curve and, through the FNO's
+width, gigabytes a batch (the Q-Wiener prior's dense eigendecomposition needs n^2 memory: far fewer points)."""
+
+
 def uniform_grid(geometry: ModelGeometry, n_points: int) -> np.ndarray:
-    """A uniform grid of ``n_points`` over the training domain."""
+    """A uniform grid of ``n_points`` (at most :data:`MAX_GRID_POINTS`) over the training domain."""
     n_points = as_count("grid size (--grid-size)", n_points, minimum=2)
+    if n_points > MAX_GRID_POINTS:
+        raise ConfigError(f"grid size (--grid-size) {n_points} is past what any model here can sample on (at most "
+                          f"{MAX_GRID_POINTS} points; a Q-Wiener prior's dense covariance allows far fewer)")
     a, b = geometry.domain
     return np.linspace(a, b, n_points)
 

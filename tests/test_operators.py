@@ -129,3 +129,28 @@ def test_a_datasets_correlation_length_fits_the_periodic_kernel():
     assert modes_for("periodic", L, P) == 1  # the defect: L taken as it is
     se, periodic = modes_for("squared_exponential", L, None), modes_for("periodic", ell, P)
     assert periodic >= 5 and 0.5 < periodic / se < 2, (periodic, se)
+
+
+def test_a_grid_whose_eigendecomposition_cannot_fit_is_refused_before_anything_is_allocated(monkeypatch, caplog,
+                                                                                            capsys):
+    """``--grid-size 1000000000`` held 17 GB for 53 s before its out-of-memory line, and 20,000 points ran past
+    SIGTERM in one uninterruptible LAPACK call (audit s12): Q's dense eigendecomposition is checked against the
+    memory available first (40 bytes an entry), a long one is announced, and absurd sampling grids are refused
+    before their coordinates exist."""
+    import engine.device
+    from engine.cli import main
+    from engine.operators import covariance
+
+    monkeypatch.setattr(engine.device, "available_memory", lambda: 40 * 300 * 300)  # room for 300 points
+    cov = KernelCovariance(length_scale=0.37)  # a kernel no other test caches
+    with pytest.raises(ConfigError, match=r"301-point grid .* at most 300 points"):
+        cov.on_grid(np.linspace(0.0, 1.0, 301))
+    assert cov.on_grid(np.linspace(0.0, 1.0, 300)).n == 300
+    monkeypatch.setattr(engine.device, "available_memory", lambda: None)  # a system that does not say: no bound
+    monkeypatch.setattr(covariance, "DENSE_EIGH_NOTE_POINTS", 200)
+    with caplog.at_level("WARNING", logger="engine.operators.covariance"):
+        cov.on_grid(np.linspace(0.0, 1.0, 257))
+    assert "eigendecomposing the prior's covariance on 257 points" in caplog.text
+    assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "1", "--steps", "1", "--grid-size",
+                 "1000000000", "--out", "unused.h5", "--quiet"]) == 2
+    assert "at most 1048576 points" in capsys.readouterr().err

@@ -13,6 +13,7 @@ The eigenvalues (sorted in decreasing order) are exposed for the studio's spectr
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import torch
 
 from engine.errors import ConfigError
 from engine.operators.kernels import canonical_kernel, kernel_matrix
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,31 @@ class KernelCovariance:
         x = _as_grid(grid)
         vals, vecs = _eigh_cached(self, x.tobytes(), x.size)
         return GridCovariance(eigenvalues=vals, eigenvectors=vecs, grid=x, white=False)
+
+
+DENSE_EIGH_BYTES_PER_ENTRY = 40
+"""Peak bytes per entry of Q while it is built and eigendecomposed (measured: 40.4 at 4000 points): the kernel's
+temporaries, the matrix, LAPACK's copy, workspace and eigenvectors, and their sorted copy."""
+DENSE_EIGH_NOTE_POINTS = 4096
+"""Above this many points the eigendecomposition is worth a note: n^3 work (7.5 s at 4000 points on one CPU core,
+about 8 minutes at 16,000) in one LAPACK call that Ctrl+C cannot interrupt."""
+
+
+def check_dense_eigh(n: int) -> None:
+    """ConfigError, before anything is allocated, where Q's dense eigendecomposition on ``n`` points would not fit in
+    the memory available now (it would swap, or end in the kernel's out-of-memory killer); a logged note where it
+    will take long."""
+    from engine.device import available_memory
+
+    need, free = DENSE_EIGH_BYTES_PER_ENTRY * n * n, available_memory()
+    if free is not None and need > free:
+        largest = int((free / DENSE_EIGH_BYTES_PER_ENTRY) ** 0.5)
+        raise ConfigError(f"a {n}-point grid needs the prior's {n} x {n} covariance eigendecomposed: about "
+                          f"{need / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB is available; use a grid of at most "
+                          f"{largest} points")
+    if n > DENSE_EIGH_NOTE_POINTS:
+        log.warning("eigendecomposing the prior's covariance on %d points (dense, n^3 work: minutes above about "
+                    "8000 points on a CPU; Ctrl+C waits for it to finish)", n)
 
 
 @dataclass(frozen=True)
@@ -162,6 +190,7 @@ def _eigh_cached(cov: KernelCovariance, grid_bytes: bytes, n: int) -> tuple[np.n
         if key in _eigh_cache:
             _eigh_cache.move_to_end(key)
             return _eigh_cache[key]
+    check_dense_eigh(n)
     x = np.frombuffer(grid_bytes, dtype=np.float64, count=n)
     k = kernel_matrix(cov.kernel, x, length_scale=cov.length_scale, gain=cov.gain, period=cov.period)
     k[np.diag_indices(n)] += cov.jitter * cov.gain
