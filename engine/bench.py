@@ -147,12 +147,13 @@ def _ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 4) if baseline > 0 else float("nan")
 
 
-def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float, float]:
+def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float, float, float]:
     """Median seconds per step: read back after each step, and read back every ``readout_every`` steps.
 
-    Also the median host time of a step: from a synchronised start until ``step_async`` returns
-    (the work is queued, not necessarily done). Where it is close to the step time, the host bounds
-    the step (a small network on a GPU); where it is far below, the device does.
+    Also the median host time of a step in each: from a synchronised start until ``step_async`` returns
+    (the work is queued, not necessarily done; for ``readout_every`` steps, until the last is queued, per step).
+    Where it is close to the step time, the host bounds the step (a small network on a GPU); where it is far
+    below, the device does. Returns ``(per_step, deferred, host, deferred_host)``.
     """
     per_step, host = [], []
     for _ in range(opts.train_steps):
@@ -164,14 +165,18 @@ def _time_steps(trainer, opts: BenchOptions, clock: Clock) -> tuple[float, float
         clock.sync()
         per_step.append(time.perf_counter() - started)
     k = max(1, opts.readout_every)
-
-    def chunk() -> None:
+    deferred, deferred_host = [], []
+    for _ in range(max(1, opts.train_steps // k)):
+        clock.sync()
+        started = time.perf_counter()
         for _ in range(k):
             trainer.step_async()
+        queued = time.perf_counter()
         trainer.flush()
-
-    deferred = [clock.time(chunk) / k for _ in range(max(1, opts.train_steps // k))]
-    return float(np.median(per_step)), float(np.median(deferred)), float(np.median(host))
+        clock.sync()
+        deferred.append((time.perf_counter() - started) / k)
+        deferred_host.append((queued - started) / k)
+    return tuple(float(np.median(v)) for v in (per_step, deferred, host, deferred_host))
 
 
 def bench_training(opts: BenchOptions, clock: Clock):
@@ -220,7 +225,8 @@ def bench_training(opts: BenchOptions, clock: Clock):
         try:
             warm = [clock.time(trainer.step) for _ in range(max(opts.warmup_steps, 2 if execution["compile"] else 0))]
             graphs_warm = counters["stats"]["unique_graphs"]
-            times[name], times[f"{name}_readout_every_{k}"], hosts[name] = _time_steps(trainer, opts, clock)
+            (times[name], times[f"{name}_readout_every_{k}"], hosts[name],
+             hosts[f"{name}_readout_every_{k}"]) = _time_steps(trainer, opts, clock)
         except Exception as exc:  # noqa: BLE001  (a variant's failure is a finding; the baseline's is not)
             if name == "eager_fp32":
                 raise
@@ -228,7 +234,6 @@ def bench_training(opts: BenchOptions, clock: Clock):
             times.pop(name, None)
             del trainer
             continue
-        hosts[f"{name}_readout_every_{k}"] = hosts[name]
         peaks[name] = peaks[f"{name}_readout_every_{k}"] = clock.peak_bytes()
         if execution["compile"]:
             compiled[name] = {"warmup_steps": len(warm), "warmup_s": round(sum(warm), 3),
