@@ -248,7 +248,7 @@ def _resumed_state(args: argparse.Namespace) -> dict[str, Any] | None:
         state = load_train_state(path)
     except HDMError:
         return None
-    return {"step": state.get("step", 0), "config": state.get("config")}
+    return {"step": state.get("step", 0), "config": state.get("config"), "elapsed": state.get("elapsed", 0.0)}
 
 
 def _stored_config(state: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -312,12 +312,18 @@ def _train(args: argparse.Namespace, on_step: Callable[[Any], None],
     if distributed and not trainer.dist.is_main:
         return None
     window = min(50, len(trainer.losses))  # Trainer.model_metadata's final_loss: the mean of the last 50 steps
+    first = int(trainer.history[-1].get("from_step", 0)) if args.resume else 0  # this command's first step
+    before = float((state or {}).get("elapsed") or 0.0) if first else 0.0  # the run's training time until then
     summary = {"out": str(Path(args.out) / "model.safetensors"), "steps": trainer.step_count,
+               "resumed_from_step": first if args.resume else None, "steps_trained": trainer.step_count - first,
                "final_loss": trainer.model_metadata()["training"]["final_loss"], "final_loss_steps": window,
-               "train_seconds": round(trainer.elapsed, 2), "wall_seconds": round(time.perf_counter() - started, 2),
-               "config": trainer.config.to_dict()}
-    print(f"trained {trainer.step_count} steps in {trainer.elapsed:.1f}s; final loss (mean of the last {window} "
-          f"steps) {summary['final_loss']:.4f}; wrote {summary['out']}")
+               "train_seconds": round(trainer.elapsed, 2), "segment_train_seconds": round(trainer.elapsed - before, 2),
+               "wall_seconds": round(time.perf_counter() - started, 2), "config": trainer.config.to_dict()}
+    done = f"trained {trainer.step_count} steps in {trainer.elapsed:.1f}s" if not first else (
+        f"trained {trainer.step_count - first} steps in {trainer.elapsed - before:.1f}s (resumed at step {first}; "
+        f"the run: {trainer.step_count} steps, {trainer.elapsed:.1f}s)")
+    print(f"{done}; final loss (mean of the run's last {window} steps) {summary['final_loss']:.4f}; "
+          f"wrote {summary['out']}")
     _write_json(args.json, summary)
     return summary
 

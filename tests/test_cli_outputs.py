@@ -241,10 +241,20 @@ def test_restore_says_when_the_data_hold_fewer_items_than_asked(sample_file, tmp
     assert "restored 12 items" in captured.out
 
 
-def test_the_train_summary_says_its_final_loss_is_a_mean(tmp_path, capsys):
+def test_the_train_summary_says_its_final_loss_is_a_mean_and_what_a_resume_trained(tmp_path, capsys):
+    """A resume from step 3 to 5 said "trained 5 steps" in the whole run's time (audit s12): it says the 2 steps
+    it trained, in their time, and where it resumed."""
     assert main(["train", "--steps", "3", "--out", str(tmp_path / "r"), *TINY]) == 0
     out = capsys.readouterr().out
-    assert "final loss (mean of the last 3 steps)" in out, out
+    assert "trained 3 steps in" in out and "final loss (mean of the run's last 3 steps)" in out, out
+    report = tmp_path / "resume.json"
+    assert main(["train", "--steps", "5", "--out", str(tmp_path / "r"), "--resume", "--quiet", "--json",
+                 str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "trained 2 steps in" in out and "(resumed at step 3; the run: 5 steps," in out, out
+    summary = json.loads(report.read_text())
+    assert (summary["steps"], summary["resumed_from_step"], summary["steps_trained"]) == (5, 3, 2)
+    assert 0 < summary["segment_train_seconds"] <= summary["train_seconds"]
 
 
 # -- 8. bad inputs end in one error line -------------------------------------------------------------------------
