@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PATH",
                    help="save a screenshot of the window to PATH (with --demo: after sampling) and exit")
     p.add_argument("--checkpoint", metavar="NAME|PATH",
-                   help="a bundled checkpoint's name or a .safetensors file")
+                   help="a bundled checkpoint's name, a .safetensors file or a run directory")
     p.add_argument("--steps", type=int, help="sampling steps")
     p.add_argument("--num-samples", type=int, help="number of samples")
     return p
@@ -64,10 +64,53 @@ def demo_checkpoint(spec: str | None) -> str:
             raise ValueError("--demo needs a checkpoint: none is bundled in assets/checkpoints; "
                              "pass --checkpoint PATH")
         return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in bundled else next(iter(bundled))
-    if spec not in bundled and not Path(spec).is_file():
-        raise ValueError(f"--checkpoint {spec}: no such file or bundled name (bundled: "
-                         f"{', '.join(bundled) or 'none'})")
-    return spec
+    return checkpoint_spec(spec)
+
+
+def checkpoint_spec(spec: str) -> str:
+    """``--checkpoint`` as the studio takes it: a bundled name as it is, a ``.safetensors`` file or a run directory
+    (as ``hdm`` takes them) as the model file's path; ValueError naming what is wrong otherwise."""
+    from engine import api
+    from engine.errors import HDMError
+
+    if spec in api.list_checkpoints():
+        return spec
+    try:
+        return str(api.resolve_checkpoint(spec))
+    except HDMError as exc:
+        raise ValueError(f"--checkpoint {exc}") from None
+
+
+SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options checked before any window opens (ValueError saying what to change): counts in the boxes'
+    ranges, ``--checkpoint`` resolved (:func:`checkpoint_spec`), ``--screenshot`` an image file that can be
+    written. The spin boxes would silently clamp a count (``--steps -1`` ran 1 step)."""
+    from engine.errors import HDMError
+    from engine.io import check_output_name, check_writable
+    from studio.panels.sampling_panel import NUM_SAMPLES_RANGE, STEPS_RANGE
+
+    for flag, value, (lo, hi) in (("--steps", args.steps, STEPS_RANGE),
+                                  ("--num-samples", args.num_samples, NUM_SAMPLES_RANGE)):
+        if value is not None and not lo <= value <= hi:
+            raise ValueError(f"{flag} must be in {lo}..{hi:,}, got {value}")
+    if args.demo:
+        args.checkpoint = demo_checkpoint(args.checkpoint)
+    elif args.checkpoint:
+        args.checkpoint = checkpoint_spec(args.checkpoint)
+    if args.screenshot:
+        try:
+            check_output_name(args.screenshot, suffixes=SCREENSHOT_SUFFIXES, what="an image",
+                              flag="--screenshot")
+        except HDMError as exc:
+            raise ValueError(str(exc)) from None
+        try:
+            check_writable(Path(args.screenshot).expanduser())
+        except HDMError as exc:
+            raise ValueError(f"--screenshot {exc}") from None
+    return args
 
 
 class Demo:
@@ -104,18 +147,29 @@ class Demo:
 
     def finish(self) -> None:
         if self.args.screenshot:
-            path = Path(self.args.screenshot)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.window.grab().save(str(path)):
-                self.fail(f"could not write the screenshot {path}")
-                return
-            print(f"screenshot: {path}")
+            if not save_screenshot(self.window, self.args.screenshot):
+                self.exit_code = 2
         self.window.close()
 
     def fail(self, message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
         self.exit_code = 2
         self.window.close()
+
+
+def save_screenshot(window, path: str) -> bool:
+    """Save ``window``'s picture to ``path`` (its folder made if missing); says where, or why not on stderr."""
+    target = Path(path).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: --screenshot {path}: cannot make its folder ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    if not window.grab().save(str(target)):
+        print(f"error: --screenshot {path}: Qt could not write the image there", file=sys.stderr)
+        return False
+    print(f"screenshot: {path}")
+    return True
 
 
 async def _run_until_closed(app, window, demo: Demo | None, screenshot: str | None) -> int:
@@ -128,16 +182,18 @@ async def _run_until_closed(app, window, demo: Demo | None, screenshot: str | No
             closed.set_result(None)
 
     app.lastWindowClosed.connect(on_closed)
+    shot_failed = False
     if demo is not None:
         demo.start()
     elif screenshot:
         def shoot() -> None:
-            window.grab().save(screenshot)
+            nonlocal shot_failed
+            shot_failed = not save_screenshot(window, screenshot)
             window.close()
 
         QTimer.singleShot(1500, shoot)
     await closed
-    return demo.exit_code if demo is not None else 0
+    return demo.exit_code if demo is not None else 2 if shot_failed else 0
 
 
 def create_window(args: argparse.Namespace):
@@ -172,11 +228,9 @@ def create_window(args: argparse.Namespace):
         panel.steps.setValue(args.steps)
     if args.num_samples is not None:
         panel.num.setValue(args.num_samples)
-    if args.checkpoint and not args.demo:
-        if Path(args.checkpoint).is_file():
+    if args.checkpoint and not args.demo:  # resolved by check_args: a bundled name, else the model file's path
+        if not panel.select_checkpoint(args.checkpoint):
             window.files.load_checkpoint(args.checkpoint)
-        elif not panel.select_checkpoint(args.checkpoint):
-            print(f"warning: --checkpoint {args.checkpoint}: no such file or bundled name", file=sys.stderr)
     return app, window
 
 
@@ -185,12 +239,11 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_openmp()  # first: OpenMP reads its spin count when torch loads it
     args = build_parser().parse_args(argv)
-    if args.demo:
-        try:
-            demo_checkpoint(args.checkpoint)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        check_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app, window = create_window(args)
     import qasync
 

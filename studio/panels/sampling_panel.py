@@ -74,6 +74,9 @@ def checkpoint_modality(path: str | Path) -> str | None:
     return modality if modality in EXPORT_FOR else None
 
 
+STEPS_RANGE = (1, 100_000)  # the Steps box's bounds (hdm-studio --steps is checked against them)
+NUM_SAMPLES_RANGE = (1, 1_000_000)  # the Samples box's
+
 class _Note(QLabel):
     """A wrapped line of text that takes no room while empty (the three empty notes, with their spacing, pushed
     the Export row out of a 1280 x 720 window's Sampling dock)."""
@@ -116,8 +119,8 @@ class SamplingPanel(QWidget):
                                      Qt.ItemDataRole.ToolTipRole)
         self.sampler.setCurrentText(DEFAULT_SAMPLER)
         self._default_sampler = DEFAULT_SAMPLER  # the modality default last put in the box (see _apply_modality)
-        self.steps = self._int(1, 100_000, 50, "Reverse-time steps from T to 0")
-        self.num = self._int(1, 1_000_000, 64, "How many curves to draw")
+        self.steps = self._int(*STEPS_RANGE, 50, "Reverse-time steps from T to 0")
+        self.num = self._int(*NUM_SAMPLES_RANGE, 64, "How many curves to draw")
         self.seed = self._int(0, 2**31 - 1, 0, "Sample k is drawn with seed base + k")
         self.seeds_label = QLabel("", self)
         self.custom_grid = QCheckBox("custom", self)

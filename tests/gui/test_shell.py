@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,6 +184,34 @@ def test_headless_demo_writes_a_screenshot(tiny_checkpoint, tmp_path):
                           str(tmp_path / "absent.safetensors")], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "absent.safetensors" in bad.stderr
+
+
+def test_the_studios_options_are_checked_before_a_window_opens(tiny_checkpoint, tmp_path):
+    """``--steps -1`` ran 1 step, ``--num-samples 0`` drew 1, a run directory as ``--checkpoint`` was "no such
+    file", and ``--screenshot`` to a place it cannot be written exited 0 without a word (audit s12)."""
+    from engine import api
+    from studio.app import build_parser, check_args
+
+    def checked(*argv: str):
+        return check_args(build_parser().parse_args(list(argv)))
+
+    for argv, words in ((["--steps", "-1"], "--steps must be in 1..100,000, got -1"),
+                        (["--num-samples", "0"], "--num-samples must be in 1..1,000,000"),
+                        (["--num-samples", "100000000"], "got 100000000"),
+                        (["--checkpoint", str(tmp_path / "absent")], "no such checkpoint file or bundled name"),
+                        (["--checkpoint", str(tmp_path)], "holds no model.safetensors"),
+                        (["--screenshot", str(tmp_path / "shot.txt")], "name it *.png"),
+                        (["--screenshot", "/proc/shot.png"], "/proc/shot.png")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            checked(*argv)
+    run_dir = tiny_checkpoint.parent  # a run directory, as hdm takes it
+    assert checked("--checkpoint", str(run_dir)).checkpoint == str(run_dir / "model.safetensors")
+    assert checked("--demo", "--checkpoint", str(run_dir)).checkpoint == str(run_dir / "model.safetensors")
+    if "quadratic" in api.list_checkpoints():
+        assert checked("--demo").checkpoint == "quadratic"
+    bad = subprocess.run([sys.executable, "-m", "studio.app", "--offscreen", "--screenshot", "/proc/y.png"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--screenshot /proc/y.png" in bad.stderr, bad.stderr
 
 
 def test_headless_demo_on_the_bundled_image_checkpoint(tmp_path):
