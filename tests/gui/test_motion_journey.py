@@ -4,6 +4,7 @@ HDF5 and BVH export, reopening the file recalls the settings."""
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from engine.io import read_samples
@@ -138,3 +139,30 @@ def test_an_evaluation_against_the_training_file_says_so():
               "data": {"spec": "/data/aemet.csv", "split": "all", "num": 73, "held_out": False}}
     assert summarize_evaluation(report).startswith(
         "vs aemet.csv (73 items, the model's training data, not held out): power 10 vs 10")
+
+
+def test_the_walkers_fill_the_view_in_rows_and_columns_as_its_shape_allows(themed_app, qtbot):
+    """Six walkers in one row of 6 m lanes were drawn 26 px tall in a square-ish view (audit s12): the lanes now
+    take the columns that draw them largest, and follow the view's shape when it is resized."""
+    from engine.motion import generate_walks, humanoid_skeleton
+    from studio.views.media import SkeletonView
+
+    positions, _ = generate_walks(6, frames=60)
+    view = SkeletonView()
+    qtbot.addWidget(view)
+    view.resize(600, 650)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_motions(positions, humanoid_skeleton().parents, animate=False)
+    box = view.getPlotItem().getViewBox()
+
+    def figure_px() -> float:  # one figure's height on the screen
+        top, ground = box.mapViewToDevice(pg.Point(0, positions[..., 1].max())), box.mapViewToDevice(pg.Point(0, 0))
+        return abs(top.y() - ground.y())
+
+    assert view._columns < 6 and figure_px() > 60
+    x, y = view.polyline()
+    assert np.nanmax(y) - np.nanmin(y) > 2 * np.ptp(positions[..., 1])  # more than one row
+    view.resize(1800, 300)  # a wide strip: the figures go side by side
+    qtbot.waitUntil(lambda: view._columns == 6, timeout=2000)
+    assert figure_px() > 40
