@@ -44,6 +44,8 @@ class _Handler(logging.Handler):
 
 
 _active: list[tuple[LogBridge, _Handler]] = []
+# What Qt's headless platform plugins (offscreen, minimal) say about every window: nothing a user can act on
+QT_PLATFORM_NOISE = frozenset({"This plugin does not support propagateSizeHints()"})
 
 
 def install(bridge: LogBridge) -> None:
@@ -58,6 +60,8 @@ def install(bridge: LogBridge) -> None:
     logging.captureWarnings(True)
 
     def on_qt_message(kind: QtMsgType, context: QMessageLogContext, text: str) -> None:
+        if text in QT_PLATFORM_NOISE:
+            return
         try:
             bridge.post(_QT_LEVELS.get(kind, "info"), "qt", text)
         except RuntimeError:

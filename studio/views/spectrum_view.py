@@ -26,4 +26,16 @@ class SpectrumView(ThemedPlotWidget):
         self._line.setData(np.arange(1, lam.size + 1), lam)
         self.count = int(lam.size)
         self.eigenvalues = lam
+        self.getAxis("left").setTicks([self.decade_ticks(lam), []])
         self.enableAutoRange()
+
+    @staticmethod
+    def decade_ticks(lam: np.ndarray, labels: int = 3) -> list[tuple[float, str]]:
+        """At most ``labels`` decades (log10 positions, labelled 1e-4): pyqtgraph's own labels (1, 0.01, 0.0001)
+        overlapped in the panel's short plot."""
+        if lam.size == 0:
+            return []
+        lo, hi = int(np.ceil(np.log10(lam.min()))), int(np.floor(np.log10(lam.max())))  # decades inside
+        lo = min(lo, hi)
+        step = max(1, -(-(hi - lo) // max(1, labels - 1)))
+        return [(float(e), "1" if e == 0 else f"1e{e}") for e in range(hi, lo - 1, -step)]

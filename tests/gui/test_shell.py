@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtGui import QFontMetrics, QKeySequence
 
@@ -25,6 +26,11 @@ def test_launch_shows_docks_status_and_no_checkpoint_message(window, shot):
     assert window.device_status.combo.itemText(0) == "cpu"
     assert "GiB" in window.device_status.memory.text()
     assert window.data_panel.preview.count > 0 and window.prior_panel.spectrum.count == 100
+    # the spectrum's short plot labels at most three decades inside its range (1, 0.01, 0.0001 overlapped)
+    ticks = window.prior_panel.spectrum.getAxis("left")._tickLevels[0]
+    assert 1 <= len(ticks) <= 3 and all(label == "1" or label.startswith("1e-") for _, label in ticks)
+    assert window.prior_panel.spectrum.decade_ticks(np.geomspace(1e-6, 3.0, 9)) == [
+        (0.0, "1"), (-3.0, "1e-3"), (-6.0, "1e-6")]
     bundled = list(api.list_checkpoints())
     offered = [window.sampling_panel.checkpoint.itemData(i) for i in range(len(bundled))]
     assert sorted(offered) == sorted(bundled)
