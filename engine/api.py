@@ -156,6 +156,9 @@ def regenerate(samples_path: Any, *, indices: Any = None, checkpoint: str | Path
     if not sf.seeds_recorded:
         raise DataError(f"{sf.path}: records no seeds, so its samples cannot be drawn again; regenerate a file "
                         "`hdm sample` or the studio wrote (it records each sample's seed)")
+    if checkpoint is None and spec not in list_checkpoints() and not Path(str(spec)).exists():
+        raise CheckpointError(f"{sf.path}: its checkpoint {spec} is not there any more; if it moved, give its new "
+                              "place (hdm regenerate --checkpoint PATH, checkpoint= in Python)")
     model = load_model(spec, device=device, modality=sf.modality)
     if sf.checkpoint_sha256 and model.sha256 != sf.checkpoint_sha256:
         raise CheckpointError(f"{spec}: holds another model than the one that drew {sf.path} (sha256 "

@@ -547,8 +547,9 @@ def _sample(args: argparse.Namespace, ctx: Any, device: str) -> int:
     images = model.modality == "images"
     if images and args.grid_size is not None:
         raise ConfigError("--grid-size is for functions and motions; use --image-size for an image model")
-    if not images and (args.image_size is not None or args.prior):
-        raise ConfigError("--image-size and --prior are for image models")
+    for flag, value in (("--image-size", args.image_size), ("--prior", args.prior)):
+        if not images and value is not None:
+            raise ConfigError(f"{flag} is for image models; this checkpoint holds a {model.modality} model")
     grid = uniform_grid(model.geometry, args.grid_size) if args.grid_size is not None else None
     batch = args.batch_size or min(args.num_samples, model.default_batch_size(grid, args.image_size))
     start, stop = (0, args.num_samples) if ctx is None else batch_ranges(args.num_samples, batch,
@@ -640,7 +641,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"power {key} vs {key}: {res['power']:.1f} % ± {res['std']:.1f} "
                   f"({res['n_blocks']} blocks x {res['repeats']} repeats)")
         else:
-            print(f"power {key} vs {key}: skipped ({res})")
+            print(f"power {key} vs {key}: {res}")  # "skipped: why"
     mmd = report.get("mmd2")
     if mmd:
         line = f"MMD^2 ({mmd['n_generated']} vs {mmd['n_real']}): {mmd['value']:.3g}"
@@ -678,7 +679,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
     from engine import api
     from engine.errors import ConfigError
-    from engine.io import HDF5_SUFFIXES, read_samples
+    from engine.io import HDF5_SUFFIXES
 
     indices = None
     if args.indices is not None:
@@ -686,10 +687,13 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
             indices = [int(v) for v in args.indices.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--indices must be positions separated by commas, got {args.indices!r}") from None
+        twice = sorted({i for i in indices if indices.count(i) > 1})
+        if twice:
+            raise ConfigError(f"--indices lists {', '.join(map(str, twice))} more than once; give each position once")
     inputs = {"--samples": args.samples, **(checkpoint_inputs(args.checkpoint) if args.checkpoint else {})}
     check_outputs({"--out": args.out, "--json": args.json}, inputs,
                   formats={"--out": (HDF5_SUFFIXES, "an HDF5 sample file")} if args.out else None)
-    sf = read_samples(args.samples)
+    sf = api._read_sample_file(args.samples, "regenerating")  # a restoration file is named as one
     sampling = sf.config.get("sampling", {}) if isinstance(sf.config, dict) else {}
     batch = int(sampling.get("batch_size") or sf.num_samples)
     drawn = len({i // batch for i in (range(sf.num_samples) if indices is None else indices)})  # whole batches

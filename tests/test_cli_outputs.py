@@ -382,6 +382,10 @@ def test_options_of_the_other_kind_of_data_are_refused(tmp_path, capsys):
     out = tmp_path / "defaults"
     assert main(["train", "--sigma", "1.0", "--gamma", "0", "--blur-min", "0.5", "--steps", "1", "--out", str(out),
                  "--quiet", *TINY]) == 0
+    # sampling: the one flag given is named (--prior ihdm on a curve model blamed "--image-size and --prior")
+    for flag, value in (("--prior", "ihdm"), ("--image-size", "8")):
+        _fails(["sample", "--checkpoint", "quadratic", flag, value, "--out", str(tmp_path / "s.h5"), "--quiet"],
+               capsys, f"{flag} is for image models; this checkpoint holds a functions model")
 
 
 def test_an_output_named_like_another_format_is_refused_before_the_work(tmp_path, capsys):

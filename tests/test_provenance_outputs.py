@@ -239,3 +239,32 @@ def test_regenerate_says_by_its_exit_code_whether_it_reproduced_the_file_and_ref
     assert main(["regenerate", "--samples", str(seedless), "--quiet"]) == 2
     assert "records no seeds" in capsys.readouterr().err
     assert main(["regenerate", "--samples", str(path), "--quiet"]) == 0
+
+
+def test_regenerate_names_a_restoration_file_a_moved_checkpoint_and_a_repeated_index(tmp_path, capsys):
+    """What the audit of s12 found regenerate saying: "has no 'samples' dataset" for a restoration file, "no such
+    checkpoint file" for a run that moved (without naming --checkpoint), and "2 of 8" for --indices 1,1."""
+    from engine.config import RunConfig
+    from engine.training import Trainer
+
+    restored = tmp_path / "r.h5"
+    assert main(["restore", "--checkpoint", "quadratic", "--data", "quadratic", "--task", "impute", "--num-items",
+                 "1", "--steps", "2", "--out", str(restored), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["regenerate", "--samples", str(restored), "--quiet"]) == 2
+    assert "is a restoration file" in capsys.readouterr().err
+    trainer = Trainer(RunConfig().replace(data={"spec": "quadratic", "num": 40, "n_points": 16},
+                                          model={"width": 8, "modes": 4, "layers": 1, "emb_dim": 16},
+                                          train={"steps": 1, "batch_size": 8, "warmup": 1}))
+    trainer.step()
+    trainer.save(tmp_path / "run")
+    samples = tmp_path / "s.h5"
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--num-samples", "3", "--steps", "2", "--out",
+                 str(samples), "--quiet"]) == 0
+    assert main(["regenerate", "--samples", str(samples), "--indices", "1,2,1", "--quiet"]) == 2
+    assert "--indices lists 1 more than once" in capsys.readouterr().err
+    (tmp_path / "run").rename(tmp_path / "moved")
+    assert main(["regenerate", "--samples", str(samples), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is not there any more" in err and "--checkpoint PATH" in err
+    assert main(["regenerate", "--samples", str(samples), "--checkpoint", str(tmp_path / "moved"), "--quiet"]) == 0
