@@ -154,3 +154,34 @@ def test_a_grid_whose_eigendecomposition_cannot_fit_is_refused_before_anything_i
     assert main(["sample", "--checkpoint", "quadratic", "--num-samples", "1", "--steps", "1", "--grid-size",
                  "1000000000", "--out", "unused.h5", "--quiet"]) == 2
     assert "at most 1048576 points" in capsys.readouterr().err
+
+
+def test_a_long_eigendecomposition_on_the_main_thread_gives_way_to_ctrl_c():
+    """20,000 points ran 12 minutes past SIGTERM inside one LAPACK call on the main thread (audit s12): above
+    DENSE_EIGH_NOTE_POINTS the call runs on a thread while the main thread waits where Python handles signals."""
+    import _thread
+    import threading
+    import time
+
+    from engine.operators.covariance import _interruptible
+
+    assert _interruptible(np.add, 2, 3) == 5
+    with pytest.raises(ZeroDivisionError):
+        _interruptible(lambda: 1 / 0)
+    release = threading.Event()
+
+    def lapack_like() -> None:  # holds on until released, as a long LAPACK call would
+        release.wait(30)
+
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    started = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _interruptible(lapack_like)
+        assert time.perf_counter() - started < 5
+    finally:
+        release.set()  # no abandoned call outlives the test (hdm would exit past it)
+        for t in threading.enumerate():
+            if t.name == "hdm-eigh":
+                t.join(5)

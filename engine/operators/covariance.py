@@ -65,8 +65,8 @@ DENSE_EIGH_BYTES_PER_ENTRY = 40
 """Peak bytes per entry of Q while it is built and eigendecomposed (measured: 40.4 at 4000 points): the kernel's
 temporaries, the matrix, LAPACK's copy, workspace and eigenvectors, and their sorted copy."""
 DENSE_EIGH_NOTE_POINTS = 4096
-"""Above this many points the eigendecomposition is worth a note: n^3 work (7.5 s at 4000 points on one CPU core,
-about 8 minutes at 16,000) in one LAPACK call that Ctrl+C cannot interrupt."""
+"""Above this many points the eigendecomposition is worth a note (n^3 work: 7.5 s at 4000 points on this 2-core
+box, about 8 minutes at 16,000), and runs where a signal can interrupt it (:func:`_interruptible`)."""
 
 
 def check_dense_eigh(n: int) -> None:
@@ -83,7 +83,33 @@ def check_dense_eigh(n: int) -> None:
                           f"{largest} points")
     if n > DENSE_EIGH_NOTE_POINTS:
         log.warning("eigendecomposing the prior's covariance on %d points (dense, n^3 work: minutes above about "
-                    "8000 points on a CPU; Ctrl+C waits for it to finish)", n)
+                    "8000 points on a CPU)", n)
+
+
+def _interruptible(fn, *args):
+    """``fn(*args)`` where a signal can still end the program: on the main thread, the call runs on a daemon
+    thread while the main thread waits in short joins, between which Python runs its signal handlers (Ctrl+C,
+    the CLI's SIGTERM); a LAPACK call on the main thread would hold them until it returned (20,000 points ran 12
+    minutes past SIGTERM). The abandoned call ends with the process (``hdm`` exits past it: the BLAS library's
+    exit handler would wait for it). Elsewhere (the studio's worker) it runs in place."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="hdm-eigh", daemon=True)  # engine.cli.EIGH_THREAD
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 @dataclass(frozen=True)
@@ -194,7 +220,7 @@ def _eigh_cached(cov: KernelCovariance, grid_bytes: bytes, n: int) -> tuple[np.n
     x = np.frombuffer(grid_bytes, dtype=np.float64, count=n)
     k = kernel_matrix(cov.kernel, x, length_scale=cov.length_scale, gain=cov.gain, period=cov.period)
     k[np.diag_indices(n)] += cov.jitter * cov.gain
-    vals, vecs = np.linalg.eigh(k)
+    vals, vecs = _interruptible(np.linalg.eigh, k) if n > DENSE_EIGH_NOTE_POINTS else np.linalg.eigh(k)
     order = np.argsort(vals)[::-1]
     entry = np.clip(vals[order], 0.0, None), np.ascontiguousarray(vecs[:, order])  # round-off: tiny negatives
     with _eigh_lock:
