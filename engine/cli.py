@@ -985,9 +985,6 @@ def _out_of_memory(text: str) -> bool:
                                        "not enough memory"))
 
 
-EIGH_THREAD = "hdm-eigh"  # engine.operators.covariance runs a long eigendecomposition on a thread of this name
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is, as Ctrl+C is: writes in progress remove their temporary file."""
 
@@ -1048,6 +1045,8 @@ def _exit_past_an_abandoned_eigh(code: int) -> None:
     18 minutes after printing 'terminated'). Outputs were already cleaned up by the unwinding."""
     import os
     import threading
+
+    from engine.operators.covariance import EIGH_THREAD
 
     if any(t.name == EIGH_THREAD and t.is_alive() for t in threading.enumerate()):
         sys.stdout.flush()

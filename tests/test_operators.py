@@ -163,7 +163,7 @@ def test_a_long_eigendecomposition_on_the_main_thread_gives_way_to_ctrl_c():
     import threading
     import time
 
-    from engine.operators.covariance import _interruptible
+    from engine.operators.covariance import EIGH_THREAD, _interruptible
 
     assert _interruptible(np.add, 2, 3) == 5
     with pytest.raises(ZeroDivisionError):
@@ -183,5 +183,5 @@ def test_a_long_eigendecomposition_on_the_main_thread_gives_way_to_ctrl_c():
     finally:
         release.set()  # no abandoned call outlives the test (hdm would exit past it)
         for t in threading.enumerate():
-            if t.name == "hdm-eigh":
+            if t.name == EIGH_THREAD:
                 t.join(5)

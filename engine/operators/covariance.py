@@ -86,6 +86,9 @@ def check_dense_eigh(n: int) -> None:
                     "8000 points on a CPU)", n)
 
 
+EIGH_THREAD = "hdm-eigh"  # the thread a long eigendecomposition runs on (hdm exits past it when interrupted)
+
+
 def _interruptible(fn, *args):
     """``fn(*args)`` where a signal can still end the program: on the main thread, the call runs on a daemon
     thread while the main thread waits in short joins, between which Python runs its signal handlers (Ctrl+C,
@@ -102,7 +105,7 @@ def _interruptible(fn, *args):
         except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
             outcome.append((False, exc))
 
-    worker = threading.Thread(target=run, name="hdm-eigh", daemon=True)  # engine.cli.EIGH_THREAD
+    worker = threading.Thread(target=run, name=EIGH_THREAD, daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.05)
