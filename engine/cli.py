@@ -1018,7 +1018,10 @@ class _Interrupts:
     def _handle(self, signum: int, frame: object) -> None:
         import signal
 
+        first = self.received is None
         self.received = signum
+        if not first:  # a second signal (GNU timeout sends one to the command and one to its group) while an
+            _exit_past_an_abandoned_eigh(128 + signum)  # abandoned eigendecomposition runs: leave now
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -1031,11 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
     args.typed = _typed_options(argv)  # what was asked for, not defaulted
     tune_cpu_allocator()  # process-wide: only entry points do it
     with _Interrupts() as interrupts:
-        code = _run(args)
+        try:
+            code = _run(args)
+        except KeyboardInterrupt as exc:  # a second signal, landing after _run had handled the first
+            code = 143 if isinstance(exc, Terminated) else 130
+        _exit_past_an_abandoned_eigh(code)  # under the handlers above: a late signal cannot stop it half-way
     if interrupts.received is not None and code == 0:  # the signal was dropped in a finaliser; the work finished
         print("interrupted (after the command had finished its output)", file=sys.stderr)
         code = 128 + interrupts.received
-    _exit_past_an_abandoned_eigh(code)
     return code
 
 
