@@ -552,16 +552,10 @@ def _read_sample_file(path: str | Path, what: str):
 
 def _restoration_schema(path: str | Path) -> str | None:
     """The ``schema`` attribute of an HDF5 file when it names a restoration file, else None."""
-    import h5py
+    from engine.io import hdf5_schema
 
-    try:
-        with h5py.File(path, "r") as f:
-            schema = f.attrs.get("schema")
-    except (OSError, ValueError):
-        return None
-    if isinstance(schema, bytes):
-        schema = schema.decode("utf-8", "replace")
-    return schema if isinstance(schema, str) and schema.startswith("hdm-restoration/") else None
+    schema = hdf5_schema(path)
+    return schema if schema is not None and schema.startswith("hdm-restoration/") else None
 
 
 def export(samples_path: str | Path, fmt: str, out: str | Path) -> Path:

@@ -125,7 +125,7 @@ class Demo:
         from PySide6.QtCore import QTimer
 
         w, panel = self.window, self.window.sampling_panel
-        spec = demo_checkpoint(self.args.checkpoint)
+        spec = self.args.checkpoint  # resolved by check_args (a bundled name, else the model file's path)
         if panel.checkpoint.findData(spec) < 0:
             panel.add_checkpoint(spec, Path(spec).name)
         panel.select_checkpoint(spec)

@@ -19,6 +19,7 @@ from engine.io.atomic import (
     check_output_name,
     check_replaceable,
     check_writable,
+    hdf5_schema,
     interrupts_deferred,
     same_file,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "check_writable",
     "export_csv",
     "file_sha256",
+    "hdf5_schema",
     "interrupts_deferred",
     "load_model",
     "load_train_state",

@@ -28,7 +28,7 @@ from engine.errors import OutputError
 
 __all__ = ["CSV_SUFFIXES", "FILE_SUFFIXES", "HDF5_SUFFIXES", "atomic_path", "atomic_paths", "atomic_write_bytes",
            "atomic_write_text", "check_not_input", "check_output_name", "check_replaceable", "check_writable",
-           "same_file"]
+           "hdf5_schema", "same_file"]
 
 
 def _read_umask() -> int:
@@ -192,6 +192,21 @@ HDM_CSV_HEADER = b"channel,sample,seed,"
 _JSON_READ_LIMIT = 256 << 20  # a JSON report larger than this is not one hdm wrote
 
 
+def hdf5_schema(path: str | os.PathLike[str]) -> str | None:
+    """The root ``schema`` attribute of an HDF5 file (hdm's files name their format there), or None where the file
+    has none or is not HDF5 that h5py can read."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            schema = f.attrs.get("schema")
+    except Exception:  # noqa: BLE001 - any file h5py cannot read as HDF5 has no schema
+        return None
+    if isinstance(schema, bytes):
+        schema = schema.decode("utf-8", "replace")
+    return schema if isinstance(schema, str) else None
+
+
 def _made_by_hdm(path: Path, json_report: bool) -> str | None:
     """None when ``path`` (an existing file) is empty or of a kind hdm writes, else what it should have been."""
     if path.stat().st_size == 0:
@@ -210,14 +225,7 @@ def _made_by_hdm(path: Path, json_report: bool) -> str | None:
         except (OSError, UnicodeDecodeError, ValueError):
             return what
     if suffix in HDF5_SUFFIXES:
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                schema = f.attrs.get("schema", "")
-            schema = schema.decode() if isinstance(schema, bytes) else str(schema)
-        except Exception:  # noqa: BLE001 - any file h5py cannot read as HDF5 is not one hdm wrote
-            schema = ""
+        schema = hdf5_schema(path) or ""
         return None if schema.startswith(HDM_HDF5_SCHEMA_PREFIX) else "an HDM sample or restoration file"
     if suffix in CSV_SUFFIXES:
         with open(path, "rb") as fh:
